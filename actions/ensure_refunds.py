@@ -1,0 +1,381 @@
+"""Ensure Refunds (seed 000): refund a credit memo and/or excess funds to the order's
+payment summaries, through their payment gateways.
+
+Money safety (DESIGN.md §8): in one locked transaction the plan is made and every
+refund is written PENDING with its idempotency key, its amount reserved in the
+summary's and payment's PendingRefundAmount and taken off the credit memo's Balance;
+only then is the gateway called, once per refund, with that key. Each answer is
+settled in its own transaction. A decline or error releases the reservation (the
+credit memo gets its balance back) and leaves a ProcessException; a timeout keeps the
+reservation as UNKNOWN until the gateway is asked. Gateway answers never make the
+operation fail (seed 000); invalid input does, and then nothing has been written.
+
+Re-running the same operation (a retried flow run) first finishes the refunds it has
+already written; it never plans them twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from decimal import Decimal
+from prefect import get_run_logger, task
+from prefect.events import emit_event
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
+from sqlmodel import Session, col, select
+
+from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
+from db.engine import session_scope
+from db.ids import new_id
+from db.ledger import (
+    add_process_exception, complete_refund, credit_memo_of_order, gateway_log_for, get_or_raise, invoices_of_order,
+    lock_order_summary, order_payment_summaries, refundable_payments, reserve_refund,
+)
+from db.models import (
+    CreditMemo, CreditMemoInvApplication, InteractionStatus, InteractionType, OrderSummary, Payment, PaymentGateway,
+    PaymentGatewayLog, Refund, RefundStatus, available_to_refund,
+)
+from db.types import utcnow
+from domain.allocation import (
+    AllocationStrategy, FundSource, InvoiceToPay, PaymentRefundable, RefundPlan, RefundRequest, SequenceEntry,
+    plan_refunds, spread_over_payments,
+)
+from domain.errors import InvalidInputError
+from domain.money import ZERO, quantize
+from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
+from gateways.registry import adapter_for
+
+
+class RefundSequence(ActionModel):
+    """One row of ``sequences``: an amount to refund to one order payment summary."""
+
+    amount: MoneyAmount = Field(title="Amount", description="Amount to refund to this order payment summary (> 0).")
+    order_payment_summary_id: RecordId = Field(
+        title="Order Payment Summary Id", description="Id of an order payment summary of this order summary (0aP...)."
+    )
+
+
+class EnsureRefundsInput(ActionModel):
+    """Ensure Refunds Async Input (seed 000 / 001). Specify creditMemoId, excessFundsAmount, or both."""
+
+    credit_memo_id: RecordId | SkipJsonSchema[None] = Field(
+        default=None, title="Credit Memo Id", description="Id of the credit memo to ensure refunds for (50g...).",
+        json_schema_extra=drop_default,
+    )
+    excess_funds_amount: MoneyAmount | SkipJsonSchema[None] = Field(
+        default=None, title="Excess Funds Amount", description="Amount of excess funds to refund.",
+        json_schema_extra=drop_default,
+    )
+    invoices_to_pay: list[RecordId] = Field(
+        default_factory=list, title="Invoices To Pay",
+        description="Fee invoices (e.g. return fees) paid from the credit memo before anything is refunded.",
+    )
+    is_allow_partial: bool = Field(
+        default=False, title="Allow Partial",
+        description="With sequences: leave what the sequences do not cover unrefunded on the credit memo.",
+    )
+    sequences: list[RefundSequence] = Field(
+        default_factory=list, title="Sequences",
+        description="Ordered refund amounts per order payment summary, applied before the default logic.",
+    )
+    strategy: AllocationStrategy = Field(
+        default=AllocationStrategy.EXACT_MATCH_ELSE_LARGEST, title="Allocation Strategy",
+        description="ExactMatchElseLargest is seed 000's logic; FewestPayments prefers the smallest covering summary.",
+    )
+
+
+class RefundResult(ActionModel):
+    """One refund this operation made, as it stands when the operation ends."""
+
+    refund_id: str
+    order_payment_summary_id: str
+    payment_id: str
+    amount: Decimal
+    funding_source: str
+    status: RefundStatus
+    gateway_result_code: str | None = None
+    gateway_message: str | None = None
+
+
+class InvoicePaid(ActionModel):
+    invoice_id: str
+    amount: Decimal
+
+
+class EnsureRefundsOutput(ActionModel):
+    """What the operation did. (The REST answer is only the backgroundOperationId.)"""
+
+    order_summary_id: str
+    credit_memo_id: str | None
+    currency_iso_code: str
+    refunds: list[RefundResult]
+    invoices_paid: list[InvoicePaid]
+    refunded_amount: Decimal = Field(description="Sum of Processed refunds.")
+    failed_amount: Decimal = Field(description="Sum of declined or failed refunds (their amounts were released).")
+    unknown_amount: Decimal = Field(description="Sum of refunds whose gateway outcome is not known yet.")
+    unrefunded_credit_memo_balance: Decimal
+    unrefunded_excess_funds: Decimal
+    process_exception_ids: list[str]
+
+
+def plan_for(session: Session, order: OrderSummary, request: EnsureRefundsInput, *, for_update: bool):
+    """Read what the algorithm needs (locked when reserving) and run it. Writes nothing."""
+    memo = (
+        credit_memo_of_order(session, request.credit_memo_id, order, for_update=for_update)
+        if request.credit_memo_id else None
+    )
+    invoices = invoices_of_order(session, request.invoices_to_pay, order, for_update=for_update)
+    summaries = order_payment_summaries(session, order.id, for_update=for_update)
+    currency = order.currency_iso_code
+    excess = None if request.excess_funds_amount is None else quantize(request.excess_funds_amount, currency)
+    if excess is not None and excess <= 0:
+        raise InvalidInputError("excessFundsAmount must be greater than zero")
+    plan = plan_refunds(
+        RefundRequest(
+            currency=currency,
+            credit_memo_balance=None if memo is None else memo.balance,
+            excess_funds_amount=excess,
+            invoices_to_pay=tuple(InvoiceToPay(i.id, i.balance) for i in invoices),
+            is_allow_partial=request.is_allow_partial,
+            sequences=tuple(SequenceEntry(s.order_payment_summary_id, quantize(s.amount, currency)) for s in request.sequences),
+            strategy=request.strategy,
+        ),
+        {ops.id: available_to_refund(ops) for ops in summaries},
+    )
+    return plan, memo, invoices, {ops.id: ops for ops in summaries}
+
+
+def check_ensure_refunds(*, session: Session, order_summary_id: str, request: EnsureRefundsInput) -> RefundPlan:
+    """Validate a request against the store without changing it (the facade's pre-check)."""
+    order = get_or_raise(session, OrderSummary, order_summary_id)
+    return plan_for(session, order, request, for_update=False)[0]
+
+
+def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureRefundsInput, operation_id: str) -> list[Refund]:
+    """Plan and write the refunds PENDING, reserving their amounts (one transaction)."""
+    order = lock_order_summary(session, order_summary_id)
+    plan, memo, invoices, summaries = plan_for(session, order, request, for_update=True)
+
+    invoices_by_id = {i.id: i for i in invoices}
+    for payment in plan.invoice_payments:
+        invoice = invoices_by_id[payment.invoice_id]
+        invoice.balance -= payment.amount
+        memo.balance -= payment.amount
+        session.add(CreditMemoInvApplication(
+            id=new_id("CreditMemoInvApplication"), credit_memo_id=memo.id, invoice_id=invoice.id,
+            amount=payment.amount, currency_iso_code=order.currency_iso_code, background_operation_id=operation_id,
+        ))
+
+    per_summary_and_source: dict[tuple[str, FundSource], Decimal] = defaultdict(lambda: ZERO)
+    for allocation in plan.allocations:
+        per_summary_and_source[(allocation.order_payment_summary_id, allocation.source)] += allocation.amount
+
+    refunds: list[Refund] = []
+    gateways: dict[str, PaymentGateway] = {}
+    for (summary_id, source), amount in per_summary_and_source.items():
+        ops = summaries[summary_id]
+        payments = {p.id: p for p in refundable_payments(session, summary_id)}
+        parts = spread_over_payments(amount, [PaymentRefundable(p.id, p.refundable_amount) for p in payments.values()])
+        for payment_id, part in parts:
+            payment = payments[payment_id]
+            refund_id = new_id("Refund")
+            refund = Refund(
+                id=refund_id, order_payment_summary_id=summary_id, payment_id=payment_id,
+                credit_memo_id=memo.id if memo else None, amount=part, currency_iso_code=order.currency_iso_code,
+                funding_source=source.value, idempotency_key=f"om-refund-{refund_id}",
+                background_operation_id=operation_id,
+            )
+            reserve_refund(session, ops, payment, part)
+            if source is FundSource.CREDIT_MEMO:
+                memo.balance -= part
+            gateway = gateways.get(payment.payment_gateway_id) or session.get(PaymentGateway, payment.payment_gateway_id)
+            gateways[gateway.id] = gateway
+            session.add(refund)
+            session.add(PaymentGatewayLog(
+                id=new_id("PaymentGatewayLog"), payment_gateway_id=gateway.id, reference_entity_id=refund_id,
+                interaction_type=InteractionType.REFUND, sf_ref_number=refund.idempotency_key,
+                background_operation_id=operation_id,
+            ))
+            refunds.append(refund)
+    if memo is not None:
+        session.add(memo)
+    session.add_all(invoices)
+    session.flush()
+    return refunds
+
+
+def submit_refund(refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str) -> GatewayResult:
+    """Call the gateway once. Anything unexpected counts as an unknown outcome."""
+    command = RefundCommand(
+        idempotency_key=refund.idempotency_key, charge_reference=charge_reference, amount=refund.amount,
+        currency=refund.currency_iso_code,
+        metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
+    )
+    try:
+        return adapter.refund(command)
+    except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed
+        get_run_logger().exception("gateway call for refund %s raised; its outcome is unknown", refund.id)
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, message=f"{type(exc).__name__}: {exc}")
+
+
+_SF_RESULT = {
+    GatewayOutcome.APPROVED: ("Success", InteractionStatus.SUCCESS, RefundStatus.PROCESSED),
+    GatewayOutcome.DECLINED: ("Decline", InteractionStatus.FAILED, RefundStatus.FAILED),
+    GatewayOutcome.ERROR: ("SystemError", InteractionStatus.FAILED, RefundStatus.FAILED),
+    GatewayOutcome.TIMEOUT: ("Indeterminate", InteractionStatus.TIMEOUT, RefundStatus.UNKNOWN),
+}
+
+
+def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, order_summary_id: str) -> str | None:
+    """Record the gateway's answer (one transaction). Returns a ProcessException id, if any."""
+    lock_order_summary(session, order_summary_id)
+    refund = session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
+    if refund.status not in (RefundStatus.PENDING,):
+        return None  # settled already (a concurrent resolver got here first)
+    sf_result_code, interaction_status, refund_status = _SF_RESULT[result.outcome]
+    log = gateway_log_for(session, refund)
+    log.interaction_status = interaction_status
+    log.sf_result_code = sf_result_code
+    log.gateway_result_code = result.result_code
+    log.gateway_message = result.message
+    log.gateway_ref_number = result.gateway_reference
+    log.request = json.dumps(result.request, default=str)
+    log.response = json.dumps(result.response, default=str)
+    refund.status = refund_status
+    refund.gateway_ref_number = result.gateway_reference
+    refund.gateway_result_code = result.result_code
+    refund.gateway_message = result.message
+    refund.last_modified_date = utcnow()
+    session.add_all([log, refund])
+    if refund_status is RefundStatus.PROCESSED:
+        complete_refund(session, refund, succeeded=True)
+        return None
+    if refund_status is RefundStatus.FAILED:
+        complete_refund(session, refund, succeeded=False)
+        message = f"Refund of {refund.amount} {refund.currency_iso_code} failed at the gateway: {result.result_code}"
+    else:
+        message = f"Refund of {refund.amount} {refund.currency_iso_code}: gateway outcome unknown; resolve before retrying"
+    exception = add_process_exception(
+        session, attached_to_id=refund.id, order_summary_id=order_summary_id, message=message,
+        description=result.message, background_operation_id=refund.background_operation_id,
+    )
+    return exception.id
+
+
+@task(name="ensure-refunds", retries=0)
+def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation_id: str) -> EnsureRefundsOutput:
+    """Ensure refunds for a credit memo and/or excess funds (seed 000), through the gateways.
+
+    Args:
+        order_summary_id: the order summary whose payment summaries are refunded.
+        request: the Ensure Refunds Async input.
+        operation_id: the background operation (flow run) id; refunds are tagged with it,
+            and a re-run of the same operation finishes its refunds instead of planning anew.
+
+    Returns:
+        What was refunded, failed or left unknown, per refund.
+
+    Raises:
+        InvalidInputError: the request is invalid; nothing was written.
+
+    Example:
+        ```python
+        from prefect import flow
+        from actions.ensure_refunds import EnsureRefundsInput, ensure_refunds
+
+        @flow
+        def refund_credit_memo(order_summary_id: str, credit_memo_id: str):
+            return ensure_refunds(
+                order_summary_id, EnsureRefundsInput(credit_memo_id=credit_memo_id), "manual-run-1"
+            )
+        ```
+    """
+    logger = get_run_logger()
+    with session_scope() as session:
+        refunds = list(session.exec(
+            select(Refund).where(Refund.background_operation_id == operation_id).order_by(col(Refund.created_date), col(Refund.id))
+        ))
+        if refunds:
+            logger.info("operation %s already planned %d refunds; finishing them", operation_id, len(refunds))
+        else:
+            refunds = reserve_refunds(session=session, order_summary_id=order_summary_id, request=request, operation_id=operation_id)
+            logger.info("reserved %d refunds for order summary %s", len(refunds), order_summary_id)
+    for refund in refunds:
+        emit_refund_event(refund, "pending")
+
+    adapters: dict[str, PaymentGatewayAdapter] = {}
+    exceptions: list[str] = []
+    for refund in refunds:
+        if refund.status != RefundStatus.PENDING:
+            continue
+        with session_scope() as session:
+            payment = session.get(Payment, refund.payment_id)
+            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+        if gateway.id not in adapters:
+            adapters[gateway.id] = adapter_for(gateway)
+        result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number)
+        with session_scope() as session:
+            exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
+        if exception_id:
+            exceptions.append(exception_id)
+        logger.info("refund %s of %s %s: %s %s", refund.id, refund.amount, refund.currency_iso_code,
+                    result.outcome.value, result.result_code or "")
+
+    return _output(order_summary_id, request, operation_id, [r.id for r in refunds], exceptions)
+
+
+def _output(
+    order_summary_id: str, request: EnsureRefundsInput, operation_id: str, refund_ids: list[str], exceptions: list[str]
+) -> EnsureRefundsOutput:
+    with session_scope() as session:
+        order = session.get(OrderSummary, order_summary_id)
+        refunds = [session.get(Refund, rid) for rid in refund_ids]
+        memo = session.get(CreditMemo, request.credit_memo_id) if request.credit_memo_id else None
+        memo_balance = memo.balance if memo else ZERO
+        applications = list(session.exec(
+            select(CreditMemoInvApplication).where(CreditMemoInvApplication.background_operation_id == operation_id)
+        ))
+    for refund in refunds:
+        emit_refund_event(refund, refund.status.lower())
+    currency = order.currency_iso_code
+
+    def total(*statuses: RefundStatus) -> Decimal:
+        return quantize(sum((r.amount for r in refunds if r.status in statuses), ZERO), currency, strict=False)
+
+    excess_asked = request.excess_funds_amount or ZERO
+    excess_refunded = sum((r.amount for r in refunds if r.funding_source == FundSource.EXCESS_FUNDS and r.status != RefundStatus.FAILED), ZERO)
+    return EnsureRefundsOutput(
+        order_summary_id=order_summary_id,
+        credit_memo_id=request.credit_memo_id,
+        currency_iso_code=currency,
+        refunds=[
+            RefundResult(
+                refund_id=r.id, order_payment_summary_id=r.order_payment_summary_id, payment_id=r.payment_id,
+                amount=r.amount, funding_source=r.funding_source, status=r.status,
+                gateway_result_code=r.gateway_result_code, gateway_message=r.gateway_message,
+            ) for r in refunds
+        ],
+        invoices_paid=[InvoicePaid(invoice_id=a.invoice_id, amount=a.amount) for a in applications],
+        refunded_amount=total(RefundStatus.PROCESSED),
+        failed_amount=total(RefundStatus.FAILED),
+        unknown_amount=total(RefundStatus.UNKNOWN, RefundStatus.PENDING),
+        unrefunded_credit_memo_balance=quantize(memo_balance, currency, strict=False),
+        unrefunded_excess_funds=quantize(max(ZERO, excess_asked - excess_refunded), currency, strict=False),
+        process_exception_ids=exceptions,
+    )
+
+
+def emit_refund_event(refund: Refund, what: str) -> None:
+    """A Prefect event per refund state, so automations can react (om.refund.<state>)."""
+    emit_event(
+        event=f"om.refund.{what}",
+        resource={
+            "prefect.resource.id": f"om.refund.{refund.id}",
+            "prefect.resource.name": refund.id,
+            "om.amount": str(refund.amount),
+            "om.currency": refund.currency_iso_code,
+        },
+        related=[{"prefect.resource.id": f"om.order-payment-summary.{refund.order_payment_summary_id}",
+                  "prefect.resource.role": "order-payment-summary"}],
+    )

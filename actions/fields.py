@@ -1,0 +1,55 @@
+"""Field types shared by the actions' inputs, shaped for good Prefect UI forms.
+
+DESIGN.md §4: money is Decimal in Python but a number (minimum 0, cents) in the JSON
+schema; optional fields keep None out of the schema so a blank input is simply omitted.
+"""
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from db.ids import is_valid_id
+
+
+def _no_float(value: object) -> object:
+    # JSON numbers reach us as exact Decimals (the facade parses them so); a float here
+    # came from Python code or a UI number input: take its shortest repr, which is exact
+    # for every amount a person can type.
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def _record_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError("must be a 15 or 18 character record Id (letters and digits)")
+    return value
+
+
+MoneyAmount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(ge=0, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "minimum": 0, "multipleOf": 0.01}),
+]
+"""A non-negative amount in the order's currency; its minor unit is checked later."""
+
+RecordId = Annotated[
+    str,
+    AfterValidator(_record_id),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$"}),
+]
+"""A Salesforce-style record Id: 15 or 18 letters and digits."""
+
+
+class ActionModel(BaseModel):
+    """Inputs and outputs use Salesforce's camelCase names on the wire and in the UI."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def drop_default(schema: dict) -> None:
+    """json_schema_extra for optional fields: no default in the form, blank means omitted."""
+    schema.pop("default", None)

@@ -1,0 +1,33 @@
+"""Salesforce-style 18-character record Ids: a 3-character key prefix per object."""
+
+import re
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+ID_PATTERN = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+KEY_PREFIXES: dict[str, str] = {
+    "OrderSummary": "1Os",
+    "OrderPaymentSummary": "0aP",
+    "Payment": "0a3",
+    "Refund": "0a4",
+    "CreditMemo": "50g",
+    "CreditMemoLine": "50h",
+    "Invoice": "3tt",
+    "InvoiceLine": "3tu",
+    "CreditMemoInvApplication": "5ia",
+    "PaymentGateway": "0b0",
+    "PaymentGatewayLog": "0Xt",
+    "ProcessException": "1Pe",
+}
+
+
+def new_id(object_name: str) -> str:
+    """A fresh random Id for ``object_name``, e.g. ``50gK3v...`` for a CreditMemo."""
+    prefix = KEY_PREFIXES[object_name]
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(15))
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(ID_PATTERN.match(value or ""))

@@ -1,0 +1,27 @@
+"""Schema changes go through Alembic: ``upgrade(url)`` brings a store to the newest revision."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from db.engine import normalize_url
+from db.settings import get_store_settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalize_url(url or get_store_settings().database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Create or upgrade the store's tables."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)

@@ -1,0 +1,487 @@
+"""SQLModel tables of the money objects, with Salesforce's names as their public shape.
+
+One family per object, as in fastapi's full-stack template: ``XBase`` (fields a caller
+may set), ``XCreate`` (what sObject create accepts), ``XPublic`` (what is returned,
+derived amounts included) and ``X`` (the table). Columns are snake_case; the public
+models speak Salesforce's PascalCase field names (``CapturedAmount``, ``OrderSummaryId``).
+
+Ledger amounts (CapturedAmount, RefundedAmount, Pending*Amount, Balance) are read-only
+to callers: they move only through payments, refunds and credit applications.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field as PydanticField, computed_field, model_validator
+from pydantic.alias_generators import to_pascal
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from db.ids import is_valid_id
+from db.types import MoneyAmount, UTCDateTime, utcnow
+from domain.money import ZERO, normalize_currency, quantize
+
+
+def _money_column(**kwargs: Any) -> Any:
+    return Field(default=ZERO, sa_type=MoneyAmount, **kwargs)
+
+
+def _created_column() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _check_id(value: str | None) -> str | None:
+    if value is not None and not is_valid_id(value):
+        raise ValueError(f"'{value}' is not a valid 15 or 18 character record Id")
+    return value
+
+
+RecordId = Annotated[str, AfterValidator(_check_id)]
+CurrencyCode = Annotated[str, AfterValidator(normalize_currency)]
+
+
+class SalesforceShape(SQLModel):
+    """Public (API) models: Salesforce field names, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="forbid")
+
+
+class PublicShape(SalesforceShape):
+    """Read models: amounts quantized to the record's currency on the way out."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore", from_attributes=True)
+
+    @model_validator(mode="after")
+    def _quantize_money(self):
+        currency = getattr(self, "currency_iso_code", None)
+        if currency:
+            for name, value in self:
+                if isinstance(value, Decimal):
+                    object.__setattr__(self, name, quantize(value, currency, strict=False))
+        return self
+
+
+# --- statuses -------------------------------------------------------------------------
+
+
+class RefundStatus(StrEnum):
+    """Refund.Status. PENDING holds its amount in PendingRefundAmount until the gateway
+    answers; PROCESSED moves it to RefundedAmount; FAILED releases it; UNKNOWN (the
+    gateway timed out) keeps it reserved until the gateway is asked what happened."""
+
+    PENDING = "Pending"
+    PROCESSED = "Processed"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class PaymentStatus(StrEnum):
+    DRAFT = "Draft"
+    PROCESSED = "Processed"
+    CANCELED = "Canceled"
+
+
+class PaymentMethodType(StrEnum):
+    CARD = "Card"
+    DIRECT_DEBIT = "DirectDebit"
+    DIGITAL_WALLET = "DigitalWallet"
+
+
+class GatewayProvider(StrEnum):
+    SANDBOX = "Sandbox"
+    STRIPE = "Stripe"
+
+
+class InteractionType(StrEnum):
+    REFUND = "Refund"
+    CAPTURE = "Capture"
+
+
+class InteractionStatus(StrEnum):
+    INITIATED = "Initiated"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    TIMEOUT = "Timeout"
+    NOOP = "NoOp"
+
+
+# --- PaymentGateway ---------------------------------------------------------------------
+
+
+class PaymentGatewayBase(SQLModel):
+    payment_gateway_name: str = Field(max_length=255)
+    gateway_provider: GatewayProvider = Field(default=GatewayProvider.SANDBOX, sa_type=String(40))
+    merchant_credential_name: str | None = Field(
+        default=None, max_length=255,
+        description="Name of the Prefect block document holding this gateway's configuration.",
+    )
+    status: str = Field(default="Active", max_length=40)
+
+
+class PaymentGatewayCreate(SalesforceShape, PaymentGatewayBase):
+    pass
+
+
+class PaymentGatewayPublic(PublicShape, PaymentGatewayBase):
+    id: str
+    created_date: datetime
+
+
+class PaymentGateway(PaymentGatewayBase, table=True):
+    __tablename__ = "payment_gateway"
+    id: str = Field(primary_key=True, max_length=18)
+    created_date: datetime = _created_column()
+
+
+# --- OrderSummary -----------------------------------------------------------------------
+
+
+class OrderSummaryBase(SQLModel):
+    order_number: str = Field(max_length=255)
+    account_id: str | None = Field(default=None, max_length=18)
+    currency_iso_code: str = Field(default="USD", max_length=3)
+    status: str = Field(default="Created", max_length=40)
+
+
+class OrderSummaryCreate(SalesforceShape, OrderSummaryBase):
+    currency_iso_code: CurrencyCode = "USD"
+
+
+class OrderSummaryPublic(PublicShape, OrderSummaryBase):
+    id: str
+    created_date: datetime
+
+
+class OrderSummary(OrderSummaryBase, table=True):
+    __tablename__ = "order_summary"
+    id: str = Field(primary_key=True, max_length=18)
+    created_date: datetime = _created_column()
+
+
+# --- OrderPaymentSummary ----------------------------------------------------------------
+
+
+class OrderPaymentSummaryBase(SQLModel):
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    method: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    type: str = Field(default="Sale", max_length=40)
+
+
+class OrderPaymentSummaryCreate(SalesforceShape, OrderPaymentSummaryBase):
+    order_summary_id: RecordId
+
+
+class LedgerAmounts(SQLModel):
+    currency_iso_code: str = Field(max_length=3)
+    authorization_amount: Decimal = _money_column()
+    captured_amount: Decimal = _money_column()
+    refunded_amount: Decimal = _money_column()
+    pending_capture_amount: Decimal = _money_column()
+    pending_refund_amount: Decimal = _money_column()
+
+
+def available_to_refund(ops: LedgerAmounts) -> Decimal:
+    """DESIGN.md §3: max(0, Captured + PendingCapture - Refunded - PendingRefund)."""
+    return max(ZERO, ops.captured_amount + ops.pending_capture_amount - ops.refunded_amount - ops.pending_refund_amount)
+
+
+class OrderPaymentSummaryPublic(PublicShape, OrderPaymentSummaryBase, LedgerAmounts):
+    id: str
+    created_date: datetime
+
+    @computed_field(alias="AvailableToRefundAmount")
+    @property
+    def available_to_refund_amount(self) -> Decimal:
+        return quantize(available_to_refund(self), self.currency_iso_code, strict=False)
+
+    @computed_field(alias="AvailableToCaptureAmount")
+    @property
+    def available_to_capture_amount(self) -> Decimal:
+        amount = max(ZERO, self.authorization_amount - self.captured_amount - self.pending_capture_amount)
+        return quantize(amount, self.currency_iso_code, strict=False)
+
+    @computed_field(alias="BalanceAmount")
+    @property
+    def balance_amount(self) -> Decimal:
+        return quantize(self.captured_amount - self.refunded_amount, self.currency_iso_code, strict=False)
+
+
+class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
+    __tablename__ = "order_payment_summary"
+    id: str = Field(primary_key=True, max_length=18)
+    created_date: datetime = _created_column()
+
+    @property
+    def available_to_refund_amount(self) -> Decimal:
+        return available_to_refund(self)
+
+
+# --- Payment ----------------------------------------------------------------------------
+
+
+class PaymentBase(SQLModel):
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
+    type: str = Field(default="Capture", max_length=40)
+    payment_method_type: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    gateway_ref_number: str | None = Field(
+        default=None, max_length=255, description="The charge's id at the gateway (Stripe: ch_... or pi_...)."
+    )
+
+
+class PaymentCreate(SalesforceShape, PaymentBase):
+    order_payment_summary_id: RecordId
+    payment_gateway_id: RecordId
+    amount: Decimal = PydanticField(gt=0)
+
+
+class PaymentPublic(PublicShape, PaymentBase):
+    id: str
+    currency_iso_code: str
+    refunded_amount: Decimal
+    pending_refund_amount: Decimal
+    created_date: datetime
+
+
+class Payment(PaymentBase, table=True):
+    __tablename__ = "payment"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    refunded_amount: Decimal = _money_column()
+    pending_refund_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+    @property
+    def refundable_amount(self) -> Decimal:
+        if self.status != PaymentStatus.PROCESSED:
+            return ZERO
+        return max(ZERO, self.amount - self.refunded_amount - self.pending_refund_amount)
+
+
+# --- CreditMemo / Invoice ---------------------------------------------------------------
+
+
+class CreditMemoBase(SQLModel):
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    total_amount: Decimal = Field(sa_type=MoneyAmount)
+    description: str | None = Field(default=None, max_length=255)
+
+
+class CreditMemoCreate(SalesforceShape, CreditMemoBase):
+    order_summary_id: RecordId
+    total_amount: Decimal = PydanticField(gt=0)
+
+
+class CreditMemoPublic(PublicShape, CreditMemoBase):
+    id: str
+    currency_iso_code: str
+    balance: Decimal
+    status: str
+    created_date: datetime
+
+
+class CreditMemo(CreditMemoBase, table=True):
+    __tablename__ = "credit_memo"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    balance: Decimal = _money_column()
+    status: str = Field(default="Posted", max_length=40)
+    created_date: datetime = _created_column()
+
+
+class CreditMemoLine(SQLModel, table=True):
+    __tablename__ = "credit_memo_line"
+    id: str = Field(primary_key=True, max_length=18)
+    credit_memo_id: str = Field(foreign_key="credit_memo.id", index=True, max_length=18)
+    name: str = Field(max_length=255)
+    type: str = Field(default="Charge", max_length=40)
+    charge_amount: Decimal = _money_column()
+    tax_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+
+class InvoiceBase(SQLModel):
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    total_amount: Decimal = Field(sa_type=MoneyAmount)
+    description: str | None = Field(default=None, max_length=255)
+
+
+class InvoiceCreate(SalesforceShape, InvoiceBase):
+    order_summary_id: RecordId
+    total_amount: Decimal = PydanticField(gt=0)
+
+
+class InvoicePublic(PublicShape, InvoiceBase):
+    id: str
+    currency_iso_code: str
+    balance: Decimal
+    status: str
+    created_date: datetime
+
+
+class Invoice(InvoiceBase, table=True):
+    __tablename__ = "invoice"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    balance: Decimal = _money_column()
+    status: str = Field(default="Posted", max_length=40)
+    created_date: datetime = _created_column()
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_line"
+    id: str = Field(primary_key=True, max_length=18)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
+    name: str = Field(max_length=255)
+    type: str = Field(default="Charge", max_length=40)
+    charge_amount: Decimal = _money_column()
+    tax_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+
+class CreditMemoInvApplicationPublic(PublicShape):
+    id: str
+    credit_memo_id: str
+    invoice_id: str
+    amount: Decimal
+    currency_iso_code: str
+    background_operation_id: str | None
+    applied_date: datetime
+
+
+class CreditMemoInvApplication(SQLModel, table=True):
+    """A credit memo amount applied to an invoice (invoicesToPay)."""
+
+    __tablename__ = "credit_memo_inv_application"
+    id: str = Field(primary_key=True, max_length=18)
+    credit_memo_id: str = Field(foreign_key="credit_memo.id", index=True, max_length=18)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency_iso_code: str = Field(max_length=3)
+    background_operation_id: str | None = Field(default=None, max_length=36)
+    applied_date: datetime = _created_column()
+
+
+# --- Refund -----------------------------------------------------------------------------
+
+
+class RefundPublic(PublicShape):
+    id: str
+    order_payment_summary_id: str
+    payment_id: str
+    credit_memo_id: str | None
+    amount: Decimal
+    currency_iso_code: str
+    status: RefundStatus
+    type: str
+    funding_source: str
+    idempotency_key: str
+    gateway_ref_number: str | None
+    gateway_result_code: str | None
+    gateway_message: str | None
+    background_operation_id: str | None
+    created_date: datetime
+    last_modified_date: datetime
+
+
+class Refund(SQLModel, table=True):
+    """A refund against one payment. Written PENDING, with its idempotency key, before the
+    gateway is called; the key is what the gateway sees, so a retry cannot refund twice."""
+
+    __tablename__ = "refund"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),)
+    id: str = Field(primary_key=True, max_length=18)
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
+    credit_memo_id: str | None = Field(default=None, foreign_key="credit_memo.id", index=True, max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency_iso_code: str = Field(max_length=3)
+    status: RefundStatus = Field(default=RefundStatus.PENDING, index=True, sa_type=String(40))
+    type: str = Field(default="Referenced", max_length=40)
+    funding_source: str = Field(default="CreditMemo", max_length=40)
+    idempotency_key: str = Field(max_length=255)
+    gateway_ref_number: str | None = Field(default=None, max_length=255)
+    gateway_result_code: str | None = Field(default=None, max_length=255)
+    gateway_message: str | None = Field(default=None, max_length=1000)
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True)
+    created_date: datetime = _created_column()
+    last_modified_date: datetime = _created_column()
+
+
+# --- PaymentGatewayLog / ProcessException -----------------------------------------------
+
+
+class PaymentGatewayLogPublic(PublicShape):
+    id: str
+    payment_gateway_id: str
+    reference_entity_id: str
+    interaction_type: InteractionType
+    interaction_status: InteractionStatus
+    gateway_result_code: str | None
+    gateway_message: str | None
+    sf_result_code: str | None
+    sf_ref_number: str
+    gateway_ref_number: str | None
+    request: str | None
+    response: str | None
+    background_operation_id: str | None
+    created_date: datetime
+
+
+class PaymentGatewayLog(SQLModel, table=True):
+    """One row per gateway call: written Initiated with the idempotency key it sends
+    (SfRefNumber) before the call, completed with the outcome after."""
+
+    __tablename__ = "payment_gateway_log"
+    id: str = Field(primary_key=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    reference_entity_id: str = Field(index=True, max_length=18)
+    interaction_type: InteractionType = Field(sa_type=String(40))
+    interaction_status: InteractionStatus = Field(default=InteractionStatus.INITIATED, sa_type=String(40))
+    gateway_result_code: str | None = Field(default=None, max_length=255)
+    gateway_message: str | None = Field(default=None, max_length=1000)
+    sf_result_code: str | None = Field(default=None, max_length=40)
+    sf_ref_number: str = Field(index=True, max_length=255)
+    gateway_ref_number: str | None = Field(default=None, max_length=255)
+    request: str | None = Field(default=None, sa_column=Column(Text))
+    response: str | None = Field(default=None, sa_column=Column(Text))
+    background_operation_id: str | None = Field(default=None, max_length=36)
+    created_date: datetime = _created_column()
+
+
+class ProcessExceptionPublic(PublicShape):
+    id: str
+    attached_to_id: str
+    order_summary_id: str | None
+    category: str
+    severity: str
+    status: str
+    message: str
+    description: str | None
+    background_operation_id: str | None
+    created_date: datetime
+
+
+class ProcessException(SQLModel, table=True):
+    """A failed money step that needs a person (a declined refund, an unknown outcome)."""
+
+    __tablename__ = "process_exception"
+    id: str = Field(primary_key=True, max_length=18)
+    attached_to_id: str = Field(index=True, max_length=18)
+    order_summary_id: str | None = Field(default=None, index=True, max_length=18)
+    category: str = Field(default="Payment", max_length=40)
+    severity: str = Field(default="High", max_length=40)
+    status: str = Field(default="New", max_length=40)
+    message: str = Field(max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    background_operation_id: str | None = Field(default=None, max_length=36)
+    created_date: datetime = _created_column()
+
+
+Index("ix_refund_created", Refund.created_date, Refund.id)

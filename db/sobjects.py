@@ -1,0 +1,145 @@
+"""sObject create and read: the records a Salesforce REST client may set up and read back.
+
+Callers create order summaries, payment summaries, payments, credit memos, invoices and
+gateways; everything else (refunds, logs, process exceptions) is written by the actions
+and is read-only. Ledger amounts are never taken from the caller: a processed payment
+raises its summary's CapturedAmount; a credit memo's Balance starts at its TotalAmount.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, SQLModel
+
+from db.ids import KEY_PREFIXES, new_id
+from db.ledger import get_or_raise
+from db.models import (
+    CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoPublic,
+    GatewayProvider, Invoice, InvoiceCreate, InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
+    OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
+    PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
+    PaymentPublic, PaymentStatus, ProcessException, ProcessExceptionPublic, Refund, RefundPublic,
+)
+from domain.errors import InvalidInputError, NotFoundError
+from domain.money import quantize
+
+
+def create_order_summary(*, session: Session, obj_in: OrderSummaryCreate) -> OrderSummary:
+    record = OrderSummary(id=new_id("OrderSummary"), **obj_in.model_dump())
+    session.add(record)
+    return record
+
+
+def create_payment_gateway(*, session: Session, obj_in: PaymentGatewayCreate) -> PaymentGateway:
+    record = PaymentGateway(id=new_id("PaymentGateway"), **obj_in.model_dump())
+    session.add(record)
+    return record
+
+
+def create_order_payment_summary(*, session: Session, obj_in: OrderPaymentSummaryCreate) -> OrderPaymentSummary:
+    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
+    record = OrderPaymentSummary(
+        id=new_id("OrderPaymentSummary"), currency_iso_code=order.currency_iso_code, **obj_in.model_dump()
+    )
+    session.add(record)
+    return record
+
+
+def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
+    """A payment; a processed one raises its summary's CapturedAmount in the same transaction."""
+    ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
+    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds
+    gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
+    data = obj_in.model_dump()
+    data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
+    if not data["gateway_ref_number"]:
+        if gateway.gateway_provider != GatewayProvider.SANDBOX:
+            raise InvalidInputError("GatewayRefNumber (the charge id at the gateway) is required")
+        data["gateway_ref_number"] = f"ch_sbx_{secrets.token_hex(8)}"
+    record = Payment(id=new_id("Payment"), currency_iso_code=ops.currency_iso_code, **data)
+    if record.status == PaymentStatus.PROCESSED:
+        ops.captured_amount += record.amount
+        session.add(ops)
+    session.add(record)
+    return record
+
+
+def create_credit_memo(*, session: Session, obj_in: CreditMemoCreate) -> CreditMemo:
+    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
+    amount = quantize(obj_in.total_amount, order.currency_iso_code)
+    record = CreditMemo(
+        id=new_id("CreditMemo"), currency_iso_code=order.currency_iso_code, balance=amount,
+        **obj_in.model_dump(exclude={"total_amount"}), total_amount=amount,
+    )
+    session.add(record)
+    return record
+
+
+def create_invoice(*, session: Session, obj_in: InvoiceCreate) -> Invoice:
+    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
+    amount = quantize(obj_in.total_amount, order.currency_iso_code)
+    record = Invoice(
+        id=new_id("Invoice"), currency_iso_code=order.currency_iso_code, balance=amount,
+        **obj_in.model_dump(exclude={"total_amount"}), total_amount=amount,
+    )
+    session.add(record)
+    return record
+
+
+@dataclass(frozen=True)
+class SObjectType:
+    """How one object is created (if callers may) and read."""
+
+    table: type[SQLModel]
+    public: type[SQLModel]
+    create_model: type[SQLModel] | None = None
+    create: Callable[..., SQLModel] | None = None
+
+
+SOBJECTS: dict[str, SObjectType] = {
+    "OrderSummary": SObjectType(OrderSummary, OrderSummaryPublic, OrderSummaryCreate, create_order_summary),
+    "OrderPaymentSummary": SObjectType(
+        OrderPaymentSummary, OrderPaymentSummaryPublic, OrderPaymentSummaryCreate, create_order_payment_summary
+    ),
+    "Payment": SObjectType(Payment, PaymentPublic, PaymentCreate, create_payment),
+    "PaymentGateway": SObjectType(PaymentGateway, PaymentGatewayPublic, PaymentGatewayCreate, create_payment_gateway),
+    "CreditMemo": SObjectType(CreditMemo, CreditMemoPublic, CreditMemoCreate, create_credit_memo),
+    "Invoice": SObjectType(Invoice, InvoicePublic, InvoiceCreate, create_invoice),
+    "Refund": SObjectType(Refund, RefundPublic),
+    "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
+    "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),
+    "CreditMemoInvApplication": SObjectType(CreditMemoInvApplication, CreditMemoInvApplicationPublic),
+}
+assert set(SOBJECTS) <= set(KEY_PREFIXES)
+
+
+def sobject_type(name: str) -> SObjectType:
+    try:
+        return SOBJECTS[name]
+    except KeyError:
+        raise NotFoundError(f"sObject type '{name}' is not supported") from None
+
+
+def create_sobject(*, session: Session, object_name: str, fields: dict[str, Any]) -> SQLModel:
+    """Validate ``fields`` (Salesforce names) and create the record; nothing is written on error."""
+    spec = sobject_type(object_name)
+    if spec.create is None:
+        raise InvalidInputError(f"{object_name} records are created by the actions, not directly")
+    obj_in = spec.create_model.model_validate(fields)
+    record = spec.create(session=session, obj_in=obj_in)
+    session.flush()
+    return record
+
+
+def read_sobject(*, session: Session, object_name: str, record_id: str) -> dict[str, Any]:
+    """The record in Salesforce's shape (PascalCase keys, amounts quantized)."""
+    spec = sobject_type(object_name)
+    record = session.get(spec.table, record_id)
+    if record is None:
+        raise NotFoundError(f"{object_name} {record_id} does not exist")
+    public = spec.public.model_validate(record, from_attributes=True)
+    return public.model_dump(by_alias=True)

@@ -1,0 +1,56 @@
+"""One exception hierarchy for the whole engine.
+
+Each error carries a Salesforce-style ``error_code`` so the REST facade can render it
+as "Error with Output" without guessing.
+"""
+
+
+class OrderManagementError(Exception):
+    """Base class of every error this engine raises on purpose."""
+
+    error_code = "UNKNOWN_EXCEPTION"
+    http_status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(OrderManagementError):
+    """The request is malformed or violates a business rule; nothing was changed."""
+
+    error_code = "INVALID_INPUT"
+    http_status = 400
+
+
+class NotFoundError(InvalidInputError):
+    """A referenced record does not exist."""
+
+    error_code = "INVALID_ID_FIELD"
+    http_status = 404
+
+
+class CurrencyMismatchError(InvalidInputError):
+    """Two amounts in different currencies were combined."""
+
+    error_code = "CURRENCY_MISMATCH"
+
+
+class InsufficientAvailableToRefundError(InvalidInputError):
+    """The amount to refund exceeds what the order payment summaries can refund."""
+
+    error_code = "INSUFFICIENT_AVAILABLE_TO_REFUND"
+
+
+class InvariantViolationError(OrderManagementError):
+    """A ledger invariant does not hold; a person must look."""
+
+    error_code = "INVARIANT_VIOLATION"
+    http_status = 500
+
+
+class GatewayError(OrderManagementError):
+    """The payment gateway could not be reached or configured."""
+
+    error_code = "GATEWAY_ERROR"
+    http_status = 502

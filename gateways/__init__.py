@@ -1,0 +1,1 @@
+"""Payment gateways: a plain-data contract (``contract``) and adapters beside it."""

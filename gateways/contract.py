@@ -1,0 +1,55 @@
+"""The gateway boundary: plain data in, plain data out. Adapters depend on this module.
+
+An adapter never raises for a gateway's answer: declines, errors and timeouts are
+outcomes. A timeout means *unknown*: the gateway may have moved the money, so the caller
+keeps the amount reserved and asks the gateway later (``lookup_refund``), never retries
+blind and never marks it failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class GatewayOutcome(StrEnum):
+    APPROVED = "Approved"
+    DECLINED = "Declined"
+    ERROR = "Error"  # the gateway answered that it failed: nothing moved
+    TIMEOUT = "Timeout"  # no answer: the outcome is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class RefundCommand:
+    """Refund ``amount`` of the charge ``charge_reference``; ``idempotency_key`` is sent
+    to the gateway, which must apply one refund per key whatever is retried."""
+
+    idempotency_key: str
+    charge_reference: str
+    amount: Decimal
+    currency: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    """What the gateway answered, with the request and response kept for the log."""
+
+    outcome: GatewayOutcome
+    gateway_reference: str | None = None
+    result_code: str | None = None
+    message: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+class PaymentGatewayAdapter(Protocol):
+    """What every adapter (sandbox, Stripe) offers."""
+
+    def refund(self, command: RefundCommand) -> GatewayResult: ...
+
+    def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
+        """The gateway's record of the refund sent with this key, or None if it has none."""
+        ...

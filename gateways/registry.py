@@ -1,0 +1,31 @@
+"""Find the adapter for a PaymentGateway record."""
+
+from __future__ import annotations
+
+from db.models import GatewayProvider, PaymentGateway
+from domain.errors import GatewayError
+from gateways.contract import PaymentGatewayAdapter
+from gateways.sandbox import SandboxGatewayAdapter
+
+
+def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> PaymentGatewayAdapter:
+    """Build the adapter for ``gateway`` from the block its MerchantCredentialName names."""
+    if gateway.gateway_provider == GatewayProvider.SANDBOX:
+        from blocks.sandbox_gateway import SandboxGateway
+
+        config = SandboxGateway()
+        if gateway.merchant_credential_name:
+            try:
+                config = SandboxGateway.load(gateway.merchant_credential_name)
+            except ValueError as exc:
+                raise GatewayError(
+                    f"payment gateway {gateway.id}: no sandbox gateway block named "
+                    f"'{gateway.merchant_credential_name}'"
+                ) from exc
+        return SandboxGatewayAdapter(
+            store_url=store_url,
+            default_outcome=config.default_outcome,
+            outcomes_by_amount=dict(config.outcomes_by_amount),
+            latency_seconds=config.latency_seconds,
+        )
+    raise GatewayError(f"payment gateway {gateway.id}: provider {gateway.gateway_provider} has no adapter yet")

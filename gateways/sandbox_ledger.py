@@ -1,0 +1,25 @@
+"""The sandbox gateway's own books: what it has refunded, one row per idempotency key.
+
+This is the *gateway's* side of the ledger (as Stripe's dashboard would be), kept in the
+store's database so tests can compare both sides: every gateway effect has one row.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlmodel import Field, SQLModel
+
+from db.types import MoneyAmount, UTCDateTime, utcnow
+
+
+class SandboxGatewayRefund(SQLModel, table=True):
+    __tablename__ = "sandbox_gateway_refund"
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    charge_reference: str = Field(index=True, max_length=255)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency: str = Field(max_length=3)
+    outcome: str = Field(max_length=20)
+    gateway_reference: str | None = Field(default=None, max_length=255)
+    result_code: str | None = Field(default=None, max_length=255)
+    message: str | None = Field(default=None, max_length=1000)
+    created_date: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
