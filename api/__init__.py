@@ -1,0 +1,1 @@
+"""The REST facade: Salesforce Connect paths over the actions and the store."""

@@ -1,0 +1,81 @@
+"""Background operations are Prefect flow runs: start one from a deployment, read one back."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
+
+from api.errors import ApiError
+
+# Salesforce BackgroundOperation.Status for each Prefect state type.
+_STATUS = {
+    StateType.SCHEDULED: "Scheduled",
+    StateType.PENDING: "Waiting",
+    StateType.RUNNING: "Running",
+    StateType.PAUSED: "Waiting",
+    StateType.COMPLETED: "Complete",
+    StateType.FAILED: "Error",
+    StateType.CRASHED: "Error",
+    StateType.CANCELLING: "Canceled",
+    StateType.CANCELLED: "Canceled",
+}
+
+
+def _client() -> SyncPrefectClient:
+    return get_client(sync_client=True)
+
+
+@functools.lru_cache(maxsize=32)
+def deployment_id(name: str) -> UUID:
+    with _client() as client:
+        try:
+            return client.read_deployment_by_name(name).id
+        except ObjectNotFound:
+            raise ApiError(503, "SERVICE_UNAVAILABLE", f"deployment {name} is not deployed; start the engine first") from None
+
+
+def start_operation(deployment_name: str, parameters: dict[str, Any]) -> UUID:
+    """Create a flow run of the deployment; its id is the background operation id."""
+    with _client() as client:
+        flow_run = client.create_flow_run_from_deployment(deployment_id(deployment_name), parameters=parameters)
+    return flow_run.id
+
+
+def _error_message(flow_run: FlowRun) -> str | None:
+    state = flow_run.state
+    if state is None or state.type not in (StateType.FAILED, StateType.CRASHED):
+        return None
+    message = state.message or "The operation failed"
+    prefix = "Flow run encountered an exception: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def read_operation(operation_id: str) -> dict[str, Any]:
+    """The flow run as a Salesforce BackgroundOperation record."""
+    try:
+        run_id = UUID(operation_id)
+    except ValueError:
+        raise ApiError(404, "NOT_FOUND", f"BackgroundOperation {operation_id} does not exist") from None
+    with _client() as client:
+        try:
+            flow_run = client.read_flow_run(run_id)
+        except ObjectNotFound:
+            raise ApiError(404, "NOT_FOUND", f"BackgroundOperation {operation_id} does not exist") from None
+    status = _STATUS.get(flow_run.state.type, "New") if flow_run.state else "New"
+    return {
+        "attributes": {"type": "BackgroundOperation"},
+        "Id": str(flow_run.id),
+        "Name": flow_run.name,
+        "Status": status,
+        "Error": _error_message(flow_run),
+        "CreatedDate": flow_run.created,
+        "StartedAt": flow_run.start_time,
+        "FinishedAt": flow_run.end_time if status in ("Complete", "Error", "Canceled") else None,
+        "ExecutionGroup": flow_run.deployment_id and str(flow_run.deployment_id),
+        "StateName": flow_run.state.name if flow_run.state else None,
+    }

@@ -1,0 +1,46 @@
+"""``/services/data/vNN.N/sobjects``: create and read the money objects, read operations."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from api.deps import ApiVersion, CurrentCaller, SessionDep
+from api.jsonio import ExactJSONResponse, exact_json_body
+from api.operations import read_operation
+from db.sobjects import SOBJECTS, create_sobject, read_sobject
+
+router = APIRouter(prefix="/services/data/v{version}/sobjects", tags=["sObjects"])
+
+ExactBody = Annotated[Any, Depends(exact_json_body)]
+
+
+@router.get("/BackgroundOperation/{operation_id}", summary="Read a background operation (a flow run)")
+def get_background_operation(operation_id: str, _version: ApiVersion, _caller: CurrentCaller):
+    return ExactJSONResponse(read_operation(operation_id))
+
+
+@router.post(
+    "/{object_name}", status_code=201, summary="Create a record",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}},
+)
+@router.post("/{object_name}/", status_code=201, include_in_schema=False)
+def create_record(object_name: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep, body: ExactBody):
+    """Create an sObject from Salesforce field names; answers ``{id, success, errors}``."""
+    if not isinstance(body, dict):
+        from domain.errors import InvalidInputError
+
+        raise InvalidInputError("the request body must be a JSON object of field names and values")
+    record = create_sobject(session=session, object_name=object_name, fields=body)
+    session.commit()
+    return ExactJSONResponse({"id": record.id, "success": True, "errors": []}, status_code=201)
+
+
+@router.get("/{object_name}/{record_id}", summary="Read a record")
+def get_record(object_name: str, record_id: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep):
+    record = read_sobject(session=session, object_name=object_name, record_id=record_id)
+    return ExactJSONResponse({"attributes": {"type": object_name}, **record})
+
+
+@router.get("", summary="List the supported objects")
+def list_objects(_version: ApiVersion, _caller: CurrentCaller):
+    return ExactJSONResponse({"sobjects": [{"name": name} for name in SOBJECTS]})

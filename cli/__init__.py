@@ -1,0 +1,1 @@
+"""``om-engine``: the command line (typer)."""

@@ -1,0 +1,1 @@
+"""Deployable flows: thin compositions of the actions, one entrypoint per file."""

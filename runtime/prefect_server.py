@@ -1,0 +1,74 @@
+"""A local Prefect server as a child process, on PostgreSQL (asyncpg URL) or SQLite."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from runtime.processes import ManagedProcess, wait_for_http
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Settings that would point a child at another server or database than the one chosen here.
+_DATABASE_ENV = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+
+
+def prefect_env(api_url: str) -> dict[str, str]:
+    """``os.environ`` plus what a Prefect client/runner of this project needs: the API URL,
+    no analytics, a 1 s runner poll, a short log batch interval, the project on PYTHONPATH."""
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
+        PREFECT_RUNNER_POLL_FREQUENCY="1",  # seconds between a served runner's polls (default 10)
+        PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.5",  # default 2 s
+    )
+    pythonpath = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pythonpath))
+    return env
+
+
+def start_prefect_server(
+    *,
+    port: int,
+    home: Path,
+    database_url: str | None,
+    log_path: Path,
+    timeout: float = 60,
+) -> tuple[ManagedProcess, str]:
+    """Run ``prefect server start`` on 127.0.0.1:``port`` and wait for ``/api/health``.
+
+    ``database_url``: a ``postgresql+asyncpg://`` URL, or None for Prefect's SQLite in
+    ``home``. Returns the process and the API URL ``http://127.0.0.1:<port>/api``.
+    """
+    api_url = f"http://127.0.0.1:{port}/api"
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    env = prefect_env(api_url)
+    for name in _DATABASE_ENV:
+        env.pop(name, None)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_UI_API_URL=api_url,
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+    )
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    process = ManagedProcess.start(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        log_path=log_path,
+        name=f"prefect server :{port}",
+    )
+    started = time.monotonic()
+    try:
+        wait_for_http(f"{api_url}/health", timeout=timeout, process=process)
+    except BaseException:
+        process.stop()
+        raise
+    process.startup_seconds = time.monotonic() - started
+    return process, api_url

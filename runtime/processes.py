@@ -1,0 +1,123 @@
+"""Child processes in their own process group, logging to a file, stopped as a group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+class ManagedProcess:
+    """A ``subprocess.Popen`` in its own session (process group), stdout+stderr to ``log_path``.
+
+    ``stop()`` signals the whole group, so the process's own children (a Prefect server's
+    services, a runner's flow-run subprocesses) go with it.
+    """
+
+    def __init__(self, popen: subprocess.Popen, *, log_path: Path, name: str):
+        self.popen = popen
+        self.log_path = log_path
+        self.name = name
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @classmethod
+    def start(cls, args: list[str], *, env: dict[str, str], log_path: Path, name: str) -> ManagedProcess:
+        log_path = Path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(
+                args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(popen, log_path=log_path, name=name)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)  # the session leader's pid is the group id
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to the group, wait up to ``timeout`` s, then SIGKILL the group. Idempotent."""
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children that outlived the leader (or ignored SIGTERM) still hold the group id.
+        self._signal_group(signal.SIGKILL)
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable (D state)
+            pass
+
+    def tail(self, n: int = 50) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 256 * 1024))
+                data = f.read()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-n:])
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive() else f"exited {self.popen.returncode}"
+        return f"ManagedProcess({self.name!r}, pid={self.pid}, {state}, log={str(self.log_path)!r})"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(
+    url: str,
+    *,
+    timeout: float,
+    process: ManagedProcess | None = None,
+    verify: bool | str = True,
+) -> httpx.Response:
+    """Poll ``url`` until it answers 2xx; RuntimeError (with the log tail) if ``process``
+    died or ``timeout`` s passed."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    # A proxy from the environment must not sit between us and a local server.
+    local = httpx.URL(url).host in ("127.0.0.1", "localhost", "::1")
+    with httpx.Client(verify=verify, timeout=2.0, trust_env=not local) as client:
+        while True:
+            if process is not None and not process.alive():
+                raise RuntimeError(
+                    f"{process.name} exited with code {process.popen.returncode} before {url} answered;"
+                    f" last lines of {process.log_path}:\n{process.tail()}"
+                )
+            try:
+                response = client.get(url)
+                if response.is_success:
+                    return response
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                detail = f"; last lines of {process.log_path}:\n{process.tail()}" if process is not None else ""
+                raise RuntimeError(f"{url} did not answer 2xx within {timeout:.0f} s ({last}){detail}")
+            time.sleep(0.1)

@@ -1,0 +1,167 @@
+"""The whole engine on one machine: embedded PostgreSQL, Prefect server, store, served
+deployments and REST facade, started in order and stopped in reverse.
+
+Used by ``om-engine up`` and by the end-to-end tests, so both run the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.processes import ManagedProcess, wait_for_http
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    data_dir: Path
+    prefect_port: int = 4200
+    api_port: int = 8443
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    token: str = ""
+    prefect_api_url: str | None = None
+    store_url: str | None = None
+
+
+class Stack:
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent, reverse order)."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.postgres = None
+        self.processes: list[ManagedProcess] = []
+        self.api_url: str | None = config.prefect_api_url
+        self.store_url: str | None = config.store_url
+        self.env: dict[str, str] = {}
+
+    @property
+    def logs(self) -> Path:
+        return self.config.data_dir / "logs"
+
+    @property
+    def facade_url(self) -> str:
+        scheme = "https" if self.config.certfile else "http"
+        return f"{scheme}://127.0.0.1:{self.config.api_port}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return self.api_url.removesuffix("/api") if self.api_url else ""
+
+    @property
+    def store_url_display(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.store_url).render_as_string(hide_password=True) if self.store_url else ""
+
+    def start(self, log: Callable[[str], None] = print) -> None:
+        from runtime.prefect_server import prefect_env, start_prefect_server
+
+        cfg = self.config
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.api_url is None or self.store_url is None:
+            from runtime.postgres import EmbeddedPostgres
+
+            started = time.monotonic()
+            self.postgres = EmbeddedPostgres.start(cfg.data_dir / "pg", keep=True)
+            log(f"embedded PostgreSQL up in {time.monotonic() - started:.1f}s")
+        if self.api_url is None:
+            started = time.monotonic()
+            self.postgres.ensure_database("prefect")
+            server, self.api_url = start_prefect_server(
+                port=cfg.prefect_port, home=cfg.data_dir / "prefect",
+                database_url=self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
+                log_path=self.logs / "prefect-server.log",
+            )
+            self.processes.append(server)
+            log(f"Prefect server up at {self.api_url} in {time.monotonic() - started:.1f}s")
+        if self.store_url is None:
+            self.postgres.ensure_database("orders")
+            self.store_url = self.postgres.sqlalchemy_url("orders")
+
+        self.env = prefect_env(self.api_url) | {"OM_DATABASE_URL": self.store_url, "OM_API_TOKEN": cfg.token}
+        self._configure_this_process()
+        from db.migrate import upgrade
+
+        upgrade(self.store_url)
+        log("store migrated")
+        register_blocks(self.store_url)
+        log("blocks registered")
+
+        serve = ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
+                                     log_path=self.logs / "serve.log", name="served deployments")
+        self.processes.append(serve)
+        facade_args = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(cfg.api_port)]
+        if cfg.certfile:
+            facade_args += ["--certfile", str(cfg.certfile), "--keyfile", str(cfg.keyfile)]
+        facade = ManagedProcess.start(facade_args, env=self.env, log_path=self.logs / "facade.log", name="REST facade")
+        self.processes.append(facade)
+        wait_for_http(f"{self.facade_url}/health", timeout=60, process=facade, verify=False)
+        log(f"REST facade up at {self.facade_url}")
+        wait_for_deployments(timeout=90, process=serve)
+        log("deployments served")
+
+    def _configure_this_process(self) -> None:
+        """This process registers blocks and loads the demo: point it at the same places."""
+        os.environ["PREFECT_API_URL"] = self.api_url
+        os.environ["OM_DATABASE_URL"] = self.store_url
+        from db.settings import get_store_settings
+
+        get_store_settings.cache_clear()
+
+    def load_demo(self):
+        from blocks import SandboxGateway
+        from db.demo import DEMO_GATEWAY_BLOCK, load_demo
+        from db.engine import session_scope
+
+        SandboxGateway(outcomes_by_amount={"13.13": "decline", "66.60": "timeout"}).save(DEMO_GATEWAY_BLOCK, overwrite=True)
+        with session_scope(self.store_url) as session:
+            return load_demo(session)
+
+    def dead_process(self) -> str | None:
+        for process in self.processes:
+            if not process.alive():
+                return process.name
+        return None
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+
+def register_blocks(store_url: str) -> None:
+    """Register this project's block types and save the store's URL as a block."""
+    from blocks import SandboxGateway, StoreDatabase
+
+    for block in (SandboxGateway, StoreDatabase):
+        block.register_type_and_schema()
+    StoreDatabase(connection_url=store_url).save("store", overwrite=True)
+
+
+def wait_for_deployments(*, timeout: float, process: ManagedProcess | None = None) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from runtime.serve import DEPLOYMENTS
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        for name in DEPLOYMENTS:
+            while True:
+                try:
+                    client.read_deployment_by_name(name)
+                    break
+                except ObjectNotFound:
+                    if process is not None and not process.alive():
+                        raise RuntimeError(f"the serve process died:\n{process.tail()}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"deployment {name} did not appear within {timeout}s") from None
+                    time.sleep(0.3)
