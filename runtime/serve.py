@@ -1,0 +1,79 @@
+"""Serve every flow in ``flows/`` as a deployment named ``<flow-name>/<flow-name>``.
+
+    PREFECT_API_URL=... OM_DATABASE_URL=... python -m runtime.serve
+
+The embedded counterpart of ``prefect.yaml`` (same deployment names, tags, schedule), run
+by ``prefect.serve``: one process polls the server and runs each flow run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+
+# What this process serves; checked against the flows found in flows/ at start.
+DEPLOYMENTS: tuple[str, ...] = (
+    "ensure-refunds-async/ensure-refunds-async",
+    "audit-ledger/audit-ledger",
+)
+
+VERSION = "0.1.0"
+CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "4"))  # concurrent ensure-refunds runs
+AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedule
+
+# Per-deployment options beyond the defaults (mirrors prefect.yaml).
+OPTIONS: dict[str, dict] = {
+    "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY},
+    "audit-ledger": {
+        "tags": ["order-management", "reconciliation"],
+        "concurrency_limit": 1,
+        **({"cron": AUDIT_CRON} if AUDIT_CRON else {}),
+    },
+}
+
+
+def load_flows() -> list:
+    """Every ``prefect.Flow`` defined at module level in the ``flows`` package."""
+    from prefect import Flow
+
+    import flows
+
+    found = {}
+    for module_info in pkgutil.iter_modules(flows.__path__, prefix="flows."):
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if isinstance(value, Flow) and value.fn.__module__ == module.__name__:
+                found[value.name] = value
+    return [found[name] for name in sorted(found)]
+
+
+def deployments() -> list:
+    from prefect.deployments.runner import EntrypointType
+
+    flows = load_flows()
+    names = {f"{flow.name}/{flow.name}" for flow in flows}
+    if names != set(DEPLOYMENTS):
+        raise RuntimeError(f"runtime.serve.DEPLOYMENTS {sorted(DEPLOYMENTS)} != flows found in flows/ {sorted(names)}")
+    return [
+        flow.to_deployment(
+            name=flow.name,
+            version=VERSION,
+            entrypoint_type=EntrypointType.MODULE_PATH,  # importable from PYTHONPATH, whatever the cwd
+            **OPTIONS.get(flow.name, {}),
+        )
+        for flow in flows
+    ]
+
+
+def main() -> None:
+    from prefect import serve
+
+    to_serve = deployments()
+    limit = sum(d.concurrency_limit or CONCURRENCY for d in to_serve)
+    # pause_on_shutdown=False: a Ctrl-C must not leave the audit schedule paused for the next start.
+    serve(*to_serve, limit=limit, pause_on_shutdown=False, print_starting_message=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Session-wide real parts: embedded PostgreSQL, a local Prefect server on it, and the
+store on each backend (SQLite and PostgreSQL: the machine's own at 127.0.0.1:5432 when
+it answers, else the embedded one).
+
+``OM_TEST_BACKENDS=sqlite`` (or ``postgresql``) runs one backend only, for quick loops.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Until the session server is up, nothing may talk to Prefect: an unset PREFECT_API_URL
+# would silently start an ephemeral server per process.
+os.environ["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+
+BACKENDS = [b for b in os.environ.get("OM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres(tmp_path_factory):
+    from runtime.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres.start(tmp_path_factory.mktemp("pg") / "data", keep=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(embedded_postgres, tmp_path_factory):
+    """A real Prefect server on embedded PostgreSQL, shared by the whole session."""
+    from runtime.prefect_server import prefect_env, start_prefect_server
+    from runtime.processes import free_port
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    embedded_postgres.ensure_database("prefect")
+    server, api_url = start_prefect_server(
+        port=free_port(), home=home,
+        database_url=embedded_postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
+        log_path=home / "server.log",
+    )
+    for key, value in prefect_env(api_url).items():
+        if key.startswith("PREFECT_"):
+            os.environ[key] = value
+    os.environ["PREFECT_HOME"] = str(home)
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()  # Prefect read its settings at import time
+    from blocks import SandboxGateway, StoreDatabase
+
+    for block in (SandboxGateway, StoreDatabase):
+        block.register_type_and_schema()
+    yield api_url
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def store_url(request, tmp_path_factory, embedded_postgres) -> str:
+    """The store, migrated with Alembic, on one backend per parameter."""
+    from db.migrate import upgrade
+    from runtime.postgres import system_postgres_url
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}"
+    else:
+        name = f"om_test_{uuid.uuid4().hex[:8]}"
+        url = system_postgres_url(name)
+        if url is None:
+            embedded_postgres.ensure_database(name)
+            url = embedded_postgres.sqlalchemy_url(name)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url, monkeypatch) -> str:
+    """Point this process's store (db.engine defaults) at the backend under test."""
+    from db.settings import get_store_settings
+
+    monkeypatch.setenv("OM_DATABASE_URL", store_url)
+    get_store_settings.cache_clear()
+    yield store_url
+    get_store_settings.cache_clear()
+
+
+@pytest.fixture
+def session(store):
+    from db.engine import session_scope
+
+    with session_scope(store) as s:
+        yield s

@@ -1,0 +1,49 @@
+"""Ledger checks every money-moving test runs (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlmodel import select
+
+from actions.audit_ledger import find_violations
+from db.engine import session_scope
+from db.models import Refund, RefundStatus
+from gateways.sandbox_ledger import SandboxGatewayRefund
+
+
+def assert_ledger_invariants(store_url: str) -> None:
+    """Refunded + PendingRefund <= Captured + PendingCapture per summary and payment;
+    rollups equal their parts; balances within 0..total; one gateway log row per refund;
+    and the sandbox gateway's books agree with ours: each approved gateway refund is one
+    of our refunds (Processed, or Unknown after a timeout) for the same amount, once."""
+    with session_scope(store_url) as session:
+        _checked, violations = find_violations(session)
+        assert violations == [], violations
+        refunds = {r.idempotency_key: r for r in session.exec(select(Refund))}
+        gateway_rows = list(session.exec(select(SandboxGatewayRefund)))
+    keys = Counter(row.idempotency_key for row in gateway_rows)
+    assert all(count == 1 for count in keys.values())
+    for row in gateway_rows:
+        ours = refunds.get(row.idempotency_key)
+        assert ours is not None, f"gateway refund {row.idempotency_key} has no Refund row"
+        assert ours.amount == row.amount
+        if row.outcome == "approve":
+            assert ours.status in (RefundStatus.PROCESSED, RefundStatus.UNKNOWN), (ours.id, ours.status)
+        else:
+            assert ours.status == RefundStatus.FAILED, (ours.id, ours.status)
+    for key, refund in refunds.items():
+        if refund.status == RefundStatus.PROCESSED:
+            assert keys.get(key) == 1, f"processed refund {refund.id} not booked by the gateway"
+
+
+def snapshot(store_url: str) -> dict[str, list[dict]]:
+    """Every row of every table, to show that a refused request changed nothing."""
+    from sqlmodel import SQLModel, text
+
+    tables = {}
+    with session_scope(store_url) as session:
+        for table in SQLModel.metadata.sorted_tables:
+            rows = session.exec(select(table).order_by(*table.primary_key.columns)).all()
+            tables[table.name] = [tuple(row) for row in rows]
+    return tables
