@@ -1,7 +1,15 @@
 """Field types shared by the actions' inputs, shaped for good Prefect UI forms.
 
-DESIGN.md §4: money is Decimal in Python but a number (minimum 0, cents) in the JSON
-schema; optional fields keep None out of the schema so a blank input is simply omitted.
+DESIGN.md §4: money is Decimal in Python but a number (minimum 0) in the JSON schema, so
+the UI shows a number input; optional fields keep None out of the schema so a blank
+input is simply omitted.
+
+Two findings shaped this (Prefect 3.8.8): ``multipleOf: 0.01`` is checked in binary
+floating point (jsonschema refuses 19.99 and 0.07), so the schema leaves it out and the
+currency's minor unit is checked in Decimal by the action; and callers such as the REST
+facade send amounts as exact decimal strings, which a "number" schema would refuse, so
+deployments carrying money set ``enforce_parameter_schema: false`` and the flow's own
+pydantic validation (exact, Decimal) is the check.
 """
 
 from decimal import Decimal
@@ -32,7 +40,7 @@ MoneyAmount = Annotated[
     Decimal,
     BeforeValidator(_no_float),
     Field(ge=0, allow_inf_nan=False),
-    WithJsonSchema({"type": "number", "minimum": 0, "multipleOf": 0.01}),
+    WithJsonSchema({"type": "number", "minimum": 0}),
 ]
 """A non-negative amount in the order's currency; its minor unit is checked later."""
 

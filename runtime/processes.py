@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 
 class ManagedProcess:
@@ -17,19 +20,26 @@ class ManagedProcess:
 
     ``stop()`` signals the whole group, so the process's own children (a Prefect server's
     services, a runner's flow-run subprocesses) go with it.
+
+    Being in its own session, the process would outlive us if we were killed (SIGKILL, a
+    crashed test session): with ``die_with_parent`` (Linux) it gets SIGTERM when the
+    *thread* that started it ends, so start long-lived processes from the main thread.
     """
 
     def __init__(self, popen: subprocess.Popen, *, log_path: Path, name: str):
         self.popen = popen
         self.log_path = log_path
         self.name = name
+        self.startup_seconds: float | None = None  # set by whoever waits for it to be ready
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
     @classmethod
-    def start(cls, args: list[str], *, env: dict[str, str], log_path: Path, name: str) -> ManagedProcess:
+    def start(
+        cls, args: list[str], *, env: dict[str, str], log_path: Path, name: str, die_with_parent: bool = True
+    ) -> ManagedProcess:
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -40,6 +50,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_parent_death_signal(os.getpid()) if die_with_parent else None,
             )
         return cls(popen, log_path=log_path, name=name)
 
@@ -61,11 +72,26 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 pass
         # Children that outlived the leader (or ignored SIGTERM) still hold the group id.
-        self._signal_group(signal.SIGKILL)
-        try:
-            self.popen.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable (D state)
-            pass
+        deadline = time.monotonic() + 5
+        while True:
+            self._signal_group(signal.SIGKILL)
+            try:
+                self.popen.wait(0.05)
+            except subprocess.TimeoutExpired:
+                pass
+            if (not self.alive() and not self.group_members()) or time.monotonic() > deadline:
+                break
+
+    def group_members(self) -> list[psutil.Process]:
+        """Live (non-zombie) processes in this process's group, the leader included."""
+        members = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == self.popen.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
+            except (psutil.Error, OSError):
+                pass
+        return members
 
     def tail(self, n: int = 50) -> str:
         try:
@@ -81,6 +107,35 @@ class ManagedProcess:
     def __repr__(self) -> str:
         state = "alive" if self.alive() else f"exited {self.popen.returncode}"
         return f"ManagedProcess({self.name!r}, pid={self.pid}, {state}, log={str(self.log_path)!r})"
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()  # resolved before any fork: the hook below only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(parent_pid: int):
+    """A preexec_fn asking the kernel to SIGTERM the child when its parent goes away."""
+    if _PRCTL is None:
+        return None
+
+    def hook() -> None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 def free_port() -> int:

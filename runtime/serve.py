@@ -24,7 +24,9 @@ AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedu
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
-    "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY},
+    # enforce_parameter_schema=False: money travels as exact decimal strings (see actions/fields.py).
+    "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
+                             "enforce_parameter_schema": False},
     "audit-ledger": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,

@@ -1,0 +1,168 @@
+"""End to end: a Salesforce client sets up an order, calls ensure-refunds-async over
+https, gets a flow-run id back, and reads the refunds that the served deployment made."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal as D
+
+import pytest
+import requests
+from prefect.client.orchestration import get_client
+from simple_salesforce.exceptions import SalesforceError
+
+from tests.e2e.conftest import E2E_GATEWAY_BLOCK
+from tests.ledger import assert_ledger_invariants, snapshot
+
+pytestmark = pytest.mark.e2e
+ACTION = "commerce/order-management/order-summaries/{}/async-actions/ensure-refunds-async"
+
+
+def set_up_order(sf, *, payments, credit_memo=None, invoices=()):
+    gateway = sf.PaymentGateway.create({"PaymentGatewayName": "e2e sandbox", "MerchantCredentialName": E2E_GATEWAY_BLOCK})["id"]
+    order = sf.OrderSummary.create({"OrderNumber": f"E2E-{uuid.uuid4().hex[:6]}", "CurrencyIsoCode": "USD"})["id"]
+    summaries = []
+    for amount in payments:
+        ops = sf.OrderPaymentSummary.create({"OrderSummaryId": order, "Method": "Card"})["id"]
+        sf.Payment.create({"OrderPaymentSummaryId": ops, "PaymentGatewayId": gateway, "Amount": amount})
+        summaries.append(ops)
+    memo = sf.CreditMemo.create({"OrderSummaryId": order, "TotalAmount": credit_memo})["id"] if credit_memo else None
+    invoice_ids = [sf.Invoice.create({"OrderSummaryId": order, "TotalAmount": a})["id"] for a in invoices]
+    return order, summaries, memo, invoice_ids
+
+
+def wait_for_operation(sf, operation_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operation = sf.restful(f"sobjects/BackgroundOperation/{operation_id}")
+        if operation["Status"] in ("Complete", "Error", "Canceled"):
+            return operation
+        time.sleep(0.2)
+    raise AssertionError(f"operation {operation_id} did not finish in {timeout}s: {operation}")
+
+
+def test_credit_memo_with_fee_refunded_through_the_facade(sf, engine):
+    order, summaries, memo, invoices = set_up_order(sf, payments=[60.00, 40.00], credit_memo=30.00, invoices=[5.00])
+
+    started = time.monotonic()
+    answer = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo, "invoicesToPay": invoices})
+    operation_id = answer["backgroundOperationId"]
+    accepted = time.monotonic() - started
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(uuid.UUID(operation_id))
+        deployment = client.read_deployment(flow_run.deployment_id)
+    assert deployment.name == "ensure-refunds-async"
+    assert flow_run.parameters["order_summary_id"] == order
+
+    operation = wait_for_operation(sf, operation_id)
+    completed = time.monotonic() - started
+    print(f"\nPOST -> backgroundOperationId {accepted * 1000:.0f} ms; POST -> Complete {completed:.2f} s")
+    assert operation["Status"] == "Complete", operation
+    assert operation["Error"] is None and operation["StartedAt"] and operation["FinishedAt"]
+
+    # 5.00 paid the fee; 25.00 refunded to the largest summary (60.00).
+    first, second = (sf.OrderPaymentSummary.get(s) for s in summaries)
+    assert D(str(first["RefundedAmount"])) == D("25.00") and D(str(first["AvailableToRefundAmount"])) == D("35.00")
+    assert D(str(second["RefundedAmount"])) == D("0")
+    assert D(str(sf.CreditMemo.get(memo)["Balance"])) == D("0")
+    assert D(str(sf.Invoice.get(invoices[0])["Balance"])) == D("0")
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_decline_completes_the_operation_and_files_a_process_exception(sf, engine):
+    order, summaries, memo, _ = set_up_order(sf, payments=[50.00], credit_memo=13.13)
+    operation_id = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo})["backgroundOperationId"]
+    operation = wait_for_operation(sf, operation_id)
+    assert operation["Status"] == "Complete"  # gateway answers do not fail the operation (seed 000)
+    assert D(str(sf.OrderPaymentSummary.get(summaries[0])["RefundedAmount"])) == D("0")
+    assert D(str(sf.CreditMemo.get(memo)["Balance"])) == D("13.13")
+    from sqlmodel import select
+
+    from db.engine import session_scope
+    from db.models import ProcessException, Refund
+
+    with session_scope(engine.store_url) as s:
+        refund = s.exec(select(Refund).where(Refund.background_operation_id == operation_id)).one()
+        exception = s.exec(select(ProcessException).where(ProcessException.attached_to_id == refund.id)).one()
+    assert sf.Refund.get(refund.id)["Status"] == "Failed"
+    assert sf.ProcessException.get(exception.id)["Message"].startswith("Refund of 13.13 USD failed")
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_timeout_completes_with_the_refund_unknown(sf, engine):
+    order, summaries, memo, _ = set_up_order(sf, payments=[100.00], credit_memo=66.60)
+    operation_id = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo})["backgroundOperationId"]
+    assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
+    ops = sf.OrderPaymentSummary.get(summaries[0])
+    assert D(str(ops["PendingRefundAmount"])) == D("66.60") and D(str(ops["AvailableToRefundAmount"])) == D("33.40")
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({}, "INVALID_INPUT"),
+        ({"excessFundsAmount": -1}, "INVALID_INPUT"),
+        ({"excessFundsAmount": "ten"}, "INVALID_INPUT"),
+        ({"excessFundsAmount": 10.001}, "INVALID_INPUT"),
+        ({"excessFundsAmount": 100.01}, "INSUFFICIENT_AVAILABLE_TO_REFUND"),
+        ({"creditMemoId": "50gAAAAAAAAAAAAAAA"}, "INVALID_ID_FIELD"),
+        ({"creditMemoId": "not an id!"}, "INVALID_INPUT"),
+        ({"excessFundsAmount": 5, "sequences": [{"amount": 5, "orderPaymentSummaryId": "0aPAAAAAAAAAAAAAAA"}]}, "INVALID_INPUT"),
+        ({"excessFundsAmount": 5, "unknownField": 1}, "INVALID_INPUT"),
+    ],
+)
+def test_invalid_requests_are_refused_before_any_run_starts(sf, engine, body, code):
+    order, _summaries, _memo, _ = set_up_order(sf, payments=[60.00, 40.00])
+    before = snapshot(engine.store_url)
+    with get_client(sync_client=True) as client:
+        runs_before = client.count_flow_runs()
+    with pytest.raises(SalesforceError) as refused:
+        sf.restful(ACTION.format(order), method="POST", json=body)
+    error = refused.value.content[0]
+    assert refused.value.status in (400, 404)
+    assert error["errorCode"] == code and error["message"]
+    assert error["output"] == {"backgroundOperationId": None}
+    with get_client(sync_client=True) as client:
+        assert client.count_flow_runs() == runs_before
+    assert snapshot(engine.store_url) == before
+
+
+def test_racing_operations_one_ends_in_error_and_nothing_is_half_written(sf, engine):
+    """Both pass the facade's check (nothing is reserved yet); under the lock only one fits."""
+    order, summaries, _memo, _ = set_up_order(sf, payments=[60.00, 40.00])
+    ids = [sf.restful(ACTION.format(order), method="POST", json={"excessFundsAmount": 60})["backgroundOperationId"]
+           for _ in range(2)]
+    operations = [wait_for_operation(sf, i) for i in ids]
+    assert sorted(o["Status"] for o in operations) == ["Complete", "Error"]
+    failed = next(o for o in operations if o["Status"] == "Error")
+    assert "AvailableToRefundAmount" in failed["Error"]
+    total = sum(D(str(sf.OrderPaymentSummary.get(s)["RefundedAmount"])) for s in summaries)
+    assert total == D("60.00")
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_every_route_needs_a_bearer_token(engine, tls):
+    base = f"{engine.facade_url}/services/data/v60.0"
+    for method, path in [("GET", "/sobjects/OrderSummary/1OsAAAAAAAAAAAAAAA"), ("POST", "/sobjects/OrderSummary"),
+                         ("POST", "/" + ACTION.format("1OsAAAAAAAAAAAAAAA"))]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = requests.request(method, base + path, headers=headers, json={}, verify=str(tls[0]))
+            assert response.status_code == 401
+            assert response.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+
+
+def test_sobjects_round_trip_exact_amounts(sf, engine):
+    order = sf.OrderSummary.create({"OrderNumber": "X-1", "CurrencyIsoCode": "JPY"})["id"]
+    memo = sf.CreditMemo.create({"OrderSummaryId": order, "TotalAmount": 1500})["id"]
+    got = sf.CreditMemo.get(memo)
+    assert got["TotalAmount"] == 1500 and got["CurrencyIsoCode"] == "JPY" and got["Id"] == memo
+    with pytest.raises(SalesforceError) as refused:
+        sf.CreditMemo.create({"OrderSummaryId": order, "TotalAmount": 10.5})  # JPY has no minor unit
+    assert refused.value.content[0]["errorCode"] == "INVALID_INPUT"
+    with pytest.raises(SalesforceError) as missing:
+        sf.CreditMemo.get("50gAAAAAAAAAAAAAAA")
+    assert missing.value.status == 404
+    with pytest.raises(SalesforceError):
+        sf.Refund.create({"Amount": 1})  # refunds are made by the actions only
