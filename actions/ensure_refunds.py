@@ -208,7 +208,8 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
 def submit_refund(refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str) -> GatewayResult:
     """Call the gateway once. Anything unexpected counts as an unknown outcome."""
     command = RefundCommand(
-        idempotency_key=refund.idempotency_key, charge_reference=charge_reference, amount=refund.amount,
+        idempotency_key=refund.idempotency_key, charge_reference=charge_reference,
+        amount=quantize(refund.amount, refund.currency_iso_code, strict=False),
         currency=refund.currency_iso_code,
         metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
     )
@@ -251,11 +252,12 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
     if refund_status is RefundStatus.PROCESSED:
         complete_refund(session, refund, succeeded=True)
         return None
+    amount = f"{quantize(refund.amount, refund.currency_iso_code, strict=False)} {refund.currency_iso_code}"
     if refund_status is RefundStatus.FAILED:
         complete_refund(session, refund, succeeded=False)
-        message = f"Refund of {refund.amount} {refund.currency_iso_code} failed at the gateway: {result.result_code}"
+        message = f"Refund of {amount} failed at the gateway: {result.result_code}"
     else:
-        message = f"Refund of {refund.amount} {refund.currency_iso_code}: gateway outcome unknown; resolve before retrying"
+        message = f"Refund of {amount}: gateway outcome unknown; resolve before retrying"
     exception = add_process_exception(
         session, attached_to_id=refund.id, order_summary_id=order_summary_id, message=message,
         description=result.message, background_operation_id=refund.background_operation_id,

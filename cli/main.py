@@ -8,6 +8,7 @@ REST facade and waits. Ctrl-C (or SIGTERM) stops everything it started.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -74,30 +75,33 @@ def up(
 
 
 def _print_welcome(stack, demo_order) -> None:
+    # soft_wrap: never break a URL, token or curl command with inserted newlines (rich wraps
+    # at the terminal width, 80 columns when piped), so they can be copied or parsed as printed.
+    say = functools.partial(console.print, soft_wrap=True)
     c = stack.config
-    console.print(f"[bold green]Order Management engine is up[/bold green]")
-    console.print(f"  Prefect UI:   {stack.prefect_ui_url}")
-    console.print(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/docs)")
-    console.print(f"  Store:        {stack.store_url_display}")
-    console.print(f"  Bearer token: {c.token}")
+    say(f"[bold green]Order Management engine is up[/bold green]")
+    say(f"  Prefect UI:   {stack.prefect_ui_url}")
+    say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/docs)")
+    say(f"  Store:        {stack.store_url_display}")
+    say(f"  Bearer token: {c.token}")
     if demo_order is None:
-        console.print("Ctrl-C stops everything.")
+        say("Ctrl-C stops everything.")
         return
     base = f"{stack.facade_url}/services/data/v60.0"
     k = "-k " if c.certfile else ""
-    console.print("\n[bold]Demo order[/bold] (two cards, 60.00 + 40.00; a 30.00 credit memo; a 5.00 return fee invoice):")
-    console.print(f"  OrderSummary {demo_order.order_summary_id}, CreditMemo {demo_order.credit_memo_id}, Invoice {demo_order.fee_invoice_id}")
-    console.print("\nRefund the credit memo, paying the fee first:")
-    console.print(
+    say("\n[bold]Demo order[/bold] (two cards, 60.00 + 40.00; a 30.00 credit memo; a 5.00 return fee invoice):")
+    say(f"  OrderSummary {demo_order.order_summary_id}, CreditMemo {demo_order.credit_memo_id}, Invoice {demo_order.fee_invoice_id}")
+    say("\nRefund the credit memo, paying the fee first:")
+    say(
         f"  curl {k}-s -X POST -H 'Authorization: Bearer {c.token}' -H 'Content-Type: application/json' \\\n"
         f"    {base}/commerce/order-management/order-summaries/{demo_order.order_summary_id}/async-actions/ensure-refunds-async \\\n"
         f"    -d '{{\"creditMemoId\": \"{demo_order.credit_memo_id}\", \"invoicesToPay\": [\"{demo_order.fee_invoice_id}\"]}}'"
     )
-    console.print("Then read the operation (use the backgroundOperationId it answered) and the payment summaries:")
-    console.print(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/BackgroundOperation/<backgroundOperationId>")
+    say("Then read the operation (use the backgroundOperationId it answered) and the payment summaries:")
+    say(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/BackgroundOperation/<backgroundOperationId>")
     for ops_id in demo_order.order_payment_summary_ids:
-        console.print(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/OrderPaymentSummary/{ops_id}")
-    console.print("\nRefunds of 13.13 are declined and of 66.60 time out (the om-demo-sandbox block). Ctrl-C stops everything.")
+        say(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/OrderPaymentSummary/{ops_id}")
+    say("\nRefunds of 13.13 are declined and of 66.60 time out (the om-demo-sandbox block). Ctrl-C stops everything.")
 
 
 @app.command()

@@ -34,8 +34,11 @@ class MoneyAmount(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        # NUMERIC(19, 4) answers 10.5000: equal to 10.50; public models quantize per currency.
-        return value if isinstance(value, Decimal) else Decimal(value)
+        amount = value if isinstance(value, Decimal) else Decimal(value)
+        # NUMERIC(19, 4) answers 13.1300: drop the storage scale's trailing zeros, keeping
+        # two places at least (13.13, 1.234, 1500.00); public models quantize per currency.
+        exponent = min(amount.normalize().as_tuple().exponent, -2)
+        return amount.quantize(Decimal(1).scaleb(exponent))
 
 
 class UTCDateTime(TypeDecorator):
