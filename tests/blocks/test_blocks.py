@@ -160,6 +160,27 @@ def test_sandbox_gateway_saves_and_loads(prefect_api):
     assert isinstance(Block.load(f"om-sandbox-gateway/{name}"), SandboxGateway)
 
 
+def test_sandbox_gateway_document_with_a_non_decimal_key_is_refused_on_load(prefect_api):
+    """The server checks documents only against the JSON schema, which allows any key, so
+    a document written by the UI or the API can carry one; loading it must not succeed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentCreate
+
+    name = f"test-blocks-gw-bad-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        block_type = client.read_block_type_by_slug("om-sandbox-gateway")
+        schema = client.read_block_schema_by_checksum(SandboxGateway._calculate_schema_checksum())
+        client.create_block_document(BlockDocumentCreate(
+            name=name, block_type_id=block_type.id, block_schema_id=schema.id,
+            data={"default_outcome": "approve", "outcomes_by_amount": {"thirteen": "decline"}, "latency_seconds": 0},
+        ))
+    # Today decimal.InvalidOperation escapes; with the validator fixed, Block.load raises
+    # RuntimeError("... due to failed validation"). Neither is the ValueError that
+    # gateways.registry.adapter_for catches.
+    with pytest.raises((RuntimeError, ValidationError, ArithmeticError)):
+        SandboxGateway.load(name)
+
+
 # --- StoreDatabase ----------------------------------------------------------------
 
 

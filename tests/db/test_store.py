@@ -1,0 +1,89 @@
+"""The store on each backend: exact money, timezone-aware timestamps, migrations, sObjects."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from decimal import Decimal as D
+
+import pytest
+from pydantic import ValidationError
+
+from db.engine import session_scope
+from db.migrate import downgrade, upgrade
+from db.models import CreditMemo, OrderPaymentSummary, Payment
+from db.sobjects import create_sobject, read_sobject
+from domain.errors import InvalidInputError, NotFoundError
+from tests.factories import make_order
+from tests.ledger import assert_ledger_invariants, snapshot
+
+
+def test_amounts_round_trip_exactly(store):
+    with session_scope(store) as s:
+        order = make_order(s, payments=["12345678901.23", "0.01"], credit_memo="0.07")
+    with session_scope(store) as s:
+        first = s.get(OrderPaymentSummary, order.summaries[0])
+        assert first.captured_amount == D("12345678901.23")
+        assert str(s.get(CreditMemo, order.credit_memo_id).balance) == "0.07"
+        assert s.get(Payment, order.payments[order.summaries[1]][0]).amount == D("0.01")
+        assert first.created_date.tzinfo is not None and first.created_date.utcoffset() == UTC.utcoffset(None)
+
+
+def test_processed_payment_raises_captured_amount(store):
+    with session_scope(store) as s:
+        order = make_order(s, payments=[["30.00", "12.50"]])
+        record = read_sobject(session=s, object_name="OrderPaymentSummary", record_id=order.summaries[0])
+    assert record["CapturedAmount"] == D("42.50") and record["AvailableToRefundAmount"] == D("42.50")
+    assert record["BalanceAmount"] == D("42.50") and record["RefundedAmount"] == D("0.00")
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("object_name, fields, error", [
+    ("OrderSummary", {"OrderNumber": "1", "CurrencyIsoCode": "US"}, InvalidInputError),
+    ("OrderSummary", {"OrderNumber": "1", "Bogus": 1}, ValidationError),
+    ("CreditMemo", {"OrderSummaryId": "1OsAAAAAAAAAAAAAAA", "TotalAmount": "5.00"}, NotFoundError),
+    ("CreditMemo", {"OrderSummaryId": "bad id", "TotalAmount": "5.00"}, ValidationError),
+    ("Refund", {"Amount": "1.00"}, InvalidInputError),
+    ("Nonsense", {}, NotFoundError),
+])
+def test_bad_sobject_creates_change_nothing(store, object_name, fields, error):
+    before = snapshot(store)
+    with pytest.raises(error):
+        with session_scope(store) as s:
+            create_sobject(session=s, object_name=object_name, fields=fields)
+    assert snapshot(store) == before
+
+
+def test_amount_finer_than_the_currency_is_refused(store):
+    with session_scope(store) as s:
+        order = make_order(s, payments=["10.00"])
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError):
+        with session_scope(store) as s:
+            create_sobject(session=s, object_name="CreditMemo",
+                           fields={"OrderSummaryId": order.order_summary_id, "TotalAmount": D("1.005")})
+    assert snapshot(store) == before
+
+
+def test_migrations_go_down_and_up_again(store_url, tmp_path, embedded_postgres):
+    """On a fresh database of the same backend: upgrade, downgrade to nothing, upgrade."""
+    import uuid
+
+    from sqlalchemy import inspect
+
+    from db.engine import get_engine
+    from runtime.postgres import system_postgres_url
+
+    if store_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        name = f"om_mig_{uuid.uuid4().hex[:8]}"
+        url = system_postgres_url(name)
+        if url is None:
+            embedded_postgres.ensure_database(name)
+            url = embedded_postgres.sqlalchemy_url(name)
+    upgrade(url)
+    assert {"refund", "credit_memo", "payment_gateway_log"} <= set(inspect(get_engine(url)).get_table_names())
+    downgrade(url)
+    assert set(inspect(get_engine(url)).get_table_names()) <= {"alembic_version"}
+    upgrade(url)
+    assert "refund" in inspect(get_engine(url)).get_table_names()
