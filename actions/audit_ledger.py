@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from actions.fields import ActionModel
 from db.engine import session_scope
-from db.models import CreditMemo, Invoice, OrderPaymentSummary, Payment, PaymentGatewayLog, Refund, RefundStatus
+from db.models import CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentGatewayLog, Refund, RefundStatus
 from domain.invariants import check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
 
@@ -55,12 +55,25 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         found += check_sums(ops.id, parent=ops.captured_amount, children=captured_by_summary[ops.id], what="captured")
         found += check_sums(ops.id, parent=ops.refunded_amount, children=refunded_by_summary[ops.id], what="refunded")
         found += check_sums(ops.id, parent=ops.pending_refund_amount, children=pending_by_summary[ops.id], what="pending-refund")
+    applied_from_memo: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    applied_to_invoice: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for application in session.exec(select(CreditMemoInvApplication)):
+        applied_from_memo[application.credit_memo_id] += application.amount
+        applied_to_invoice[application.invoice_id] += application.amount
+    refunded_from_memo: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for refund in refunds:
+        if refund.credit_memo_id and refund.funding_source == "CreditMemo" and refund.status != RefundStatus.FAILED:
+            refunded_from_memo[refund.credit_memo_id] += refund.amount
     for memo in session.exec(select(CreditMemo)):
         checked += 1
         found += check_balance(memo.id, balance=memo.balance, total=memo.total_amount)
+        found += check_sums(memo.id, parent=memo.total_amount - memo.balance,
+                            children=refunded_from_memo[memo.id] + applied_from_memo[memo.id], what="credit-memo-used")
     for invoice in session.exec(select(Invoice)):
         checked += 1
         found += check_balance(invoice.id, balance=invoice.balance, total=invoice.total_amount)
+        found += check_sums(invoice.id, parent=invoice.total_amount - invoice.balance,
+                            children=applied_to_invoice[invoice.id], what="invoice-paid")
     logs = defaultdict(int)
     for log in session.exec(select(PaymentGatewayLog)):
         logs[log.sf_ref_number] += 1

@@ -205,8 +205,15 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
     return refunds
 
 
-def submit_refund(refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str) -> GatewayResult:
-    """Call the gateway once. Anything unexpected counts as an unknown outcome."""
+def submit_refund(
+    refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str, *, look_up_first: bool = False
+) -> GatewayResult:
+    """Call the gateway once. Anything unexpected counts as an unknown outcome.
+
+    With ``look_up_first`` (a resumed operation, which may have crashed after the gateway
+    acted) the gateway is asked about the key before anything is sent again, so even a
+    gateway that ignores idempotency keys refunds once.
+    """
     command = RefundCommand(
         idempotency_key=refund.idempotency_key, charge_reference=charge_reference,
         amount=quantize(refund.amount, refund.currency_iso_code, strict=False),
@@ -214,6 +221,8 @@ def submit_refund(refund: Refund, adapter: PaymentGatewayAdapter, charge_referen
         metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
     )
     try:
+        if look_up_first and (known := adapter.lookup_refund(refund.idempotency_key)) is not None:
+            return known
         return adapter.refund(command)
     except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed
         get_run_logger().exception("gateway call for refund %s raised; its outcome is unknown", refund.id)
@@ -232,9 +241,11 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
     """Record the gateway's answer (one transaction). Returns a ProcessException id, if any."""
     lock_order_summary(session, order_summary_id)
     refund = session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
-    if refund.status not in (RefundStatus.PENDING,):
-        return None  # settled already (a concurrent resolver got here first)
     sf_result_code, interaction_status, refund_status = _SF_RESULT[result.outcome]
+    if refund.status not in (RefundStatus.PENDING, RefundStatus.UNKNOWN):
+        return None  # settled already (a concurrent resolver got here first)
+    if refund.status == RefundStatus.UNKNOWN and refund_status == RefundStatus.UNKNOWN:
+        return None  # still unknown: nothing new to record
     log = gateway_log_for(session, refund)
     log.interaction_status = interaction_status
     log.sf_result_code = sf_result_code
@@ -295,10 +306,14 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
     """
     logger = get_run_logger()
     with session_scope() as session:
+        # Under the order's lock, so two executions of one operation (a retry racing a run
+        # thought dead) cannot both find nothing planned and plan twice.
+        lock_order_summary(session, order_summary_id)
         refunds = list(session.exec(
             select(Refund).where(Refund.background_operation_id == operation_id).order_by(col(Refund.created_date), col(Refund.id))
         ))
-        if refunds:
+        resuming = bool(refunds)
+        if resuming:
             logger.info("operation %s already planned %d refunds; finishing them", operation_id, len(refunds))
         else:
             refunds = reserve_refunds(session=session, order_summary_id=order_summary_id, request=request, operation_id=operation_id)
@@ -314,9 +329,17 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
         with session_scope() as session:
             payment = session.get(Payment, refund.payment_id)
             gateway = session.get(PaymentGateway, payment.payment_gateway_id)
-        if gateway.id not in adapters:
-            adapters[gateway.id] = adapter_for(gateway)
-        result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number)
+        try:
+            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+        except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
+            logger.exception("no adapter for payment gateway %s", gateway.id)
+            # Nothing was sent by this run; a resumed run cannot know about an earlier one.
+            result = GatewayResult(
+                outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
+                result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",
+            )
+        else:
+            result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number, look_up_first=resuming)
         with session_scope() as session:
             exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
         if exception_id:

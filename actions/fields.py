@@ -32,7 +32,7 @@ def _no_float(value: object) -> object:
 
 def _record_id(value: str) -> str:
     if not is_valid_id(value):
-        raise ValueError("must be a 15 or 18 character record Id (letters and digits)")
+        raise ValueError("must be an 18-character record Id (letters and digits)")
     return value
 
 
@@ -47,9 +47,9 @@ MoneyAmount = Annotated[
 RecordId = Annotated[
     str,
     AfterValidator(_record_id),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$"}),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9]{18}$"}),
 ]
-"""A Salesforce-style record Id: 15 or 18 letters and digits."""
+"""A Salesforce-style 18-character record Id (letters and digits)."""
 
 
 class ActionModel(BaseModel):

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.jsonio import ExactJSONResponse
@@ -31,11 +33,27 @@ def error_with_output(status_code: int, error_code: str, message: str, output: d
     return ExactJSONResponse(body, status_code=status_code, headers=headers)
 
 
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def validation_message(errors: list[dict[str, Any]]) -> str:
-    parts = []
+    """Readable pydantic errors: field names and list indices only, no validator internals,
+    and no "should be None" alternative for an optional field that has a real error."""
+    located: dict[str, list[str]] = {}
     for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
-        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        loc = [p for p in error.get("loc", ()) if isinstance(p, int) or (
+            isinstance(p, str) and _FIELD.match(p) and p not in ("body", "none"))]
+        where = ".".join(str(p) for p in loc)
+        located.setdefault(where, [])
+        if error.get("type") == "none_required":
+            continue
+        message = str(error.get("msg"))
+        if message not in located[where]:
+            located[where].append(message)
+    parts = []
+    for where, messages in located.items():
+        for message in messages or ["Input should be None"]:
+            parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
@@ -55,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, exc: RequestValidationError):
         return error_with_output(400, "INVALID_INPUT", validation_message(list(exc.errors())))
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError):
+        return error_with_output(400, "INVALID_INPUT", f"a value does not fit the store: {exc.orig}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):

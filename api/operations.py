@@ -21,7 +21,7 @@ _STATUS = {
     StateType.COMPLETED: "Complete",
     StateType.FAILED: "Error",
     StateType.CRASHED: "Error",
-    StateType.CANCELLING: "Canceled",
+    StateType.CANCELLING: "Running",  # refunds may still be going out until it is CANCELLED
     StateType.CANCELLED: "Canceled",
 }
 
@@ -37,6 +37,19 @@ def deployment_id(name: str) -> UUID:
             return client.read_deployment_by_name(name).id
         except ObjectNotFound:
             raise ApiError(503, "SERVICE_UNAVAILABLE", f"deployment {name} is not deployed; start the engine first") from None
+
+
+def engine_deployment_ids() -> set[UUID]:
+    """The deployments whose runs are this engine's background operations."""
+    from api.settings import get_api_settings
+
+    ids = set()
+    for name in get_api_settings().operation_deployments:
+        try:
+            ids.add(deployment_id(name))
+        except ApiError:
+            continue
+    return ids
 
 
 def start_operation(deployment_name: str, parameters: dict[str, Any]) -> UUID:
@@ -66,6 +79,8 @@ def read_operation(operation_id: str) -> dict[str, Any]:
             flow_run = client.read_flow_run(run_id)
         except ObjectNotFound:
             raise ApiError(404, "NOT_FOUND", f"BackgroundOperation {operation_id} does not exist") from None
+    if flow_run.deployment_id not in engine_deployment_ids():
+        raise ApiError(404, "NOT_FOUND", f"BackgroundOperation {operation_id} does not exist")
     status = _STATUS.get(flow_run.state.type, "New") if flow_run.state else "New"
     return {
         "attributes": {"type": "BackgroundOperation"},

@@ -23,6 +23,11 @@ class ApiSettings(BaseSettings):
         description="Deployment that carries out Ensure Refunds Async (flow name/deployment name).",
     )
 
+    operation_deployments: list[str] = Field(
+        default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async"],
+        description="Deployments whose flow runs can be read as BackgroundOperation records.",
+    )
+
     def permissions_for(self, token: str) -> set[str] | None:
         """The token's permissions, or None if the token is unknown."""
         if self.api_token is not None and secrets_equal(token, self.api_token.get_secret_value()):

@@ -42,6 +42,10 @@ class SandboxGateway(Block):
     latency_seconds: float = Field(
         default=0.0, ge=0, le=60, description="Simulated time the gateway takes to answer, in seconds."
     )
+    honour_idempotency_keys: bool = Field(
+        default=True,
+        description="Replay the first answer for a repeated idempotency key; off, every call refunds anew (like some real gateways).",
+    )
 
     @field_validator("outcomes_by_amount")
     @classmethod

@@ -5,7 +5,8 @@ import secrets
 import string
 
 _ALPHABET = string.ascii_letters + string.digits
-ID_PATTERN = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# Records are addressed by their 18-character Id (Salesforce's case-insensitive form).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9]{18}$")
 
 KEY_PREFIXES: dict[str, str] = {
     "OrderSummary": "1Os",

@@ -36,7 +36,7 @@ def _created_column() -> Any:
 
 def _check_id(value: str | None) -> str | None:
     if value is not None and not is_valid_id(value):
-        raise ValueError(f"'{value}' is not a valid 15 or 18 character record Id")
+        raise ValueError(f"'{value}' is not a valid 18-character record Id")
     return value
 
 

@@ -35,6 +35,8 @@ def create_order_summary(*, session: Session, obj_in: OrderSummaryCreate) -> Ord
 
 
 def create_payment_gateway(*, session: Session, obj_in: PaymentGatewayCreate) -> PaymentGateway:
+    if obj_in.gateway_provider != GatewayProvider.SANDBOX:
+        raise InvalidInputError(f"GatewayProvider {obj_in.gateway_provider} has no adapter yet; use Sandbox")
     record = PaymentGateway(id=new_id("PaymentGateway"), **obj_in.model_dump())
     session.add(record)
     return record
@@ -53,6 +55,8 @@ def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
     """A payment; a processed one raises its summary's CapturedAmount in the same transaction."""
     ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
     get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds
+    # Read the summary again under the lock: the copy above may predate a concurrent payment.
+    session.refresh(ops, with_for_update=True)
     gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
     data = obj_in.model_dump()
     data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)

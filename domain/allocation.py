@@ -193,24 +193,27 @@ def apply_sequences(
     """Step 2a: traverse the sequences in order, applying each amount to its summary,
     and stop once the credit memo and excess funds are fully refunded.
 
-    A sequence amount larger than what is still to be refunded is cut to it; one larger
-    than its summary's AvailableToRefund is refused (the caller asked for the impossible).
+    Every entry must name a summary of this order, whether or not it is reached. An
+    entry's amount is cut to what is still to be refunded; what is then applied must fit
+    the summary's AvailableToRefund, else the request is refused (the caller asked for
+    the impossible, and guessing another summary would betray the sequence).
     """
     for entry in sequences:
-        if remaining.total == 0:
-            return
         if entry.order_payment_summary_id not in available:
             raise InvalidInputError(
                 f"sequence names order payment summary {entry.order_payment_summary_id}, "
                 "which does not belong to this order summary"
             )
-        if entry.amount > available[entry.order_payment_summary_id]:
+    for entry in sequences:
+        if remaining.total == 0:
+            return
+        amount = min(entry.amount, remaining.total)
+        if amount > available[entry.order_payment_summary_id]:
             raise InsufficientAvailableToRefundError(
-                f"sequence amount {entry.amount} exceeds the AvailableToRefundAmount "
+                f"sequence amount {amount} exceeds the AvailableToRefundAmount "
                 f"({available[entry.order_payment_summary_id]}) of order payment summary "
                 f"{entry.order_payment_summary_id}"
             )
-        amount = min(entry.amount, remaining.total)
         _allocate(entry.order_payment_summary_id, amount, AllocationStep.SEQUENCE, available, remaining)
 
 

@@ -20,6 +20,8 @@ _MINOR_UNITS_EXCEPTIONS: dict[str, int] = {
 }
 
 ZERO = Decimal("0")
+MAX_AMOUNT = Decimal(10) ** 15
+"""Amounts stay below 10^15 of a currency: the store keeps 19 digits, 4 after the point."""
 
 
 def minor_units(currency: str) -> int:
@@ -57,6 +59,8 @@ def quantize(amount: Decimal, currency: str, *, strict: bool = True) -> Decimal:
     exponent = Decimal(1).scaleb(-minor_units(currency))
     if not amount.is_finite():
         raise InvalidInputError(f"'{amount}' is not a finite amount")
+    if abs(amount) >= MAX_AMOUNT:
+        raise InvalidInputError(f"amount {amount} is too large (the limit is below {MAX_AMOUNT:,})")
     try:
         quantized = amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
     except InvalidOperation as exc:

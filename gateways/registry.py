@@ -27,5 +27,6 @@ def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> Pay
             default_outcome=config.default_outcome,
             outcomes_by_amount=dict(config.outcomes_by_amount),
             latency_seconds=config.latency_seconds,
+            honour_idempotency_keys=config.honour_idempotency_keys,
         )
     raise GatewayError(f"payment gateway {gateway.id}: provider {gateway.gateway_provider} has no adapter yet")

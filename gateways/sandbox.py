@@ -9,7 +9,9 @@ Outcomes are chosen by amount (``outcomes_by_amount``) else ``default_outcome``:
   timeout after the gateway acted. ``lookup_refund`` later tells the truth.
 
 Like a real gateway it honours idempotency keys: a repeated key replays the first answer
-and never books twice.
+and never books twice. With ``honour_idempotency_keys=False`` it behaves like gateways
+(and fakes such as localstripe) that ignore them: every call books anew, so tests can show
+that the engine's own guarantees do not lean on the gateway's.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import secrets
 import time
 from decimal import Decimal
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from db.engine import get_engine
 from gateways.contract import GatewayOutcome, GatewayResult, RefundCommand
@@ -51,11 +52,13 @@ class SandboxGatewayAdapter:
         default_outcome: str = "approve",
         outcomes_by_amount: dict[str, str] | None = None,
         latency_seconds: float = 0.0,
+        honour_idempotency_keys: bool = True,
     ):
         self._engine = get_engine(store_url)
         self._default = default_outcome
         self._by_amount = {Decimal(k): v for k, v in (outcomes_by_amount or {}).items()}
         self._latency = latency_seconds
+        self._honour_keys = honour_idempotency_keys
 
     def _scripted(self, amount: Decimal) -> str:
         return self._by_amount.get(amount, self._default)
@@ -83,24 +86,28 @@ class SandboxGatewayAdapter:
             message=message,
         )
         with Session(self._engine, expire_on_commit=False) as session:
-            existing = session.get(SandboxGatewayRefund, command.idempotency_key)
-            if existing is None:
-                session.add(row)
-                try:
-                    session.commit()
-                except IntegrityError:  # a concurrent call with the same key won
-                    session.rollback()
-                    existing = session.get(SandboxGatewayRefund, command.idempotency_key)
+            existing = self._first_booking(session, command.idempotency_key) if self._honour_keys else None
             if existing is not None:
                 return self._answer(existing, request, replayed=True)
+            session.add(row)
+            session.commit()
         if outcome is GatewayOutcome.TIMEOUT:
             return GatewayResult(outcome=outcome, message=message, request=request, response={})
         return self._answer(row, request, replayed=False)
 
     def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
         with Session(self._engine) as session:
-            row = session.get(SandboxGatewayRefund, idempotency_key)
+            row = self._first_booking(session, idempotency_key)
             return None if row is None else self._answer(row, {"idempotency_key": idempotency_key}, replayed=True)
+
+    @staticmethod
+    def _first_booking(session: Session, idempotency_key: str) -> SandboxGatewayRefund | None:
+        statement = (
+            select(SandboxGatewayRefund)
+            .where(SandboxGatewayRefund.idempotency_key == idempotency_key)
+            .order_by(SandboxGatewayRefund.id)
+        )
+        return session.exec(statement).first()
 
     @staticmethod
     def _answer(row: SandboxGatewayRefund, request: dict, *, replayed: bool) -> GatewayResult:

@@ -13,8 +13,11 @@ from db.types import MoneyAmount, UTCDateTime, utcnow
 
 
 class SandboxGatewayRefund(SQLModel, table=True):
+    """One refund request the gateway acted on (booked or refused)."""
+
     __tablename__ = "sandbox_gateway_refund"
-    idempotency_key: str = Field(primary_key=True, max_length=255)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(index=True, max_length=255)
     charge_reference: str = Field(index=True, max_length=255)
     amount: Decimal = Field(sa_type=MoneyAmount)
     currency: str = Field(max_length=3)

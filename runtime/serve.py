@@ -16,11 +16,13 @@ import pkgutil
 DEPLOYMENTS: tuple[str, ...] = (
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
+    "resolve-refunds/resolve-refunds",
 )
 
 VERSION = "0.1.0"
 CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "4"))  # concurrent ensure-refunds runs
 AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedule
+RESOLVE_CRON = os.environ.get("OM_RESOLVE_CRON", "*/10 * * * *")  # empty: no schedule
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
@@ -31,6 +33,11 @@ OPTIONS: dict[str, dict] = {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,
         **({"cron": AUDIT_CRON} if AUDIT_CRON else {}),
+    },
+    "resolve-refunds": {
+        "tags": ["order-management", "reconciliation"],
+        "concurrency_limit": 1,
+        **({"cron": RESOLVE_CRON} if RESOLVE_CRON else {}),
     },
 }
 

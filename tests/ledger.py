@@ -39,11 +39,12 @@ def assert_ledger_invariants(store_url: str) -> None:
 
 def snapshot(store_url: str) -> dict[str, list[dict]]:
     """Every row of every table, to show that a refused request changed nothing."""
-    from sqlmodel import SQLModel, text
+    from sqlmodel import SQLModel
 
     tables = {}
     with session_scope(store_url) as session:
+        connection = session.connection()
         for table in SQLModel.metadata.sorted_tables:
-            rows = session.exec(select(table).order_by(*table.primary_key.columns)).all()
+            rows = connection.execute(table.select().order_by(*table.primary_key.columns)).all()
             tables[table.name] = [tuple(row) for row in rows]
     return tables

@@ -1,5 +1,6 @@
 """Order Management Connect resources under ``/commerce/order-management/order-summaries``."""
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -32,10 +33,13 @@ def _error_output(exc: InvalidInputError) -> InvalidInputError:
 )
 def ensure_refunds_async(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
     """Check the request against the store, start the operation, answer its id at once."""
+    caller.require("refund")
     try:
         if not is_valid_id(order_summary_id):
             raise InvalidInputError(f"orderSummaryId '{order_summary_id}' is not a valid record Id")
         request = EnsureRefundsInput.model_validate(body)
+        if request.excess_funds_amount is not None and Decimal(_version) < Decimal("49.0"):
+            raise InvalidInputError("excessFundsAmount is available from API version 49.0")
         check_ensure_refunds(session=session, order_summary_id=order_summary_id, request=request)
     except ValidationError as exc:
         raise _error_output(InvalidInputError(validation_message(exc.errors()))) from exc

@@ -8,6 +8,7 @@ from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
 from db.sobjects import SOBJECTS, create_sobject, read_sobject
+from domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/services/data/v{version}/sobjects", tags=["sObjects"])
 
@@ -24,11 +25,10 @@ def get_background_operation(operation_id: str, _version: ApiVersion, _caller: C
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}},
 )
 @router.post("/{object_name}/", status_code=201, include_in_schema=False)
-def create_record(object_name: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep, body: ExactBody):
+def create_record(object_name: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
     """Create an sObject from Salesforce field names; answers ``{id, success, errors}``."""
+    caller.require("write")
     if not isinstance(body, dict):
-        from domain.errors import InvalidInputError
-
         raise InvalidInputError("the request body must be a JSON object of field names and values")
     record = create_sobject(session=session, object_name=object_name, fields=body)
     session.commit()

@@ -148,7 +148,8 @@ def test_timeout_keeps_the_amount_reserved_as_unknown(store):
     assert (ops.refunded_amount, ops.pending_refund_amount) == (D("0"), D("66.60"))
     with session_scope(store) as s:
         log = s.exec(select(PaymentGatewayLog).where(PaymentGatewayLog.reference_entity_id == refund.refund_id)).one()
-        booked = s.get(SandboxGatewayRefund, s.get(Refund, refund.refund_id).idempotency_key)
+        key = s.get(Refund, refund.refund_id).idempotency_key
+        booked = s.exec(select(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == key)).first()
     assert log.interaction_status == InteractionStatus.TIMEOUT
     assert booked is not None  # the gateway did act: only a lookup may settle it, never a blind retry
     assert_ledger_invariants(store)
@@ -209,4 +210,103 @@ def test_concurrent_operations_never_refund_beyond_available(store):
     done = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(refused) == 1 and len(done) == 1
     assert done[0].refunded_amount == D("60.00")
+    assert_ledger_invariants(store)
+
+
+FORGETFUL = "test-forgetful-gateway"
+
+
+@pytest.mark.parametrize("gateway_acted_before_crash", [True, False])
+def test_resumed_operation_refunds_once_even_if_the_gateway_ignores_keys(store, gateway_acted_before_crash):
+    """The run crashed after reserving (and maybe after the gateway acted); a re-run of the
+    same operation asks the gateway first, so a gateway that ignores idempotency keys
+    (honour_idempotency_keys=False, like localstripe) still refunds once."""
+    from actions.ensure_refunds import reserve_refunds, submit_refund
+    from db.models import PaymentGateway
+    from gateways.registry import adapter_for
+
+    SandboxGateway(honour_idempotency_keys=False).save(FORGETFUL, overwrite=True)
+    with session_scope(store) as s:
+        order = make_order(s, payments=["60.00"], credit_memo="20.00", gateway_block=FORGETFUL)
+    operation = str(uuid.uuid4())
+    request = EnsureRefundsInput(credit_memo_id=order.credit_memo_id)
+    with session_scope(store) as s:
+        (refund,) = reserve_refunds(session=s, order_summary_id=order.order_summary_id, request=request, operation_id=operation)
+    if gateway_acted_before_crash:
+        with session_scope(store) as s:
+            payment = s.get(Payment, refund.payment_id)
+            adapter = adapter_for(s.get(PaymentGateway, payment.payment_gateway_id))
+
+        @flow
+        def crashing_first_attempt():
+            return submit_refund(refund, adapter, payment.gateway_ref_number)
+
+        crashing_first_attempt()  # the gateway acted; the run died before settling
+
+    out = run_action(order.order_summary_id, request, operation)
+    assert [(r.refund_id, r.status) for r in out.refunds] == [(refund.id, RefundStatus.PROCESSED)]
+    with session_scope(store) as s:
+        booked = s.exec(select(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == refund.idempotency_key)).all()
+    assert len(booked) == 1
+    assert_ledger_invariants(store)
+
+
+def test_forgetful_gateway_books_every_call(store):
+    """The fake really ignores keys, so the test above proves something."""
+    from gateways.contract import RefundCommand
+    from gateways.sandbox import SandboxGatewayAdapter
+
+    adapter = SandboxGatewayAdapter(store_url=store, honour_idempotency_keys=False)
+    key = f"probe-{uuid.uuid4()}"
+    for _ in range(2):
+        adapter.refund(RefundCommand(idempotency_key=key, charge_reference="ch_x", amount=D("1.00"), currency="USD"))
+    with session_scope(store) as s:
+        rows = s.exec(select(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == key)).all()
+        for row in rows:  # not ours: keep the shared store's books consistent for later ledger checks
+            s.delete(row)
+    assert len(rows) == 2
+
+
+def test_resolver_settles_an_unknown_refund_from_the_gateways_record(store):
+    from actions.resolve_refunds import resolve_refunds
+
+    order = _order(store, payments=["100.00"], credit_memo="66.60")
+    out = run_action(order.order_summary_id, EnsureRefundsInput(credit_memo_id=order.credit_memo_id), str(uuid.uuid4()))
+    (refund,) = out.refunds
+    assert refund.status == RefundStatus.UNKNOWN
+
+    @flow
+    def resolve():
+        return resolve_refunds(older_than_seconds=0)
+
+    summary = resolve()
+    assert summary.resolved.get("Processed", 0) >= 1
+    assert _get(store, Refund, refund.refund_id).status == RefundStatus.PROCESSED  # the gateway had booked it
+    ops = _get(store, OrderPaymentSummary, order.summaries[0])
+    assert (ops.refunded_amount, ops.pending_refund_amount) == (D("66.60"), D("0"))
+    with session_scope(store) as s:
+        log = s.exec(select(PaymentGatewayLog).where(PaymentGatewayLog.reference_entity_id == refund.refund_id)).one()
+    assert log.interaction_status == InteractionStatus.SUCCESS
+    assert_ledger_invariants(store)
+
+
+def test_resolver_sends_a_refund_whose_operation_died_before_sending(store):
+    from actions.ensure_refunds import reserve_refunds
+    from actions.resolve_refunds import resolve_refunds
+
+    order = _order(store, payments=["50.00"], credit_memo="20.00")
+    with session_scope(store) as s:
+        (refund,) = reserve_refunds(session=s, order_summary_id=order.order_summary_id,
+                                    request=EnsureRefundsInput(credit_memo_id=order.credit_memo_id),
+                                    operation_id=str(uuid.uuid4()))  # no such flow run: it is not running
+
+    @flow
+    def resolve():
+        return resolve_refunds(older_than_seconds=0)
+
+    resolve()
+    assert _get(store, Refund, refund.id).status == RefundStatus.PROCESSED
+    with session_scope(store) as s:
+        booked = s.exec(select(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == refund.idempotency_key)).all()
+    assert len(booked) == 1
     assert_ledger_invariants(store)

@@ -213,7 +213,7 @@ def test_store_database_secret_is_obfuscated_on_the_server(prefect_api):
         assert full.data["connection_url"] == SECRET_URL
 
 
-def test_block_register_cli(prefect_api, tmp_path):
+def test_block_register_cli(prefect_api):
     """The documented way to register the collection's block types on a server."""
     from runtime.prefect_server import prefect_env
 

@@ -202,7 +202,8 @@ class Engine:
         except subprocess.TimeoutExpired:
             self._drain(0.5)
             pytest.fail(f"om-engine up did not exit within {EXIT_TIMEOUT}s of SIGINT; its output:\n{self.output}")
-        while self._drain(1):  # to EOF
+        deadline = time.monotonic() + 10  # to EOF, unless something it left behind holds the pipe
+        while self._drain(0.2) and time.monotonic() < deadline:
             pass
         return code
 
@@ -229,9 +230,13 @@ class Engine:
                 except ProcessLookupError:
                     pass
                 self.proc.wait(10)
-        leftovers = {p for p in self.seen if _alive(p)} | {
-            p for p in _ours(self.data_dir, self.ports) if any(str(self.data_dir) in a for a in p.cmdline())
-        }
+        leftovers = {p for p in self.seen if _alive(p)}
+        for proc in _ours(self.data_dir, self.ports):  # only what runs on our data dir: surely ours
+            try:
+                if any(str(self.data_dir) in arg for arg in proc.cmdline()):
+                    leftovers.add(proc)
+            except psutil.Error:
+                pass
         for sig in (signal.SIGINT, signal.SIGKILL):  # SIGINT: PostgreSQL's fast shutdown
             for proc in leftovers:
                 try:

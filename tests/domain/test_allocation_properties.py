@@ -62,15 +62,16 @@ class Case:
 
     def sequences_are_feasible(self) -> bool:
         """Step 2's own checks, computed independently: each entry reached (before
-        everything is refunded) must fit what is left of its summary."""
+        everything is refunded), cut to what is still to refund, must fit what is left
+        of its summary."""
         left = dict(self.available)
         to_refund = self.requested()
         for entry in self.request.sequences:
             if to_refund == 0:
                 break
-            if entry.amount > left[entry.order_payment_summary_id]:
-                return False
             amount = min(entry.amount, to_refund)
+            if amount > left[entry.order_payment_summary_id]:
+                return False
             left[entry.order_payment_summary_id] -= amount
             to_refund -= amount
         return True

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 01:29:01.670888
+Create Date: 2026-11-22 01:50:53.777898
 """
 from typing import Sequence, Union
 
@@ -56,6 +56,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_process_exception_order_summary_id'), ['order_summary_id'], unique=False)
 
     op.create_table('sandbox_gateway_refund',
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('charge_reference', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('amount', db.types.MoneyAmount(precision=19, scale=4), nullable=False),
@@ -65,10 +66,11 @@ def upgrade() -> None:
     sa.Column('result_code', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('message', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('created_date', db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('idempotency_key')
+    sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sandbox_gateway_refund', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sandbox_gateway_refund_charge_reference'), ['charge_reference'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sandbox_gateway_refund_idempotency_key'), ['idempotency_key'], unique=False)
 
     op.create_table('credit_memo',
     sa.Column('order_summary_id', sqlmodel.sql.sqltypes.AutoString(length=18), nullable=False),
@@ -284,6 +286,7 @@ def downgrade() -> None:
 
     op.drop_table('credit_memo')
     with op.batch_alter_table('sandbox_gateway_refund', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sandbox_gateway_refund_idempotency_key'))
         batch_op.drop_index(batch_op.f('ix_sandbox_gateway_refund_charge_reference'))
 
     op.drop_table('sandbox_gateway_refund')

@@ -1,0 +1,103 @@
+"""Resolve Refunds: settle refunds left PENDING (an operation died before sending or
+settling) or UNKNOWN (the gateway timed out) by asking the gateway, never retrying blind.
+
+For each such refund whose operation is no longer running: if the gateway knows the
+idempotency key, its record settles the refund; if it has never seen the key, the refund
+is sent now, with the same key. Either way each refund moves money at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from pydantic import Field
+from sqlmodel import col, select
+
+from actions.ensure_refunds import emit_refund_event, settle_refund, submit_refund
+from actions.fields import ActionModel
+from db.engine import session_scope
+from db.models import OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus
+from db.types import utcnow
+from gateways.contract import PaymentGatewayAdapter
+from gateways.registry import adapter_for
+
+
+class ResolveRefundsOutput(ActionModel):
+    examined: int = Field(description="Pending or Unknown refunds old enough to resolve.")
+    skipped_running: int = Field(description="Left alone because their operation is still running.")
+    resolved: dict[str, int] = Field(description="How many refunds ended in each status.")
+
+
+def _operation_is_running(operation_id: str | None) -> bool:
+    if not operation_id:
+        return False
+    try:
+        run_id = UUID(operation_id)
+    except ValueError:
+        return False
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(run_id).state
+        except ObjectNotFound:
+            return False
+    return state is not None and not state.is_final()
+
+
+@task(name="resolve-refunds")
+def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveRefundsOutput:
+    """Settle Pending/Unknown refunds older than ``older_than_seconds`` by asking their gateway.
+
+    Args:
+        older_than_seconds: only refunds untouched for this long (an operation in flight
+            settles its own).
+        limit: at most this many refunds per call, oldest first.
+
+    Example:
+        ```python
+        from prefect import flow
+        from actions.resolve_refunds import resolve_refunds
+
+        @flow
+        def nightly_resolution():
+            return resolve_refunds(older_than_seconds=600)
+        ```
+    """
+    logger = get_run_logger()
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with session_scope() as session:
+        stuck = list(session.exec(
+            select(Refund)
+            .where(col(Refund.status).in_([RefundStatus.PENDING, RefundStatus.UNKNOWN]))
+            .where(Refund.last_modified_date <= cutoff)
+            .order_by(col(Refund.created_date), col(Refund.id))
+            .limit(limit)
+        ))
+    adapters: dict[str, PaymentGatewayAdapter] = {}
+    resolved: dict[str, int] = {}
+    skipped = 0
+    for refund in stuck:
+        if _operation_is_running(refund.background_operation_id):
+            skipped += 1
+            continue
+        with session_scope() as session:
+            payment = session.get(Payment, refund.payment_id)
+            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+            order_summary_id = session.get(OrderPaymentSummary, refund.order_payment_summary_id).order_summary_id
+        try:
+            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+        except Exception:  # noqa: BLE001 - leave it for the next run; a person sees the log
+            logger.exception("no adapter for payment gateway %s; refund %s stays %s", gateway.id, refund.id, refund.status)
+            continue
+        result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number, look_up_first=True)
+        with session_scope() as session:
+            settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
+            after = session.get(Refund, refund.id)
+        status = RefundStatus(after.status).value
+        resolved[status] = resolved.get(status, 0) + 1
+        emit_refund_event(after, after.status.lower())
+        logger.info("refund %s: %s -> %s", refund.id, refund.status, after.status)
+    return ResolveRefundsOutput(examined=len(stuck), skipped_running=skipped, resolved=resolved)
