@@ -1,6 +1,6 @@
 """Configuration of the scripted sandbox payment gateway."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from prefect.blocks.core import Block
@@ -25,6 +25,13 @@ class SandboxGateway(Block):
             default_outcome="approve",
             outcomes_by_amount={"13.13": "decline", "66.60": "timeout"},
         ).save("sandbox", overwrite=True)
+        ```
+
+        Load a saved configuration (a PaymentGateway's MerchantCredentialName names it):
+        ```python
+        from blocks import SandboxGateway
+
+        sandbox = SandboxGateway.load("BLOCK_NAME")
         ```
     """
 
@@ -51,5 +58,10 @@ class SandboxGateway(Block):
     @classmethod
     def _amounts_are_decimals(cls, value: dict[str, str]) -> dict[str, str]:
         for amount in value:
-            Decimal(amount)  # raises on anything that is not a decimal number
+            try:
+                finite = Decimal(amount).is_finite()
+            except InvalidOperation:
+                finite = False
+            if not finite:
+                raise ValueError(f"'{amount}' is not a decimal amount such as '13.13'")
         return value

@@ -15,7 +15,8 @@ class StoreDatabase(Block):
         from blocks import StoreDatabase
 
         StoreDatabase(connection_url="postgresql://postgres@127.0.0.1:5432/orders").save("store")
-        url = StoreDatabase.load("store").connection_url.get_secret_value()
+        store = StoreDatabase.load("BLOCK_NAME")  # e.g. "store", which `om-engine up` saves
+        url = store.connection_url.get_secret_value()
         ```
     """
 

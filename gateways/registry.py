@@ -17,10 +17,10 @@ def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> Pay
         if gateway.merchant_credential_name:
             try:
                 config = SandboxGateway.load(gateway.merchant_credential_name)
-            except ValueError as exc:
+            except Exception as exc:  # missing document, or one saved with invalid values
                 raise GatewayError(
-                    f"payment gateway {gateway.id}: no sandbox gateway block named "
-                    f"'{gateway.merchant_credential_name}'"
+                    f"payment gateway {gateway.id}: no valid sandbox gateway block named "
+                    f"'{gateway.merchant_credential_name}' can be loaded: {exc}"
                 ) from exc
         return SandboxGatewayAdapter(
             store_url=store_url,

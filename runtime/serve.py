@@ -20,7 +20,7 @@ DEPLOYMENTS: tuple[str, ...] = (
 )
 
 VERSION = "0.1.0"
-CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "4"))  # concurrent ensure-refunds runs
+CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "8"))  # concurrent ensure-refunds runs
 AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedule
 RESOLVE_CRON = os.environ.get("OM_RESOLVE_CRON", "*/10 * * * *")  # empty: no schedule
 
