@@ -23,10 +23,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@functools.cache
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (default: the configured store URL)."""
-    url = normalize_url(url or get_store_settings().database_url)
+    return _engine_for(normalize_url(url or get_store_settings().database_url))
+
+
+@functools.cache
+def _engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _serialize_sqlite_writers(engine)

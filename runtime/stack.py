@@ -147,21 +147,28 @@ def register_blocks(store_url: str) -> None:
 
 
 def wait_for_deployments(*, timeout: float, process: ManagedProcess | None = None) -> None:
+    """Wait until every served deployment exists *and* has been polled since now, so a
+    restart does not report ready on the previous run's deployments."""
+    from datetime import UTC, datetime
+
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     from runtime.serve import DEPLOYMENTS
 
+    since = datetime.now(UTC)
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         for name in DEPLOYMENTS:
             while True:
                 try:
-                    client.read_deployment_by_name(name)
-                    break
+                    polled = client.read_deployment_by_name(name).last_polled
+                    if polled is not None and polled >= since:
+                        break
                 except ObjectNotFound:
-                    if process is not None and not process.alive():
-                        raise RuntimeError(f"the serve process died:\n{process.tail()}") from None
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"deployment {name} did not appear within {timeout}s") from None
-                    time.sleep(0.3)
+                    pass
+                if process is not None and not process.alive():
+                    raise RuntimeError(f"the serve process died:\n{process.tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"deployment {name} was not served within {timeout}s")
+                time.sleep(0.3)

@@ -55,6 +55,9 @@ def prefect_api(embedded_postgres, tmp_path_factory):
     for block in (SandboxGateway, StoreDatabase):
         block.register_type_and_schema()
     yield api_url
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler.flush()  # before the server goes, or the last logs have nowhere to go
     server.stop()
 
 
