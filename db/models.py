@@ -265,20 +265,22 @@ class Payment(PaymentBase, table=True):
 
 
 # --- CreditMemo / Invoice ---------------------------------------------------------------
+# Both are billing documents of one order with the same shape: a TotalAmount set once and
+# a Balance that payments, refunds and credit applications bring down to zero.
 
 
-class CreditMemoBase(SQLModel):
+class BillingDocumentBase(SQLModel):
     order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
     total_amount: Decimal = Field(sa_type=MoneyAmount)
     description: str | None = Field(default=None, max_length=255)
 
 
-class CreditMemoCreate(SalesforceShape, CreditMemoBase):
+class BillingDocumentCreate(SalesforceShape, BillingDocumentBase):
     order_summary_id: RecordId
     total_amount: Decimal = PydanticField(gt=0)
 
 
-class CreditMemoPublic(PublicShape, CreditMemoBase):
+class BillingDocumentPublic(PublicShape, BillingDocumentBase):
     id: str
     currency_iso_code: str
     balance: Decimal
@@ -286,63 +288,55 @@ class CreditMemoPublic(PublicShape, CreditMemoBase):
     created_date: datetime
 
 
-class CreditMemo(CreditMemoBase, table=True):
+class BillingDocumentLedger(SQLModel):
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    balance: Decimal = _money_column()
+    status: str = Field(default="Posted", max_length=40)
+    created_date: datetime = _created_column()
+
+
+class BillingLineFields(SQLModel):
+    id: str = Field(primary_key=True, max_length=18)
+    name: str = Field(max_length=255)
+    type: str = Field(default="Charge", max_length=40)
+    charge_amount: Decimal = _money_column()
+    tax_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+
+class CreditMemoCreate(BillingDocumentCreate):
+    pass
+
+
+class CreditMemoPublic(BillingDocumentPublic):
+    pass
+
+
+class CreditMemo(BillingDocumentBase, BillingDocumentLedger, table=True):
     __tablename__ = "credit_memo"
-    id: str = Field(primary_key=True, max_length=18)
-    currency_iso_code: str = Field(max_length=3)
-    balance: Decimal = _money_column()
-    status: str = Field(default="Posted", max_length=40)
-    created_date: datetime = _created_column()
 
 
-class CreditMemoLine(SQLModel, table=True):
+class CreditMemoLine(BillingLineFields, table=True):
     __tablename__ = "credit_memo_line"
-    id: str = Field(primary_key=True, max_length=18)
     credit_memo_id: str = Field(foreign_key="credit_memo.id", index=True, max_length=18)
-    name: str = Field(max_length=255)
-    type: str = Field(default="Charge", max_length=40)
-    charge_amount: Decimal = _money_column()
-    tax_amount: Decimal = _money_column()
-    created_date: datetime = _created_column()
 
 
-class InvoiceBase(SQLModel):
-    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
-    total_amount: Decimal = Field(sa_type=MoneyAmount)
-    description: str | None = Field(default=None, max_length=255)
+class InvoiceCreate(BillingDocumentCreate):
+    pass
 
 
-class InvoiceCreate(SalesforceShape, InvoiceBase):
-    order_summary_id: RecordId
-    total_amount: Decimal = PydanticField(gt=0)
+class InvoicePublic(BillingDocumentPublic):
+    pass
 
 
-class InvoicePublic(PublicShape, InvoiceBase):
-    id: str
-    currency_iso_code: str
-    balance: Decimal
-    status: str
-    created_date: datetime
-
-
-class Invoice(InvoiceBase, table=True):
+class Invoice(BillingDocumentBase, BillingDocumentLedger, table=True):
     __tablename__ = "invoice"
-    id: str = Field(primary_key=True, max_length=18)
-    currency_iso_code: str = Field(max_length=3)
-    balance: Decimal = _money_column()
-    status: str = Field(default="Posted", max_length=40)
-    created_date: datetime = _created_column()
 
 
-class InvoiceLine(SQLModel, table=True):
+class InvoiceLine(BillingLineFields, table=True):
     __tablename__ = "invoice_line"
-    id: str = Field(primary_key=True, max_length=18)
     invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
-    name: str = Field(max_length=255)
-    type: str = Field(default="Charge", max_length=40)
-    charge_amount: Decimal = _money_column()
-    tax_amount: Decimal = _money_column()
-    created_date: datetime = _created_column()
 
 
 class CreditMemoInvApplicationPublic(PublicShape):

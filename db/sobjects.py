@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
+    BillingDocumentCreate,
     CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoPublic,
     GatewayProvider, Invoice, InvoiceCreate, InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
     OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
@@ -72,26 +73,24 @@ def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
     return record
 
 
-def create_credit_memo(*, session: Session, obj_in: CreditMemoCreate) -> CreditMemo:
+def _create_billing_document(session: Session, table: type[CreditMemo | Invoice], obj_in: BillingDocumentCreate):
+    """A credit memo or invoice in its order's currency; its Balance starts at its TotalAmount."""
     order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
     amount = quantize(obj_in.total_amount, order.currency_iso_code)
-    record = CreditMemo(
-        id=new_id("CreditMemo"), currency_iso_code=order.currency_iso_code, balance=amount,
+    record = table(
+        id=new_id(table.__name__), currency_iso_code=order.currency_iso_code, balance=amount,
         **obj_in.model_dump(exclude={"total_amount"}), total_amount=amount,
     )
     session.add(record)
     return record
+
+
+def create_credit_memo(*, session: Session, obj_in: CreditMemoCreate) -> CreditMemo:
+    return _create_billing_document(session, CreditMemo, obj_in)
 
 
 def create_invoice(*, session: Session, obj_in: InvoiceCreate) -> Invoice:
-    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
-    amount = quantize(obj_in.total_amount, order.currency_iso_code)
-    record = Invoice(
-        id=new_id("Invoice"), currency_iso_code=order.currency_iso_code, balance=amount,
-        **obj_in.model_dump(exclude={"total_amount"}), total_amount=amount,
-    )
-    session.add(record)
-    return record
+    return _create_billing_document(session, Invoice, obj_in)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def prefect_api(embedded_postgres, tmp_path_factory):
     yield api_url
     from prefect.logging.handlers import APILogHandler
 
-    APILogHandler.flush()  # before the server goes, or the last logs have nowhere to go
+    APILogHandler().flush()  # before the server goes, or the last logs have nowhere to go
     server.stop()
 
 
@@ -65,17 +65,24 @@ def prefect_api(embedded_postgres, tmp_path_factory):
 def store_url(request, tmp_path_factory, embedded_postgres) -> str:
     """The store, migrated with Alembic, on one backend per parameter."""
     from db.migrate import upgrade
-    from runtime.postgres import system_postgres_url
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}"
     else:
-        name = f"om_test_{uuid.uuid4().hex[:8]}"
-        url = system_postgres_url(name)
-        if url is None:
-            embedded_postgres.ensure_database(name)
-            url = embedded_postgres.sqlalchemy_url(name)
+        url = fresh_postgres_database(embedded_postgres, "om_test")
     upgrade(url)
+    return url
+
+
+def fresh_postgres_database(embedded_postgres, prefix: str) -> str:
+    """A new, empty database on the machine's PostgreSQL if it answers, else the embedded one."""
+    from runtime.postgres import system_postgres_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = system_postgres_url(name)
+    if url is None:
+        embedded_postgres.ensure_database(name)
+        url = embedded_postgres.sqlalchemy_url(name)
     return url
 
 
