@@ -62,7 +62,7 @@ def prefect_api(embedded_postgres, tmp_path_factory):
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def store_url(request, tmp_path_factory, embedded_postgres) -> str:
+def store_url(request, tmp_path_factory, embedded_postgres):
     """The store, migrated with Alembic, on one backend per parameter."""
     from db.migrate import upgrade
 
@@ -71,7 +71,9 @@ def store_url(request, tmp_path_factory, embedded_postgres) -> str:
     else:
         url = fresh_postgres_database(embedded_postgres, "om_test")
     upgrade(url)
-    return url
+    yield url
+    if request.param != "sqlite":
+        drop_postgres_database(url)
 
 
 def fresh_postgres_database(embedded_postgres, prefix: str) -> str:
@@ -103,3 +105,18 @@ def session(store):
 
     with session_scope(store) as s:
         yield s
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a test database (the machine's PostgreSQL outlives the session)."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from db.engine import get_engine
+
+    get_engine(url).dispose()
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(parsed.database)))

@@ -81,6 +81,10 @@ def test_migrations_go_down_and_up_again(store_url, tmp_path, embedded_postgres)
     assert set(inspect(get_engine(url)).get_table_names()) <= {"alembic_version"}
     upgrade(url)
     assert "refund" in inspect(get_engine(url)).get_table_names()
+    if not store_url.startswith("sqlite"):
+        from tests.conftest import drop_postgres_database
+
+        drop_postgres_database(url)
 
 
 def test_the_tables_match_the_migrations(store_url):
