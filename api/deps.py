@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +19,11 @@ from db.engine import get_engine
 @dataclass(frozen=True)
 class Caller:
     permissions: frozenset[str]
+    token_digest: str = ""
+
+    def scoped(self, key: str) -> str:
+        """An idempotency key in this caller's own namespace (callers never collide)."""
+        return f"{self.token_digest}:{key}"
 
     def require(self, permission: str) -> None:
         if "*" not in self.permissions and permission not in self.permissions:
@@ -32,7 +38,7 @@ def current_caller(request: Request) -> Caller:
     permissions = get_api_settings().permissions_for(token.strip())
     if permissions is None:
         raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-    return Caller(frozenset(permissions))
+    return Caller(frozenset(permissions), hashlib.sha256(token.strip().encode()).hexdigest()[:16])
 
 
 def store_session() -> Iterator[Session]:

@@ -52,10 +52,46 @@ def engine_deployment_ids() -> set[UUID]:
     return ids
 
 
-def start_operation(deployment_name: str, parameters: dict[str, Any]) -> UUID:
-    """Create a flow run of the deployment; its id is the background operation id."""
+def existing_operation(deployment_name: str, idempotency_key: str, parameters: dict[str, Any]) -> UUID | None:
+    """The operation already started with this key, if any; a different request under the
+    same key is refused (409) rather than answered with someone else's operation."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterIdempotencyKey,
+    )
+
     with _client() as client:
-        flow_run = client.create_flow_run_from_deployment(deployment_id(deployment_name), parameters=parameters)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key])),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id(deployment_name)])),
+            limit=1,
+        )
+    if not runs:
+        return None
+    _same_request(runs[0], parameters)
+    return runs[0].id
+
+
+def _same_request(flow_run: FlowRun, parameters: dict[str, Any]) -> None:
+    if flow_run.parameters != parameters:
+        raise ApiError(
+            409, "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used for a different request; use a new key for a new request",
+            {"backgroundOperationId": None},
+        )
+
+
+def start_operation(deployment_name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None) -> UUID:
+    """Create a flow run of the deployment; its id is the background operation id.
+
+    With ``idempotency_key`` Prefect itself guarantees one flow run per key and deployment
+    flow, so two racing requests with the same key get the same operation.
+    """
+    with _client() as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id(deployment_name), parameters=parameters, idempotency_key=idempotency_key
+        )
+    if idempotency_key is not None:
+        _same_request(flow_run, parameters)
     return flow_run.id
 
 

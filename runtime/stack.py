@@ -10,7 +10,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.processes import ManagedProcess, wait_for_http
@@ -26,6 +27,7 @@ class StackConfig:
     token: str = ""
     prefect_api_url: str | None = None
     store_url: str | None = None
+    extra_tokens: dict[str, list[str]] = field(default_factory=dict)  # token -> permissions
 
 
 class Stack:
@@ -83,7 +85,9 @@ class Stack:
             self.postgres.ensure_database("orders")
             self.store_url = self.postgres.sqlalchemy_url("orders")
 
-        self.env = prefect_env(self.api_url) | {"OM_DATABASE_URL": self.store_url, "OM_API_TOKEN": cfg.token}
+        self.env = prefect_env(self.api_url) | {
+            "OM_DATABASE_URL": self.store_url, "OM_API_TOKEN": cfg.token, "OM_API_TOKENS": json.dumps(cfg.extra_tokens),
+        }
         self._configure_this_process()
         from db.migrate import upgrade
 

@@ -38,6 +38,7 @@ def engine(prefect_api, store_url, tls, tmp_path_factory):
     stack = Stack(StackConfig(
         data_dir=tmp_path_factory.mktemp("engine"), api_port=free_port(), certfile=cert_path, keyfile=key_path,
         token=secrets.token_urlsafe(16), prefect_api_url=prefect_api, store_url=store_url,
+        extra_tokens={"read-only-token": ["read"]},
     ))
     try:
         stack.start(log=lambda _msg: None)

@@ -166,3 +166,42 @@ def test_sobjects_round_trip_exact_amounts(sf, engine):
     assert missing.value.status == 404
     with pytest.raises(SalesforceError):
         sf.Refund.create({"Amount": 1})  # refunds are made by the actions only
+
+
+def test_a_retried_request_with_the_same_idempotency_key_refunds_once(sf, engine, tls):
+    """The client's network failed after the POST: it retries with the same key and gets
+    the same operation; the same key with another body is refused and starts nothing."""
+    order, summaries, _memo, _ = set_up_order(sf, payments=[60.00])
+    url = f"{engine.facade_url}/services/data/v60.0/" + ACTION.format(order)
+    headers = {"Authorization": f"Bearer {engine.config.token}", "Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    first = requests.post(url, json={"excessFundsAmount": 10.00}, headers=headers, verify=str(tls[0]))
+    again = requests.post(url, json={"excessFundsAmount": 10.00}, headers=headers, verify=str(tls[0]))
+    assert first.status_code == again.status_code == 201
+    operation_id = first.json()["backgroundOperationId"]
+    assert again.json()["backgroundOperationId"] == operation_id
+    assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
+    replay_after_completion = requests.post(url, json={"excessFundsAmount": 10.00}, headers=headers, verify=str(tls[0]))
+    assert replay_after_completion.json()["backgroundOperationId"] == operation_id
+
+    with get_client(sync_client=True) as client:
+        runs_before = client.count_flow_runs()
+    changed = requests.post(url, json={"excessFundsAmount": 20.00}, headers=headers, verify=str(tls[0]))
+    assert changed.status_code == 409 and changed.json()[0]["errorCode"] == "IDEMPOTENCY_KEY_REUSED"
+    with get_client(sync_client=True) as client:
+        assert client.count_flow_runs() == runs_before
+    assert D(str(sf.OrderPaymentSummary.get(summaries[0])["RefundedAmount"])) == D("10.00")
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_a_token_without_the_refund_permission_is_refused(engine, tls):
+    """Tokens carry permissions (OM_API_TOKENS); refunding needs 'refund', creating records 'write'."""
+    response = requests.post(
+        f"{engine.facade_url}/services/data/v60.0/" + ACTION.format("1OsAAAAAAAAAAAAAAA"),
+        json={"excessFundsAmount": 1}, headers={"Authorization": "Bearer read-only-token"}, verify=str(tls[0]))
+    assert response.status_code == 403 and response.json()[0]["errorCode"] == "INSUFFICIENT_ACCESS"
+    create = requests.post(f"{engine.facade_url}/services/data/v60.0/sobjects/OrderSummary", json={"OrderNumber": "x"},
+                           headers={"Authorization": "Bearer read-only-token"}, verify=str(tls[0]))
+    assert create.status_code == 403
+    read = requests.get(f"{engine.facade_url}/services/data/v60.0/sobjects/OrderSummary/1OsAAAAAAAAAAAAAAA",
+                        headers={"Authorization": "Bearer read-only-token"}, verify=str(tls[0]))
+    assert read.status_code == 404  # reading needs only a valid token
