@@ -16,34 +16,33 @@ already written; it never plans them twice.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from decimal import Decimal
+
 from prefect import get_run_logger, task
-from prefect.events import emit_event
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
+from actions.refunds import emit_refund_event, settle_refund, submit_refund
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import (
-    add_process_exception, complete_refund, credit_memo_of_order, gateway_log_for, get_or_raise, invoices_of_order,
-    lock_order_summary, order_payment_summaries, refundable_payments, reserve_refund,
+    credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries,
+    refundable_payments, reserve_refund,
 )
 from db.models import (
-    CreditMemo, CreditMemoInvApplication, InteractionStatus, InteractionType, OrderSummary, Payment, PaymentGateway,
-    PaymentGatewayLog, Refund, RefundStatus, available_to_refund,
+    CreditMemo, CreditMemoInvApplication, InteractionType, OrderSummary, Payment, PaymentGateway, PaymentGatewayLog,
+    Refund, RefundStatus, available_to_refund,
 )
-from db.types import utcnow
 from domain.allocation import (
     AllocationStrategy, FundSource, InvoiceToPay, PaymentRefundable, RefundPlan, RefundRequest, SequenceEntry,
     plan_refunds, spread_over_payments,
 )
 from domain.errors import InvalidInputError
 from domain.money import ZERO, quantize
-from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
+from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter
 from gateways.registry import adapter_for
 
 
@@ -172,7 +171,6 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
         per_summary_and_source[(allocation.order_payment_summary_id, allocation.source)] += allocation.amount
 
     refunds: list[Refund] = []
-    gateways: dict[str, PaymentGateway] = {}
     for (summary_id, source), amount in per_summary_and_source.items():
         ops = summaries[summary_id]
         payments = {p.id: p for p in refundable_payments(session, summary_id)}
@@ -189,11 +187,9 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
             reserve_refund(session, ops, payment, part)
             if source is FundSource.CREDIT_MEMO:
                 memo.balance -= part
-            gateway = gateways.get(payment.payment_gateway_id) or session.get(PaymentGateway, payment.payment_gateway_id)
-            gateways[gateway.id] = gateway
             session.add(refund)
             session.add(PaymentGatewayLog(
-                id=new_id("PaymentGatewayLog"), payment_gateway_id=gateway.id, reference_entity_id=refund_id,
+                id=new_id("PaymentGatewayLog"), payment_gateway_id=payment.payment_gateway_id, reference_entity_id=refund_id,
                 interaction_type=InteractionType.REFUND, sf_ref_number=refund.idempotency_key,
                 background_operation_id=operation_id,
             ))
@@ -203,77 +199,6 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
     session.add_all(invoices)
     session.flush()
     return refunds
-
-
-def submit_refund(
-    refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str, *, look_up_first: bool = False
-) -> GatewayResult:
-    """Call the gateway once. Anything unexpected counts as an unknown outcome.
-
-    With ``look_up_first`` (a resumed operation, which may have crashed after the gateway
-    acted) the gateway is asked about the key before anything is sent again, so even a
-    gateway that ignores idempotency keys refunds once.
-    """
-    command = RefundCommand(
-        idempotency_key=refund.idempotency_key, charge_reference=charge_reference,
-        amount=quantize(refund.amount, refund.currency_iso_code, strict=False),
-        currency=refund.currency_iso_code,
-        metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
-    )
-    try:
-        if look_up_first and (known := adapter.lookup_refund(refund.idempotency_key)) is not None:
-            return known
-        return adapter.refund(command)
-    except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed
-        get_run_logger().exception("gateway call for refund %s raised; its outcome is unknown", refund.id)
-        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, message=f"{type(exc).__name__}: {exc}")
-
-
-_SF_RESULT = {
-    GatewayOutcome.APPROVED: ("Success", InteractionStatus.SUCCESS, RefundStatus.PROCESSED),
-    GatewayOutcome.DECLINED: ("Decline", InteractionStatus.FAILED, RefundStatus.FAILED),
-    GatewayOutcome.ERROR: ("SystemError", InteractionStatus.FAILED, RefundStatus.FAILED),
-    GatewayOutcome.TIMEOUT: ("Indeterminate", InteractionStatus.TIMEOUT, RefundStatus.UNKNOWN),
-}
-
-
-def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, order_summary_id: str) -> str | None:
-    """Record the gateway's answer (one transaction). Returns a ProcessException id, if any."""
-    lock_order_summary(session, order_summary_id)
-    refund = session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
-    sf_result_code, interaction_status, refund_status = _SF_RESULT[result.outcome]
-    if refund.status not in (RefundStatus.PENDING, RefundStatus.UNKNOWN):
-        return None  # settled already (a concurrent resolver got here first)
-    if refund.status == RefundStatus.UNKNOWN and refund_status == RefundStatus.UNKNOWN:
-        return None  # still unknown: nothing new to record
-    log = gateway_log_for(session, refund)
-    log.interaction_status = interaction_status
-    log.sf_result_code = sf_result_code
-    log.gateway_result_code = result.result_code
-    log.gateway_message = result.message
-    log.gateway_ref_number = result.gateway_reference
-    log.request = json.dumps(result.request, default=str)
-    log.response = json.dumps(result.response, default=str)
-    refund.status = refund_status
-    refund.gateway_ref_number = result.gateway_reference
-    refund.gateway_result_code = result.result_code
-    refund.gateway_message = result.message
-    refund.last_modified_date = utcnow()
-    session.add_all([log, refund])
-    if refund_status is RefundStatus.PROCESSED:
-        complete_refund(session, refund, succeeded=True)
-        return None
-    amount = f"{quantize(refund.amount, refund.currency_iso_code, strict=False)} {refund.currency_iso_code}"
-    if refund_status is RefundStatus.FAILED:
-        complete_refund(session, refund, succeeded=False)
-        message = f"Refund of {amount} failed at the gateway: {result.result_code}"
-    else:
-        message = f"Refund of {amount}: gateway outcome unknown; resolve before retrying"
-    exception = add_process_exception(
-        session, attached_to_id=refund.id, order_summary_id=order_summary_id, message=message,
-        description=result.message, background_operation_id=refund.background_operation_id,
-    )
-    return exception.id
 
 
 @task(name="ensure-refunds", retries=0)
@@ -388,19 +313,4 @@ def _output(
         unrefunded_credit_memo_balance=quantize(memo_balance, currency, strict=False),
         unrefunded_excess_funds=quantize(max(ZERO, excess_asked - excess_refunded), currency, strict=False),
         process_exception_ids=exceptions,
-    )
-
-
-def emit_refund_event(refund: Refund, what: str) -> None:
-    """A Prefect event per refund state, so automations can react (om.refund.<state>)."""
-    emit_event(
-        event=f"om.refund.{what}",
-        resource={
-            "prefect.resource.id": f"om.refund.{refund.id}",
-            "prefect.resource.name": refund.id,
-            "om.amount": str(refund.amount),
-            "om.currency": refund.currency_iso_code,
-        },
-        related=[{"prefect.resource.id": f"om.order-payment-summary.{refund.order_payment_summary_id}",
-                  "prefect.resource.role": "order-payment-summary"}],
     )

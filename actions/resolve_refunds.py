@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import Field
 from sqlmodel import col, select
 
-from actions.ensure_refunds import emit_refund_event, settle_refund, submit_refund
+from actions.refunds import emit_refund_event, settle_refund, submit_refund
 from actions.fields import ActionModel
 from db.engine import session_scope
 from db.models import OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus

@@ -79,7 +79,7 @@ def _print_welcome(stack, demo_order) -> None:
     # at the terminal width, 80 columns when piped), so they can be copied or parsed as printed.
     say = functools.partial(console.print, soft_wrap=True)
     c = stack.config
-    say(f"[bold green]Order Management engine is up[/bold green]")
+    say("[bold green]Order Management engine is up[/bold green]")
     say(f"  Prefect UI:   {stack.prefect_ui_url}")
     say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/docs)")
     say(f"  Store:        {stack.store_url_display}")

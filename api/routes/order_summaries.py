@@ -60,7 +60,7 @@ def ensure_refunds_async(
     except ValidationError as exc:
         raise _error_output(InvalidInputError(validation_message(exc.errors()))) from exc
     except InvalidInputError as exc:
-        raise _error_output(exc)
+        raise _error_output(exc) from None
     session.rollback()  # the check only read
     operation_id = start_operation(deployment, _parameters(order_summary_id, request), idempotency_key=scoped_key)
     return ExactJSONResponse({"backgroundOperationId": str(operation_id)}, status_code=201)

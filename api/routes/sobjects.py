@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends
 
 from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.jsonio import ExactJSONResponse, exact_json_body

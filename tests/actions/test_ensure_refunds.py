@@ -221,7 +221,8 @@ def test_resumed_operation_refunds_once_even_if_the_gateway_ignores_keys(store, 
     """The run crashed after reserving (and maybe after the gateway acted); a re-run of the
     same operation asks the gateway first, so a gateway that ignores idempotency keys
     (honour_idempotency_keys=False, like localstripe) still refunds once."""
-    from actions.ensure_refunds import reserve_refunds, submit_refund
+    from actions.ensure_refunds import reserve_refunds
+    from actions.refunds import submit_refund
     from db.models import PaymentGateway
     from gateways.registry import adapter_for
 

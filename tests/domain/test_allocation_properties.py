@@ -90,7 +90,7 @@ def refund_cases(draw, *, with_sequences: bool = True) -> Case:
         st.lists(st.one_of(st.sampled_from(POOL), st.integers(0, 10_000)), min_size=n, max_size=n)
     )
     ids = [f"0a{i}" for i in range(n)]
-    available = {sid: cents(a) for sid, a in zip(ids, amounts)}
+    available = {sid: cents(a) for sid, a in zip(ids, amounts, strict=True)}
     total = sum(amounts)
 
     has_memo, has_excess = draw(

@@ -1,0 +1,110 @@
+"""Refund mechanics shared by every action that refunds: send one refund to its gateway,
+record the answer, tell Prefect about it.
+
+* ``submit_refund``: one gateway call with the refund's idempotency key; anything
+  unexpected is an *unknown* outcome, never a failure (the gateway may have acted).
+* ``settle_refund``: the answer, in one transaction under the order's lock: Processed
+  moves PendingRefund to Refunded; Failed releases it (back to the credit memo); Unknown
+  keeps it reserved. The PaymentGatewayLog row written with the refund is completed.
+* ``emit_refund_event``: a Prefect event per state (``om.refund.<state>``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from prefect import get_run_logger
+from prefect.events import emit_event
+from sqlmodel import Session, select
+
+from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
+from db.models import InteractionStatus, Refund, RefundStatus
+from db.types import utcnow
+from domain.money import quantize
+from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
+
+
+def submit_refund(
+    refund: Refund, adapter: PaymentGatewayAdapter, charge_reference: str, *, look_up_first: bool = False
+) -> GatewayResult:
+    """Call the gateway once. Anything unexpected counts as an unknown outcome.
+
+    With ``look_up_first`` (a resumed operation, which may have crashed after the gateway
+    acted) the gateway is asked about the key before anything is sent again, so even a
+    gateway that ignores idempotency keys refunds once.
+    """
+    command = RefundCommand(
+        idempotency_key=refund.idempotency_key, charge_reference=charge_reference,
+        amount=quantize(refund.amount, refund.currency_iso_code, strict=False),
+        currency=refund.currency_iso_code,
+        metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
+    )
+    try:
+        if look_up_first and (known := adapter.lookup_refund(refund.idempotency_key)) is not None:
+            return known
+        return adapter.refund(command)
+    except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed
+        get_run_logger().exception("gateway call for refund %s raised; its outcome is unknown", refund.id)
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, message=f"{type(exc).__name__}: {exc}")
+
+
+_SF_RESULT = {
+    GatewayOutcome.APPROVED: ("Success", InteractionStatus.SUCCESS, RefundStatus.PROCESSED),
+    GatewayOutcome.DECLINED: ("Decline", InteractionStatus.FAILED, RefundStatus.FAILED),
+    GatewayOutcome.ERROR: ("SystemError", InteractionStatus.FAILED, RefundStatus.FAILED),
+    GatewayOutcome.TIMEOUT: ("Indeterminate", InteractionStatus.TIMEOUT, RefundStatus.UNKNOWN),
+}
+
+
+def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, order_summary_id: str) -> str | None:
+    """Record the gateway's answer (one transaction). Returns a ProcessException id, if any."""
+    lock_order_summary(session, order_summary_id)
+    refund = session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
+    sf_result_code, interaction_status, refund_status = _SF_RESULT[result.outcome]
+    if refund.status not in (RefundStatus.PENDING, RefundStatus.UNKNOWN):
+        return None  # settled already (a concurrent resolver got here first)
+    if refund.status == RefundStatus.UNKNOWN and refund_status == RefundStatus.UNKNOWN:
+        return None  # still unknown: nothing new to record
+    log = gateway_log_for(session, refund)
+    log.interaction_status = interaction_status
+    log.sf_result_code = sf_result_code
+    log.gateway_result_code = result.result_code
+    log.gateway_message = result.message
+    log.gateway_ref_number = result.gateway_reference
+    log.request = json.dumps(result.request, default=str)
+    log.response = json.dumps(result.response, default=str)
+    refund.status = refund_status
+    refund.gateway_ref_number = result.gateway_reference
+    refund.gateway_result_code = result.result_code
+    refund.gateway_message = result.message
+    refund.last_modified_date = utcnow()
+    session.add_all([log, refund])
+    if refund_status is RefundStatus.PROCESSED:
+        complete_refund(session, refund, succeeded=True)
+        return None
+    amount = f"{quantize(refund.amount, refund.currency_iso_code, strict=False)} {refund.currency_iso_code}"
+    if refund_status is RefundStatus.FAILED:
+        complete_refund(session, refund, succeeded=False)
+        message = f"Refund of {amount} failed at the gateway: {result.result_code}"
+    else:
+        message = f"Refund of {amount}: gateway outcome unknown; resolve before retrying"
+    exception = add_process_exception(
+        session, attached_to_id=refund.id, order_summary_id=order_summary_id, message=message,
+        description=result.message, background_operation_id=refund.background_operation_id,
+    )
+    return exception.id
+
+
+def emit_refund_event(refund: Refund, what: str) -> None:
+    """A Prefect event per refund state, so automations can react (om.refund.<state>)."""
+    emit_event(
+        event=f"om.refund.{what}",
+        resource={
+            "prefect.resource.id": f"om.refund.{refund.id}",
+            "prefect.resource.name": refund.id,
+            "om.amount": str(refund.amount),
+            "om.currency": refund.currency_iso_code,
+        },
+        related=[{"prefect.resource.id": f"om.order-payment-summary.{refund.order_payment_summary_id}",
+                  "prefect.resource.role": "order-payment-summary"}],
+    )
