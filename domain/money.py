@@ -9,15 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from domain.errors import CurrencyMismatchError, InvalidInputError
+import moneyed
 
-# ISO 4217 minor units that differ from the usual two decimals.
-_MINOR_UNITS_EXCEPTIONS: dict[str, int] = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
-    "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}
+from domain.errors import CurrencyMismatchError, InvalidInputError
 
 ZERO = Decimal("0")
 MAX_AMOUNT = Decimal(10) ** 15
@@ -25,16 +19,21 @@ MAX_AMOUNT = Decimal(10) ** 15
 
 
 def minor_units(currency: str) -> int:
-    """Number of decimal places of ``currency``'s minor unit (ISO 4217)."""
-    code = normalize_currency(currency)
-    return _MINOR_UNITS_EXCEPTIONS.get(code, 2)
+    """Number of decimal places of ``currency``'s minor unit (ISO 4217, from py-moneyed)."""
+    sub_unit = moneyed.get_currency(normalize_currency(currency)).sub_unit
+    return len(str(sub_unit)) - 1  # 1 -> 0 (JPY), 100 -> 2 (USD), 1000 -> 3 (KWD)
 
 
 def normalize_currency(currency: str) -> str:
-    """Upper-case a three-letter ISO 4217 code, refusing anything else."""
+    """Upper-case an ISO 4217 currency code, refusing anything that is not one."""
     if not isinstance(currency, str) or len(currency) != 3 or not (currency.isascii() and currency.isalpha()):
         raise InvalidInputError(f"'{currency}' is not a three-letter ISO 4217 currency code")
-    return currency.upper()
+    code = currency.upper()
+    try:
+        moneyed.get_currency(code)
+    except moneyed.CurrencyDoesNotExist:
+        raise InvalidInputError(f"'{currency}' is not an ISO 4217 currency code") from None
+    return code
 
 
 def to_decimal(value: object) -> Decimal:

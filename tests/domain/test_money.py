@@ -214,3 +214,14 @@ def test_money_is_hashable():
 def test_an_amount_too_large_to_quantize_is_an_invalid_input():
     with pytest.raises(InvalidInputError):
         Money.of("1E+26", "USD")
+
+
+@pytest.mark.parametrize("code", ["ZZZ", "ABC", "usx"])
+def test_codes_outside_iso_4217_are_refused(code):
+    with pytest.raises(InvalidInputError, match="ISO 4217"):
+        Money.of("1.00", code)
+
+
+@pytest.mark.parametrize("code, places", [("USD", 2), ("eur", 2), ("JPY", 0), ("CLP", 0), ("KWD", 3), ("BHD", 3)])
+def test_minor_units_come_from_the_iso_registry(code, places):
+    assert minor_units(code) == places
