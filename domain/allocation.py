@@ -217,11 +217,14 @@ def apply_sequences(
         _allocate(entry.order_payment_summary_id, amount, AllocationStep.SEQUENCE, available, remaining)
 
 
-def choose_order_payment_summary(
+def choose_exact_match_else_largest(
     amount: Decimal, available: Mapping[str, Decimal], strategy: AllocationStrategy
 ) -> str:
     """Steps 3a-b and 4a-b: the summary whose AvailableToRefund equals ``amount``, else
-    (seed) the one with the largest AvailableToRefund. Ties go to the earliest in order."""
+    (seed) the one with the largest AvailableToRefund. Ties go to the earliest in order.
+
+    The same rule picks payments inside a summary and, for Ensure Funds, payments and
+    authorizations: ``available`` maps any source to what it can give."""
     candidates = [(sid, avail) for sid, avail in available.items() if avail > 0]
     if not candidates:
         raise InsufficientAvailableToRefundError(
@@ -248,7 +251,7 @@ def refund_exact_match_else_largest(
     largest AvailableToRefund; repeat (3c, 4c) until ``amount`` is fully refunded."""
     left = amount
     while left > 0:
-        sid = choose_order_payment_summary(left, available, strategy)
+        sid = choose_exact_match_else_largest(left, available, strategy)
         portion = min(left, available[sid])
         _allocate(sid, portion, step, available, remaining)
         left -= portion
@@ -361,7 +364,7 @@ def spread_over_payments(amount: Decimal, payments: Sequence[PaymentRefundable])
     parts: list[tuple[str, Decimal]] = []
     left = amount
     while left > 0:
-        pid = choose_order_payment_summary(left, refundable, AllocationStrategy.EXACT_MATCH_ELSE_LARGEST)
+        pid = choose_exact_match_else_largest(left, refundable, AllocationStrategy.EXACT_MATCH_ELSE_LARGEST)
         portion = min(left, refundable[pid])
         refundable[pid] -= portion
         parts.append((pid, portion))

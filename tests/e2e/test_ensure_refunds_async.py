@@ -205,3 +205,20 @@ def test_a_token_without_the_refund_permission_is_refused(engine, tls):
     read = requests.get(f"{engine.facade_url}/services/data/v60.0/sobjects/OrderSummary/1OsAAAAAAAAAAAAAAA",
                         headers={"Authorization": "Bearer read-only-token"}, verify=str(tls[0]))
     assert read.status_code == 404  # reading needs only a valid token
+
+
+def test_many_concurrent_operations_on_one_order_never_refund_beyond_captured(sf, engine):
+    """Seven operations, each in its own flow-run process, race for 100.00 in 20.00 pieces:
+    the row lock lets exactly five through; the others end in Error having written nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    order, summaries, _memo, _ = set_up_order(sf, payments=[60.00, 40.00])
+    with ThreadPoolExecutor(7) as pool:
+        ids = list(pool.map(
+            lambda _: sf.restful(ACTION.format(order), method="POST", json={"excessFundsAmount": 20})["backgroundOperationId"],
+            range(7)))
+    statuses = sorted(wait_for_operation(sf, i, timeout=240)["Status"] for i in ids)
+    assert statuses == ["Complete"] * 5 + ["Error"] * 2, statuses
+    refunded = sum(D(str(sf.OrderPaymentSummary.get(s)["RefundedAmount"])) for s in summaries)
+    assert refunded == D("100.00")
+    assert_ledger_invariants(engine.store_url)
