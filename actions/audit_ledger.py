@@ -1,6 +1,6 @@
 """Audit Ledger: check the store against the invariants of DESIGN.md §8."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from decimal import Decimal
 
 from prefect import get_run_logger, task
@@ -8,7 +8,10 @@ from sqlmodel import Session, select
 
 from actions.fields import ActionModel
 from db.engine import session_scope
-from db.models import CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentGatewayLog, Refund, RefundStatus
+from db.models import (
+    CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
+    PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
+)
 from domain.invariants import check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
 
@@ -24,63 +27,83 @@ class LedgerAudit(ActionModel):
     violations: list[LedgerViolation]
 
 
+def _sum_by(rows, key, value=lambda r: r.amount, where=lambda r: True) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        if where(row):
+            totals[key(row)] += value(row)
+    return totals
+
+
+def _is(*statuses):
+    return lambda row: row.status in statuses
+
+
 def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
-    """Every invariant over the whole store: summaries, payments, memos, invoices, refunds, logs."""
-    found = []
-    checked = 0
+    """Every invariant over the whole store: each rolled-up amount equals the sum of its
+    parts, nothing is refunded or captured beyond what it may be, balances stay within
+    0..total and add up, and every refund has exactly one gateway log row."""
     refunds = list(session.exec(select(Refund)))
-    by_payment: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for refund in refunds:
-        bucket = "refunded" if refund.status == RefundStatus.PROCESSED else (
-            "pending" if refund.status in (RefundStatus.PENDING, RefundStatus.UNKNOWN) else "failed")
-        by_payment[refund.payment_id][bucket] += refund.amount
     payments = list(session.exec(select(Payment)))
-    captured_by_summary: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    refunded_by_summary: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    pending_by_summary: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    authorizations = list(session.exec(select(PaymentAuthorization)))
+    summaries = list(session.exec(select(OrderPaymentSummary)))
+    memos = list(session.exec(select(CreditMemo)))
+    invoices = list(session.exec(select(Invoice)))
+    memo_applications = list(session.exec(select(CreditMemoInvApplication)))
+    payment_applications = list(session.exec(select(PaymentLineInvoice)))
+    logs = Counter(log.sf_ref_number for log in session.exec(select(PaymentGatewayLog)))
+
+    pending = (RefundStatus.PENDING, RefundStatus.UNKNOWN)
+    found = []
+    refunded = _sum_by(refunds, lambda r: r.payment_id, where=_is(RefundStatus.PROCESSED))
+    pending_refund = _sum_by(refunds, lambda r: r.payment_id, where=_is(*pending))
+    applied = _sum_by(payment_applications, lambda a: a.payment_id)
     for payment in payments:
-        checked += 1
-        if payment.status == "Processed":
-            captured_by_summary[payment.order_payment_summary_id] += payment.amount
-        refunded_by_summary[payment.order_payment_summary_id] += payment.refunded_amount
-        pending_by_summary[payment.order_payment_summary_id] += payment.pending_refund_amount
         found += check_payment_summary(payment.id, captured=payment.amount, pending_capture=ZERO,
                                        refunded=payment.refunded_amount, pending_refund=payment.pending_refund_amount)
-        found += check_sums(payment.id, parent=payment.refunded_amount, children=by_payment[payment.id]["refunded"], what="refunded")
-        found += check_sums(payment.id, parent=payment.pending_refund_amount, children=by_payment[payment.id]["pending"], what="pending-refund")
-    for ops in session.exec(select(OrderPaymentSummary)):
-        checked += 1
+        found += check_sums(payment.id, parent=payment.refunded_amount, children=refunded[payment.id], what="refunded")
+        found += check_sums(payment.id, parent=payment.pending_refund_amount, children=pending_refund[payment.id], what="pending-refund")
+        found += check_sums(payment.id, parent=payment.applied_amount, children=applied[payment.id], what="applied")
+        found += check_balance(payment.id, balance=payment.amount - payment.applied_amount, total=payment.amount)
+
+    for authorization in authorizations:
+        found += check_balance(authorization.id, total=authorization.amount,
+                               balance=authorization.amount - authorization.captured_amount - authorization.pending_capture_amount)
+
+    processed = _is(PaymentStatus.PROCESSED)
+    per_summary = {
+        "captured": (_sum_by(payments, lambda p: p.order_payment_summary_id, where=processed), "captured_amount"),
+        "refunded": (_sum_by(payments, lambda p: p.order_payment_summary_id, lambda p: p.refunded_amount), "refunded_amount"),
+        "pending-refund": (_sum_by(payments, lambda p: p.order_payment_summary_id, lambda p: p.pending_refund_amount),
+                           "pending_refund_amount"),
+        "authorized": (_sum_by(authorizations, lambda a: a.order_payment_summary_id, where=processed), "authorization_amount"),
+        "pending-capture": (_sum_by(authorizations, lambda a: a.order_payment_summary_id, lambda a: a.pending_capture_amount),
+                            "pending_capture_amount"),
+    }
+    for ops in summaries:
         found += check_payment_summary(ops.id, captured=ops.captured_amount, pending_capture=ops.pending_capture_amount,
                                        refunded=ops.refunded_amount, pending_refund=ops.pending_refund_amount)
-        found += check_sums(ops.id, parent=ops.captured_amount, children=captured_by_summary[ops.id], what="captured")
-        found += check_sums(ops.id, parent=ops.refunded_amount, children=refunded_by_summary[ops.id], what="refunded")
-        found += check_sums(ops.id, parent=ops.pending_refund_amount, children=pending_by_summary[ops.id], what="pending-refund")
-    applied_from_memo: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    applied_to_invoice: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for application in session.exec(select(CreditMemoInvApplication)):
-        applied_from_memo[application.credit_memo_id] += application.amount
-        applied_to_invoice[application.invoice_id] += application.amount
-    refunded_from_memo: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for refund in refunds:
-        if refund.credit_memo_id and refund.funding_source == "CreditMemo" and refund.status != RefundStatus.FAILED:
-            refunded_from_memo[refund.credit_memo_id] += refund.amount
-    for memo in session.exec(select(CreditMemo)):
-        checked += 1
+        for what, (parts, field) in per_summary.items():
+            found += check_sums(ops.id, parent=getattr(ops, field), children=parts[ops.id], what=what)
+
+    from_memo = _sum_by(memo_applications, lambda a: a.credit_memo_id)
+    refunded_from_memo = _sum_by(refunds, lambda r: r.credit_memo_id or "",
+                                 where=lambda r: r.funding_source == "CreditMemo" and r.status != RefundStatus.FAILED)
+    for memo in memos:
         found += check_balance(memo.id, balance=memo.balance, total=memo.total_amount)
         found += check_sums(memo.id, parent=memo.total_amount - memo.balance,
-                            children=refunded_from_memo[memo.id] + applied_from_memo[memo.id], what="credit-memo-used")
-    for invoice in session.exec(select(Invoice)):
-        checked += 1
+                            children=refunded_from_memo[memo.id] + from_memo[memo.id], what="credit-memo-used")
+    paid_by_memo = _sum_by(memo_applications, lambda a: a.invoice_id)
+    paid_by_payments = _sum_by(payment_applications, lambda a: a.invoice_id)
+    for invoice in invoices:
         found += check_balance(invoice.id, balance=invoice.balance, total=invoice.total_amount)
         found += check_sums(invoice.id, parent=invoice.total_amount - invoice.balance,
-                            children=applied_to_invoice[invoice.id], what="invoice-paid")
-    logs = defaultdict(int)
-    for log in session.exec(select(PaymentGatewayLog)):
-        logs[log.sf_ref_number] += 1
+                            children=paid_by_memo[invoice.id] + paid_by_payments[invoice.id], what="invoice-paid")
+
     for refund in refunds:
-        checked += 1
-        if logs.get(refund.idempotency_key, 0) != 1:
-            found += check_sums(refund.id, parent=Decimal(1), children=Decimal(logs.get(refund.idempotency_key, 0)), what="gateway-log-rows")
+        found += check_sums(refund.id, parent=Decimal(1), children=Decimal(logs[refund.idempotency_key]), what="gateway-log-rows")
+
+    checked = len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]
 
 

@@ -19,6 +19,8 @@ KEY_PREFIXES: dict[str, str] = {
     "InvoiceLine": "3tu",
     "CreditMemoInvApplication": "5ia",
     "PaymentGateway": "0b0",
+    "PaymentAuthorization": "0Xc",
+    "PaymentLineInvoice": "0Xe",
     "PaymentGatewayLog": "0Xt",
     "ProcessException": "1Pe",
 }

@@ -246,6 +246,8 @@ class PaymentPublic(PublicShape, PaymentBase):
     currency_iso_code: str
     refunded_amount: Decimal
     pending_refund_amount: Decimal
+    applied_amount: Decimal
+    payment_authorization_id: str | None
     created_date: datetime
 
 
@@ -255,6 +257,11 @@ class Payment(PaymentBase, table=True):
     currency_iso_code: str = Field(max_length=3)
     refunded_amount: Decimal = _money_column()
     pending_refund_amount: Decimal = _money_column()
+    applied_amount: Decimal = _money_column(description="Amount applied to invoices (PaymentLineInvoice rows).")
+    payment_authorization_id: str | None = Field(
+        default=None, foreign_key="payment_authorization.id", index=True, max_length=18,
+        description="The authorization this payment captured, if it is a capture.",
+    )
     created_date: datetime = _created_column()
 
     @property
@@ -262,6 +269,83 @@ class Payment(PaymentBase, table=True):
         if self.status != PaymentStatus.PROCESSED:
             return ZERO
         return max(ZERO, self.amount - self.refunded_amount - self.pending_refund_amount)
+
+
+# --- PaymentAuthorization / PaymentLineInvoice -----------------------------------------
+
+
+class PaymentAuthorizationBase(SQLModel):
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
+    payment_method_type: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    gateway_ref_number: str | None = Field(
+        default=None, max_length=255, description="The authorization's id at the gateway."
+    )
+    expiration_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PaymentAuthorizationCreate(SalesforceShape, PaymentAuthorizationBase):
+    order_payment_summary_id: RecordId
+    payment_gateway_id: RecordId
+    amount: Decimal = PydanticField(gt=0)
+
+
+class PaymentAuthorizationPublic(PublicShape, PaymentAuthorizationBase):
+    id: str
+    currency_iso_code: str
+    captured_amount: Decimal
+    pending_capture_amount: Decimal
+    created_date: datetime
+
+    @computed_field(alias="AvailableToCaptureAmount")
+    @property
+    def available_to_capture_amount(self) -> Decimal:
+        amount = max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
+        return quantize(amount, self.currency_iso_code, strict=False)
+
+
+class PaymentAuthorization(PaymentAuthorizationBase, table=True):
+    """Funds held on the customer's payment method; captures turn them into Payments."""
+
+    __tablename__ = "payment_authorization"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    captured_amount: Decimal = _money_column()
+    pending_capture_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+    @property
+    def capturable_amount(self) -> Decimal:
+        if self.status != PaymentStatus.PROCESSED:
+            return ZERO
+        return max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
+
+
+class PaymentLineInvoicePublic(PublicShape):
+    id: str
+    payment_id: str
+    invoice_id: str
+    amount: Decimal
+    currency_iso_code: str
+    type: str
+    background_operation_id: str | None
+    applied_date: datetime
+
+
+class PaymentLineInvoice(SQLModel, table=True):
+    """A payment's captured amount applied to an invoice (Ensure Funds)."""
+
+    __tablename__ = "payment_line_invoice"
+    id: str = Field(primary_key=True, max_length=18)
+    payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency_iso_code: str = Field(max_length=3)
+    type: str = Field(default="Applied", max_length=40)
+    background_operation_id: str | None = Field(default=None, max_length=36)
+    applied_date: datetime = _created_column()
 
 
 # --- CreditMemo / Invoice ---------------------------------------------------------------

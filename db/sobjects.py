@@ -18,6 +18,8 @@ from sqlmodel import Session, SQLModel
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
+    PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic, PaymentLineInvoice,
+    PaymentLineInvoicePublic,
     BillingDocumentCreate,
     CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoPublic,
     GatewayProvider, Invoice, InvoiceCreate, InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
@@ -73,6 +75,26 @@ def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
     return record
 
 
+def create_payment_authorization(*, session: Session, obj_in: PaymentAuthorizationCreate) -> PaymentAuthorization:
+    """An authorization; a processed one raises its summary's AuthorizationAmount in the same transaction."""
+    ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
+    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with captures
+    session.refresh(ops, with_for_update=True)
+    gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
+    data = obj_in.model_dump()
+    data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
+    if not data["gateway_ref_number"]:
+        if gateway.gateway_provider != GatewayProvider.SANDBOX:
+            raise InvalidInputError("GatewayRefNumber (the authorization's id at the gateway) is required")
+        data["gateway_ref_number"] = f"auth_sbx_{secrets.token_hex(8)}"
+    record = PaymentAuthorization(id=new_id("PaymentAuthorization"), currency_iso_code=ops.currency_iso_code, **data)
+    if record.status == PaymentStatus.PROCESSED:
+        ops.authorization_amount += record.amount
+        session.add(ops)
+    session.add(record)
+    return record
+
+
 def _create_billing_document(session: Session, table: type[CreditMemo | Invoice], obj_in: BillingDocumentCreate):
     """A credit memo or invoice in its order's currency; its Balance starts at its TotalAmount."""
     order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
@@ -112,6 +134,10 @@ SOBJECTS: dict[str, SObjectType] = {
     "PaymentGateway": SObjectType(PaymentGateway, PaymentGatewayPublic, PaymentGatewayCreate, create_payment_gateway),
     "CreditMemo": SObjectType(CreditMemo, CreditMemoPublic, CreditMemoCreate, create_credit_memo),
     "Invoice": SObjectType(Invoice, InvoicePublic, InvoiceCreate, create_invoice),
+    "PaymentAuthorization": SObjectType(
+        PaymentAuthorization, PaymentAuthorizationPublic, PaymentAuthorizationCreate, create_payment_authorization
+    ),
+    "PaymentLineInvoice": SObjectType(PaymentLineInvoice, PaymentLineInvoicePublic),
     "Refund": SObjectType(Refund, RefundPublic),
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
     "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),

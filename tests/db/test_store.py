@@ -99,3 +99,16 @@ def test_the_tables_match_the_migrations(store_url):
     with get_engine(store_url).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), SQLModel.metadata)
     assert differences == []
+
+
+def test_an_authorization_raises_the_summarys_authorization_amount(store):
+    with session_scope(store) as s:
+        order = make_order(s, payments=["10.00"])
+        authorization = create_sobject(session=s, object_name="PaymentAuthorization", fields={
+            "OrderPaymentSummaryId": order.summaries[0], "PaymentGatewayId": order.gateway_id, "Amount": D("75.50")})
+    with session_scope(store) as s:
+        summary = read_sobject(session=s, object_name="OrderPaymentSummary", record_id=order.summaries[0])
+        public = read_sobject(session=s, object_name="PaymentAuthorization", record_id=authorization.id)
+    assert summary["AuthorizationAmount"] == D("75.50") and summary["AvailableToCaptureAmount"] == D("65.50")
+    assert public["AvailableToCaptureAmount"] == D("75.50") and public["GatewayRefNumber"].startswith("auth_sbx_")
+    assert_ledger_invariants(store)

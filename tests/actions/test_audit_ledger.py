@@ -1,0 +1,127 @@
+"""The ledger audit finds each kind of corruption (on a store of its own, so the shared
+store stays clean for every other test's invariant checks)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from sqlmodel import select
+
+from actions.audit_ledger import find_violations
+from db.engine import session_scope
+from db.migrate import upgrade
+from db.models import (
+    CreditMemo, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentAuthorizationCreate,
+    PaymentGatewayLog,
+)
+from db.settings import get_store_settings
+from db.sobjects import create_payment_authorization
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.factories import make_order
+
+
+@pytest.fixture
+def own_store(store_url, tmp_path, embedded_postgres, monkeypatch):
+    url = (f"sqlite:///{tmp_path / 'audit.db'}" if store_url.startswith("sqlite")
+           else fresh_postgres_database(embedded_postgres, "om_audit"))
+    upgrade(url)
+    monkeypatch.setenv("OM_DATABASE_URL", url)
+    get_store_settings.cache_clear()
+    yield url
+    get_store_settings.cache_clear()
+    if not url.startswith("sqlite"):
+        drop_postgres_database(url)
+
+
+def _order_with_a_processed_refund(url):
+    """A clean ledger with every kind of row: payments, an authorization, a refund and its log."""
+    from prefect import flow
+
+    from actions.ensure_refunds import EnsureRefundsInput, ensure_refunds
+
+    with session_scope(url) as s:
+        order = make_order(s, payments=["60.00", "40.00"], credit_memo="30.00", invoices=["5.00"])
+        create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
+            order_payment_summary_id=order.summaries[1], payment_gateway_id=order.gateway_id, amount=D("25.00")))
+
+    @flow
+    def refund():
+        return ensure_refunds(order.order_summary_id, EnsureRefundsInput(
+            credit_memo_id=order.credit_memo_id, invoices_to_pay=order.invoice_ids), "audit-test-operation")
+
+    refund()
+    return order
+
+
+def _rules(url):
+    with session_scope(url) as s:
+        return {(v.record_id, v.rule) for v in find_violations(s)[1]}
+
+
+def corrupt_refunded(s, order):
+    ops = s.get(OrderPaymentSummary, order.summaries[0])
+    ops.refunded_amount += D("0.01")
+    return ops.id, "refunded-rollup"
+
+
+def corrupt_memo_balance(s, order):
+    memo = s.get(CreditMemo, order.credit_memo_id)
+    memo.balance += D("1.00")
+    return memo.id, "credit-memo-used-rollup"
+
+
+def corrupt_invoice_balance(s, order):
+    invoice = s.get(Invoice, order.invoice_ids[0])
+    invoice.balance = D("-1.00")
+    return invoice.id, "balance-within-total"
+
+
+def corrupt_captured(s, order):
+    payment = s.get(Payment, order.payments[order.summaries[1]][0])
+    payment.amount += D("5.00")
+    return order.summaries[1], "captured-rollup"
+
+
+def corrupt_authorized(s, order):
+    authorization = s.exec(select(PaymentAuthorization)).one()
+    authorization.pending_capture_amount = D("30.00")
+    return authorization.id, "balance-within-total"
+
+
+def corrupt_gateway_log(s, order):
+    log = s.exec(select(PaymentGatewayLog)).first()
+    s.delete(log)
+    return log.reference_entity_id, "gateway-log-rows-rollup"
+
+
+def corrupt_over_refund(s, order):
+    ops = s.get(OrderPaymentSummary, order.summaries[0])
+    ops.pending_refund_amount += D("100.00")
+    return ops.id, "refunded-within-captured"
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_refunded, corrupt_memo_balance, corrupt_invoice_balance, corrupt_captured,
+                                     corrupt_authorized, corrupt_gateway_log, corrupt_over_refund])
+def test_the_audit_finds_each_corruption(own_store, prefect_api, corrupt):
+    order = _order_with_a_processed_refund(own_store)
+    assert _rules(own_store) == set()
+    with session_scope(own_store) as s:
+        expected = corrupt(s, order)
+    assert expected in _rules(own_store)
+
+
+def test_the_audit_flow_fails_and_publishes_the_violations(own_store, prefect_api):
+    from prefect.client.orchestration import get_client
+
+    from flows.audit_ledger import audit_ledger
+
+    order = _order_with_a_processed_refund(own_store)
+    assert audit_ledger().violations == []
+    with session_scope(own_store) as s:
+        corrupt_refunded(s, order)
+    with pytest.raises(RuntimeError, match="ledger invariant violations"):
+        audit_ledger()
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts()  # newest first, one per key
+    assert any(a.key == "ledger-violations" for a in artifact)
