@@ -10,7 +10,7 @@ from actions.fields import ActionModel
 from db.engine import session_scope
 from db.models import (
     CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
-    PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
+    PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
 )
 from domain.invariants import check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
@@ -57,7 +57,7 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
     found = []
     refunded = _sum_by(refunds, lambda r: r.payment_id, where=_is(RefundStatus.PROCESSED))
     pending_refund = _sum_by(refunds, lambda r: r.payment_id, where=_is(*pending))
-    applied = _sum_by(payment_applications, lambda a: a.payment_id)
+    applied = _sum_by(payment_applications, lambda a: a.payment_id, where=lambda a: a.type == PaymentApplicationType.APPLIED)
     for payment in payments:
         found += check_payment_summary(payment.id, captured=payment.amount, pending_capture=ZERO,
                                        refunded=payment.refunded_amount, pending_refund=payment.pending_refund_amount)
@@ -66,9 +66,16 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         found += check_sums(payment.id, parent=payment.applied_amount, children=applied[payment.id], what="applied")
         found += check_balance(payment.id, balance=payment.amount - payment.applied_amount, total=payment.amount)
 
+    captures = [p for p in payments if p.payment_authorization_id]
+    captured_from = _sum_by(captures, lambda p: p.payment_authorization_id, where=_is(PaymentStatus.PROCESSED))
+    capturing_from = _sum_by(captures, lambda p: p.payment_authorization_id, where=_is(PaymentStatus.DRAFT))
     for authorization in authorizations:
         found += check_balance(authorization.id, total=authorization.amount,
                                balance=authorization.amount - authorization.captured_amount - authorization.pending_capture_amount)
+        found += check_sums(authorization.id, parent=authorization.captured_amount, children=captured_from[authorization.id],
+                            what="captured")
+        found += check_sums(authorization.id, parent=authorization.pending_capture_amount,
+                            children=capturing_from[authorization.id], what="pending-capture")
 
     processed = _is(PaymentStatus.PROCESSED)
     per_summary = {
@@ -94,7 +101,8 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         found += check_sums(memo.id, parent=memo.total_amount - memo.balance,
                             children=refunded_from_memo[memo.id] + from_memo[memo.id], what="credit-memo-used")
     paid_by_memo = _sum_by(memo_applications, lambda a: a.invoice_id)
-    paid_by_payments = _sum_by(payment_applications, lambda a: a.invoice_id)
+    paid_by_payments = _sum_by(payment_applications, lambda a: a.invoice_id,
+                               where=lambda a: a.type in (PaymentApplicationType.APPLIED, PaymentApplicationType.PENDING))
     for invoice in invoices:
         found += check_balance(invoice.id, balance=invoice.balance, total=invoice.total_amount)
         found += check_sums(invoice.id, parent=invoice.total_amount - invoice.balance,
@@ -102,6 +110,9 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
 
     for refund in refunds:
         found += check_sums(refund.id, parent=Decimal(1), children=Decimal(logs[refund.idempotency_key]), what="gateway-log-rows")
+    for capture in captures:
+        found += check_sums(capture.id, parent=Decimal(1), children=Decimal(logs[f"om-capture-{capture.id}"]),
+                            what="gateway-log-rows")
 
     checked = len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]

@@ -22,9 +22,13 @@ class ApiSettings(BaseSettings):
         default="ensure-refunds-async/ensure-refunds-async",
         description="Deployment that carries out Ensure Refunds Async (flow name/deployment name).",
     )
+    ensure_funds_deployment: str = Field(
+        default="ensure-funds-async/ensure-funds-async",
+        description="Deployment that carries out Ensure Funds Async (flow name/deployment name).",
+    )
 
     operation_deployments: list[str] = Field(
-        default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async"],
+        default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async", "ensure-funds-async/ensure-funds-async"],
         description="Deployments whose flow runs can be read as BackgroundOperation records.",
     )
 

@@ -96,6 +96,16 @@ class GatewayProvider(StrEnum):
     STRIPE = "Stripe"
 
 
+class PaymentApplicationType(StrEnum):
+    """PaymentLineInvoice.Type. PENDING holds an invoice amount for a capture the gateway
+    has not confirmed; APPLIED counts in the payment's AppliedAmount; UNAPPLIED is a
+    pending application whose capture failed (kept for the record, counting nowhere)."""
+
+    APPLIED = "Applied"
+    PENDING = "Pending"
+    UNAPPLIED = "Unapplied"
+
+
 class InteractionType(StrEnum):
     REFUND = "Refund"
     CAPTURE = "Capture"
@@ -343,8 +353,8 @@ class PaymentLineInvoice(SQLModel, table=True):
     invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
     amount: Decimal = Field(sa_type=MoneyAmount)
     currency_iso_code: str = Field(max_length=3)
-    type: str = Field(default="Applied", max_length=40)
-    background_operation_id: str | None = Field(default=None, max_length=36)
+    type: PaymentApplicationType = Field(default=PaymentApplicationType.APPLIED, sa_type=String(40))
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True)
     applied_date: datetime = _created_column()
 
 

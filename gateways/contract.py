@@ -34,6 +34,18 @@ class RefundCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureCommand:
+    """Capture ``amount`` of the authorization ``authorization_reference``; one capture
+    per ``idempotency_key`` whatever is retried."""
+
+    idempotency_key: str
+    authorization_reference: str
+    amount: Decimal
+    currency: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayResult:
     """What the gateway answered, with the request and response kept for the log."""
 
@@ -52,4 +64,10 @@ class PaymentGatewayAdapter(Protocol):
 
     def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
         """The gateway's record of the refund sent with this key, or None if it has none."""
+        ...
+
+    def capture(self, command: CaptureCommand) -> GatewayResult: ...
+
+    def lookup_capture(self, idempotency_key: str) -> GatewayResult | None:
+        """The gateway's record of the capture sent with this key, or None if it has none."""
         ...

@@ -1,12 +1,13 @@
 """A sandbox gateway whose answers are scripted, so tests and demos reach every branch.
 
-Outcomes are chosen by amount (``outcomes_by_amount``) else ``default_outcome``:
+Refunds and captures alike get the outcome scripted for their amount
+(``outcomes_by_amount``), else ``default_outcome``:
 
-* approve: the refund is booked and approved;
+* approve: the request is booked and approved;
 * decline: nothing is booked; result code ``card_declined``;
 * error: nothing is booked; result code ``processing_error``;
-* timeout: the refund **is** booked but the answer is lost, as with a real network
-  timeout after the gateway acted. ``lookup_refund`` later tells the truth.
+* timeout: the request **is** booked but the answer is lost, as with a real network
+  timeout after the gateway acted. ``lookup_refund``/``lookup_capture`` later tell the truth.
 
 Like a real gateway it honours idempotency keys: a repeated key replays the first answer
 and never books twice. With ``honour_idempotency_keys=False`` it behaves like gateways
@@ -23,8 +24,8 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from db.engine import get_engine
-from gateways.contract import GatewayOutcome, GatewayResult, RefundCommand
-from gateways.sandbox_ledger import SandboxGatewayRefund
+from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
+from gateways.sandbox_ledger import SandboxGatewayBooking, SandboxGatewayCapture, SandboxGatewayRefund
 
 _SCRIPT = {
     "approve": (GatewayOutcome.APPROVED, "approved", "Refund approved"),
@@ -64,29 +65,36 @@ class SandboxGatewayAdapter:
         return self._by_amount.get(amount, self._default)
 
     def refund(self, command: RefundCommand) -> GatewayResult:
-        request = {
-            "idempotency_key": command.idempotency_key,
-            "charge": command.charge_reference,
-            "amount": str(command.amount),
-            "currency": command.currency,
-            "metadata": dict(command.metadata),
-        }
+        return self._book(SandboxGatewayRefund, "re_sbx_", command.idempotency_key, command.charge_reference,
+                          command.amount, command.currency, command.metadata)
+
+    def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
+        return self._lookup(SandboxGatewayRefund, idempotency_key)
+
+    def capture(self, command: CaptureCommand) -> GatewayResult:
+        return self._book(SandboxGatewayCapture, "ch_sbx_", command.idempotency_key, command.authorization_reference,
+                          command.amount, command.currency, command.metadata)
+
+    def lookup_capture(self, idempotency_key: str) -> GatewayResult | None:
+        return self._lookup(SandboxGatewayCapture, idempotency_key)
+
+    def _book(self, books: type[SandboxGatewayBooking], prefix: str, key: str, reference: str, amount: Decimal,
+              currency: str, metadata: dict[str, str]) -> GatewayResult:
+        request = {"idempotency_key": key, "reference": reference, "amount": str(amount), "currency": currency,
+                   "metadata": dict(metadata)}
         if self._latency:
             time.sleep(self._latency)
-        outcome, code, message = _SCRIPT[self._scripted(command.amount)]
-        books = outcome in (GatewayOutcome.APPROVED, GatewayOutcome.TIMEOUT)
-        row = SandboxGatewayRefund(
-            idempotency_key=command.idempotency_key,
-            charge_reference=command.charge_reference,
-            amount=command.amount,
-            currency=command.currency,
-            outcome=("approve" if outcome is GatewayOutcome.TIMEOUT else self._scripted(command.amount)),
-            gateway_reference=f"re_sbx_{secrets.token_hex(8)}" if books else None,
-            result_code=code or "approved",
-            message=message,
+        scripted = self._scripted(amount)
+        outcome, code, message = _SCRIPT[scripted]
+        acted = outcome in (GatewayOutcome.APPROVED, GatewayOutcome.TIMEOUT)
+        row = books(
+            idempotency_key=key, charge_reference=reference, amount=amount, currency=currency,
+            outcome="approve" if outcome is GatewayOutcome.TIMEOUT else scripted,
+            gateway_reference=f"{prefix}{secrets.token_hex(8)}" if acted else None,
+            result_code=code or "approved", message=message,
         )
         with Session(self._engine, expire_on_commit=False) as session:
-            existing = self._first_booking(session, command.idempotency_key) if self._honour_keys else None
+            existing = self._first_booking(session, books, key) if self._honour_keys else None
             if existing is not None:
                 return self._answer(existing, request, replayed=True)
             session.add(row)
@@ -95,22 +103,18 @@ class SandboxGatewayAdapter:
             return GatewayResult(outcome=outcome, message=message, request=request, response={})
         return self._answer(row, request, replayed=False)
 
-    def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
+    def _lookup(self, books: type[SandboxGatewayBooking], key: str) -> GatewayResult | None:
         with Session(self._engine) as session:
-            row = self._first_booking(session, idempotency_key)
-            return None if row is None else self._answer(row, {"idempotency_key": idempotency_key}, replayed=True)
+            row = self._first_booking(session, books, key)
+            return None if row is None else self._answer(row, {"idempotency_key": key}, replayed=True)
 
     @staticmethod
-    def _first_booking(session: Session, idempotency_key: str) -> SandboxGatewayRefund | None:
-        statement = (
-            select(SandboxGatewayRefund)
-            .where(SandboxGatewayRefund.idempotency_key == idempotency_key)
-            .order_by(SandboxGatewayRefund.id)
-        )
+    def _first_booking(session: Session, books: type[SandboxGatewayBooking], key: str) -> SandboxGatewayBooking | None:
+        statement = select(books).where(books.idempotency_key == key).order_by(books.id)
         return session.exec(statement).first()
 
     @staticmethod
-    def _answer(row: SandboxGatewayRefund, request: dict, *, replayed: bool) -> GatewayResult:
+    def _answer(row: SandboxGatewayBooking, request: dict, *, replayed: bool) -> GatewayResult:
         outcome = _SCRIPT[row.outcome][0]
         response = {
             "id": row.gateway_reference,

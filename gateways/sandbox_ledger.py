@@ -1,4 +1,4 @@
-"""The sandbox gateway's own books: what it has refunded, one row per idempotency key.
+"""The sandbox gateway's own books: what it has refunded and captured, a row per request.
 
 This is the *gateway's* side of the ledger (as Stripe's dashboard would be), kept in the
 store's database so tests can compare both sides: every gateway effect has one row.
@@ -12,13 +12,12 @@ from sqlmodel import Field, SQLModel
 from db.types import MoneyAmount, UTCDateTime, utcnow
 
 
-class SandboxGatewayRefund(SQLModel, table=True):
-    """One refund request the gateway acted on (booked or refused)."""
+class SandboxGatewayBooking(SQLModel):
+    """One request the gateway acted on (booked or refused)."""
 
-    __tablename__ = "sandbox_gateway_refund"
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(index=True, max_length=255)
-    charge_reference: str = Field(index=True, max_length=255)
+    charge_reference: str = Field(index=True, max_length=255, description="The charge refunded or authorization captured.")
     amount: Decimal = Field(sa_type=MoneyAmount)
     currency: str = Field(max_length=3)
     outcome: str = Field(max_length=20)
@@ -26,3 +25,11 @@ class SandboxGatewayRefund(SQLModel, table=True):
     result_code: str | None = Field(default=None, max_length=255)
     message: str | None = Field(default=None, max_length=1000)
     created_date: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SandboxGatewayRefund(SandboxGatewayBooking, table=True):
+    __tablename__ = "sandbox_gateway_refund"
+
+
+class SandboxGatewayCapture(SandboxGatewayBooking, table=True):
+    __tablename__ = "sandbox_gateway_capture"

@@ -14,6 +14,7 @@ import pkgutil
 
 # What this process serves; checked against the flows found in flows/ at start.
 DEPLOYMENTS: tuple[str, ...] = (
+    "ensure-funds-async/ensure-funds-async",
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
     "resolve-refunds/resolve-refunds",
@@ -29,6 +30,8 @@ OPTIONS: dict[str, dict] = {
     # enforce_parameter_schema=False: money travels as exact decimal strings (see actions/fields.py).
     "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
                              "enforce_parameter_schema": False},
+    "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
+                           "enforce_parameter_schema": False},
     "audit-ledger": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,

@@ -35,6 +35,29 @@ def assert_ledger_invariants(store_url: str) -> None:
     for key, refund in refunds.items():
         if refund.status == RefundStatus.PROCESSED:
             assert keys.get(key) == 1, f"processed refund {refund.id} not booked by the gateway"
+    _assert_captures_agree_with_the_gateway(store_url)
+
+
+def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
+    """Each capture the sandbox booked is one of our capture Payments (Processed, or Draft
+    after a timeout) for the same amount, once; each Processed capture was booked."""
+    from db.models import Payment, PaymentStatus
+    from gateways.sandbox_ledger import SandboxGatewayCapture
+
+    with session_scope(store_url) as session:
+        captures = {f"om-capture-{p.id}": p for p in session.exec(select(Payment).where(Payment.payment_authorization_id.is_not(None)))}
+        booked = list(session.exec(select(SandboxGatewayCapture)))
+    keys = Counter(row.idempotency_key for row in booked)
+    assert all(count == 1 for count in keys.values())
+    for row in booked:
+        ours = captures.get(row.idempotency_key)
+        assert ours is not None, f"gateway capture {row.idempotency_key} has no Payment"
+        assert ours.amount == row.amount
+        expected = (PaymentStatus.PROCESSED, PaymentStatus.DRAFT) if row.outcome == "approve" else (PaymentStatus.CANCELED,)
+        assert ours.status in expected, (ours.id, ours.status)
+    for key, payment in captures.items():
+        if payment.status == PaymentStatus.PROCESSED:
+            assert keys.get(key) == 1, f"processed capture {payment.id} not booked by the gateway"
 
 
 def snapshot(store_url: str) -> dict[str, list[dict]]:

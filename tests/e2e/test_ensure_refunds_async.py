@@ -222,3 +222,33 @@ def test_many_concurrent_operations_on_one_order_never_refund_beyond_captured(sf
     refunded = sum(D(str(sf.OrderPaymentSummary.get(s)["RefundedAmount"])) for s in summaries)
     assert refunded == D("100.00")
     assert_ledger_invariants(engine.store_url)
+
+
+FUNDS_ACTION = "commerce/order-management/order-summaries/{}/async-actions/ensure-funds-async"
+
+
+def test_ensure_funds_through_the_facade_applies_captured_balance_then_captures(sf, engine):
+    """Invoice 100.00 on an order with 30.00 captured and a 90.00 authorization: 30.00 is
+    applied, 70.00 captured through the gateway; the invoice ends paid."""
+    order, summaries, _memo, invoices = set_up_order(sf, payments=[30.00], invoices=[100.00])
+    gateway = sf.PaymentGateway.create({"PaymentGatewayName": "e2e auth", "MerchantCredentialName": E2E_GATEWAY_BLOCK})["id"]
+    card = sf.OrderPaymentSummary.create({"OrderSummaryId": order, "Method": "Card"})["id"]
+    authorization = sf.PaymentAuthorization.create({"OrderPaymentSummaryId": card, "PaymentGatewayId": gateway, "Amount": 90.00})["id"]
+
+    operation_id = sf.restful(FUNDS_ACTION.format(order), method="POST", json={"invoiceId": invoices[0]})["backgroundOperationId"]
+    assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
+    assert D(str(sf.Invoice.get(invoices[0])["Balance"])) == D("0")
+    captured = sf.PaymentAuthorization.get(authorization)
+    assert D(str(captured["CapturedAmount"])) == D("70.00") and D(str(captured["AvailableToCaptureAmount"])) == D("20.00")
+    assert D(str(sf.OrderPaymentSummary.get(card)["CapturedAmount"])) == D("70.00")
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_ensure_funds_refuses_what_the_order_cannot_cover(sf, engine):
+    order, _summaries, _memo, invoices = set_up_order(sf, payments=[30.00], invoices=[100.00])
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceError) as refused:
+        sf.restful(FUNDS_ACTION.format(order), method="POST", json={"invoiceId": invoices[0]})
+    assert refused.value.content[0]["errorCode"] == "INSUFFICIENT_FUNDS"
+    assert refused.value.content[0]["output"] == {"backgroundOperationId": None}
+    assert snapshot(engine.store_url) == before
