@@ -9,10 +9,11 @@ from sqlmodel import Session, select
 from actions.fields import ActionModel
 from db.engine import session_scope
 from db.models import (
+    ChangeOrder, ChangeOrderItem, OrderItemSummary,
     CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
     PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
 )
-from domain.invariants import check_balance, check_payment_summary, check_sums
+from domain.invariants import Violation, check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
 
 
@@ -114,7 +115,32 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         found += check_sums(capture.id, parent=Decimal(1), children=Decimal(logs[f"om-capture-{capture.id}"]),
                             what="gateway-log-rows")
 
-    checked = len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
+    items = list(session.exec(select(OrderItemSummary)))
+    for item in items:
+        for rule, ok in (
+            ("canceled-and-fulfilled-within-ordered", item.quantity_canceled + item.quantity_fulfilled <= item.quantity_ordered),
+            ("return-initiated-within-fulfilled", item.quantity_return_initiated <= item.quantity_fulfilled),
+            ("returned-within-return-initiated", item.quantity_returned <= item.quantity_return_initiated),
+        ):
+            if not ok:
+                found.append(Violation(item.id, rule, f"ordered {item.quantity_ordered}, canceled {item.quantity_canceled}, "
+                                       f"fulfilled {item.quantity_fulfilled}, return initiated "
+                                       f"{item.quantity_return_initiated}, returned {item.quantity_returned}"))
+    change_items = list(session.exec(select(ChangeOrderItem)))
+    item_amounts = _sum_by(change_items, lambda i: i.change_order_id)
+    item_taxes = _sum_by(change_items, lambda i: i.change_order_id, lambda i: i.tax_amount)
+    change_orders = list(session.exec(select(ChangeOrder)))
+    for change_order in change_orders:
+        found += check_sums(change_order.id, parent=change_order.total_amount, children=item_amounts[change_order.id], what="change-amount")
+        found += check_sums(change_order.id, parent=change_order.total_tax_amount, children=item_taxes[change_order.id],
+                            what="change-tax")
+    credited = _sum_by(change_orders, lambda c: c.credit_memo_id or "", lambda c: c.total_amount + c.total_tax_amount,
+                       where=lambda c: c.credit_memo_id is not None)
+    for memo in memos:
+        if memo.id in credited:
+            found += check_sums(memo.id, parent=memo.total_amount, children=credited[memo.id], what="credit-memo-from-changes")
+
+    checked = len(items) + len(change_orders) + len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]
 
 

@@ -22,12 +22,16 @@ from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from db.ids import is_valid_id
-from db.types import MoneyAmount, UTCDateTime, utcnow
+from db.types import MoneyAmount, Quantity, UTCDateTime, utcnow
 from domain.money import ZERO, normalize_currency, quantize
 
 
 def _money_column(**kwargs: Any) -> Any:
     return Field(default=ZERO, sa_type=MoneyAmount, **kwargs)
+
+
+def _quantity_column(**kwargs: Any) -> Any:
+    return Field(default=ZERO, sa_type=Quantity, **kwargs)
 
 
 def _created_column() -> Any:
@@ -60,7 +64,7 @@ class PublicShape(SalesforceShape):
         currency = getattr(self, "currency_iso_code", None)
         if currency:
             for name, value in self:
-                if isinstance(value, Decimal):
+                if isinstance(value, Decimal) and not name.startswith("quantity"):  # counts are not money
                     object.__setattr__(self, name, quantize(value, currency, strict=False))
         return self
 
@@ -228,6 +232,135 @@ class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
     @property
     def available_to_refund_amount(self) -> Decimal:
         return available_to_refund(self)
+
+
+# --- OrderItemSummary / ChangeOrder -----------------------------------------------------
+
+
+class OrderItemSummaryBase(SQLModel):
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    name: str = Field(max_length=255)
+    product_code: str | None = Field(default=None, max_length=255)
+    type: str = Field(default="Order Product", max_length=40, description="Order Product or Delivery Charge.")
+    unit_price: Decimal = Field(sa_type=MoneyAmount)
+    quantity_ordered: Decimal = Field(sa_type=Quantity)
+    total_tax_amount: Decimal = _money_column()
+
+
+class OrderItemSummaryCreate(SalesforceShape, OrderItemSummaryBase):
+    order_summary_id: RecordId
+    unit_price: Decimal = PydanticField(ge=0)
+    quantity_ordered: Decimal = PydanticField(gt=0)
+    total_tax_amount: Decimal = PydanticField(default=ZERO, ge=0)
+
+
+class ItemQuantities(SQLModel):
+    quantity_canceled: Decimal = _quantity_column()
+    quantity_fulfilled: Decimal = _quantity_column()
+    quantity_return_initiated: Decimal = _quantity_column()
+    quantity_returned: Decimal = _quantity_column()
+
+    @property
+    def available_to_cancel(self) -> Decimal:
+        return self.quantity_ordered - self.quantity_canceled - self.quantity_fulfilled
+
+    @property
+    def available_to_return(self) -> Decimal:
+        return self.quantity_fulfilled - self.quantity_return_initiated
+
+
+class OrderItemSummaryPublic(PublicShape, OrderItemSummaryBase, ItemQuantities):
+    id: str
+    currency_iso_code: str
+    created_date: datetime
+
+    @computed_field(alias="TotalLineAmount")
+    @property
+    def total_line_amount(self) -> Decimal:
+        return quantize(self.unit_price * self.quantity_ordered, self.currency_iso_code, strict=False)
+
+    @computed_field(alias="QuantityAvailableToCancel")
+    @property
+    def quantity_available_to_cancel(self) -> Decimal:
+        return self.available_to_cancel
+
+    @computed_field(alias="QuantityAvailableToFulfill")
+    @property
+    def quantity_available_to_fulfill(self) -> Decimal:
+        return self.available_to_cancel
+
+    @computed_field(alias="QuantityAvailableToReturn")
+    @property
+    def quantity_available_to_return(self) -> Decimal:
+        return self.available_to_return
+
+
+class OrderItemSummary(OrderItemSummaryBase, ItemQuantities, table=True):
+    """A line of an order, with its quantities; they move only through the actions."""
+
+    __tablename__ = "order_item_summary"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    created_date: datetime = _created_column()
+
+
+class ChangeOrderType(StrEnum):
+    CANCEL = "Cancel"
+    RETURN = "Return"
+    FEE = "Fee"
+
+
+class ChangeOrderPublic(PublicShape):
+    id: str
+    order_summary_id: str
+    type: ChangeOrderType
+    reason: str | None
+    currency_iso_code: str
+    total_amount: Decimal
+    total_tax_amount: Decimal
+    credit_memo_id: str | None
+    invoice_id: str | None
+    created_date: datetime
+
+
+class ChangeOrder(SQLModel, table=True):
+    """A change to an order (cancel, return, fee). Amounts are positive: what the change
+    credits (cancel, return) or charges (fee). Used once, by one credit memo or invoice."""
+
+    __tablename__ = "change_order"
+    id: str = Field(primary_key=True, max_length=18)
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    type: ChangeOrderType = Field(sa_type=String(40))
+    reason: str | None = Field(default=None, max_length=255)
+    currency_iso_code: str = Field(max_length=3)
+    total_amount: Decimal = _money_column(description="Net amount of the items, tax excluded.")
+    total_tax_amount: Decimal = _money_column()
+    credit_memo_id: str | None = Field(default=None, foreign_key="credit_memo.id", index=True, max_length=18)
+    invoice_id: str | None = Field(default=None, foreign_key="invoice.id", index=True, max_length=18)
+    created_date: datetime = _created_column()
+
+
+class ChangeOrderItemPublic(PublicShape):
+    id: str
+    change_order_id: str
+    order_item_summary_id: str | None
+    name: str
+    quantity: Decimal
+    amount: Decimal
+    tax_amount: Decimal
+    currency_iso_code: str
+
+
+class ChangeOrderItem(SQLModel, table=True):
+    __tablename__ = "change_order_item"
+    id: str = Field(primary_key=True, max_length=18)
+    change_order_id: str = Field(foreign_key="change_order.id", index=True, max_length=18)
+    order_item_summary_id: str | None = Field(default=None, foreign_key="order_item_summary.id", index=True, max_length=18)
+    name: str = Field(max_length=255)
+    quantity: Decimal = _quantity_column()
+    amount: Decimal = _money_column()
+    tax_amount: Decimal = _money_column()
+    currency_iso_code: str = Field(max_length=3)
 
 
 # --- Payment ----------------------------------------------------------------------------

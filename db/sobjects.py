@@ -18,6 +18,8 @@ from sqlmodel import Session, SQLModel
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
+    ChangeOrder, ChangeOrderItem, ChangeOrderItemPublic, ChangeOrderPublic, OrderItemSummary, OrderItemSummaryCreate,
+    OrderItemSummaryPublic,
     PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic, PaymentLineInvoice,
     PaymentLineInvoicePublic,
     BillingDocumentCreate,
@@ -71,6 +73,16 @@ def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
     if record.status == PaymentStatus.PROCESSED:
         ops.captured_amount += record.amount
         session.add(ops)
+    session.add(record)
+    return record
+
+
+def create_order_item_summary(*, session: Session, obj_in: OrderItemSummaryCreate) -> OrderItemSummary:
+    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
+    data = obj_in.model_dump()
+    data["unit_price"] = quantize(obj_in.unit_price, order.currency_iso_code)
+    data["total_tax_amount"] = quantize(obj_in.total_tax_amount, order.currency_iso_code)
+    record = OrderItemSummary(id=new_id("OrderItemSummary"), currency_iso_code=order.currency_iso_code, **data)
     session.add(record)
     return record
 
@@ -138,6 +150,9 @@ SOBJECTS: dict[str, SObjectType] = {
         PaymentAuthorization, PaymentAuthorizationPublic, PaymentAuthorizationCreate, create_payment_authorization
     ),
     "PaymentLineInvoice": SObjectType(PaymentLineInvoice, PaymentLineInvoicePublic),
+    "OrderItemSummary": SObjectType(OrderItemSummary, OrderItemSummaryPublic, OrderItemSummaryCreate, create_order_item_summary),
+    "ChangeOrder": SObjectType(ChangeOrder, ChangeOrderPublic),
+    "ChangeOrderItem": SObjectType(ChangeOrderItem, ChangeOrderItemPublic),
     "Refund": SObjectType(Refund, RefundPublic),
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
     "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),

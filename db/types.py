@@ -63,3 +63,16 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Quantity(MoneyAmount):
+    """An exact item count (Salesforce quantities may be fractional): 3, 1.5, never 3.00."""
+
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        amount = super().process_result_value(value, dialect)
+        if amount is None:
+            return None
+        amount = amount.normalize()
+        return amount.quantize(Decimal(1)) if amount.as_tuple().exponent > 0 else amount

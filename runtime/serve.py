@@ -17,6 +17,7 @@ DEPLOYMENTS: tuple[str, ...] = (
     "ensure-funds-async/ensure-funds-async",
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
+    "cancel-to-refund/cancel-to-refund",
     "resolve-refunds/resolve-refunds",
 )
 
@@ -30,6 +31,8 @@ OPTIONS: dict[str, dict] = {
     # enforce_parameter_schema=False: money travels as exact decimal strings (see actions/fields.py).
     "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
                              "enforce_parameter_schema": False},
+    "cancel-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
+                         "enforce_parameter_schema": False},
     "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                            "enforce_parameter_schema": False},
     "audit-ledger": {

@@ -13,6 +13,9 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
+from actions.change_orders import (
+    CreateCreditMemoInput, SubmitCancelInput, create_credit_memo_from_change_orders, submit_cancel_items,
+)
 from actions.ensure_funds import EnsureFundsInput, check_ensure_funds
 from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds
 from api.deps import ApiVersion, Caller, CurrentCaller, SessionDep
@@ -109,3 +112,39 @@ def ensure_funds_async(order_summary_id: str, _version: ApiVersion, caller: Curr
     """Pay an invoice from captured balance, then by capturing authorizations (needs the `capture` permission)."""
     return start_async_action(ENSURE_FUNDS, order_summary_id=order_summary_id, version=_version, caller=caller,
                               session=session, body=body, idempotency_key=idempotency_key)
+
+
+def _run_sync_action(model: type[BaseModel], run, *, order_summary_id: str, caller: Caller, session: Session, body: Any):
+    """A synchronous action: validate, run in one transaction, commit; nothing on error."""
+    caller.require("write")
+    try:
+        if not is_valid_id(order_summary_id):
+            raise InvalidInputError(f"orderSummaryId '{order_summary_id}' is not a valid record Id")
+        record = run(session=session, order_summary_id=order_summary_id, request=model.model_validate(body))
+        session.commit()
+    except ValidationError as exc:
+        session.rollback()
+        raise InvalidInputError(validation_message(exc.errors())) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    return record
+
+
+@router.post("/{order_summary_id}/actions/submit-cancel", status_code=201, summary="Submit Cancel",
+             openapi_extra=_body_schema(SubmitCancelInput))
+def submit_cancel(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
+    """Cancel quantities of unfulfilled order items; answers the Cancel change order (needs `write`)."""
+    change_order = _run_sync_action(SubmitCancelInput, submit_cancel_items, order_summary_id=order_summary_id,
+                                    caller=caller, session=session, body=body)
+    return ExactJSONResponse({"changeOrderId": change_order.id, "totalAmount": change_order.total_amount,
+                              "totalTaxAmount": change_order.total_tax_amount}, status_code=201)
+
+
+@router.post("/{order_summary_id}/actions/create-credit-memo", status_code=201, summary="Create Credit Memo",
+             openapi_extra=_body_schema(CreateCreditMemoInput))
+def create_credit_memo(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
+    """Create one credit memo from Cancel/Return change orders; answers its id (needs `write`)."""
+    memo = _run_sync_action(CreateCreditMemoInput, create_credit_memo_from_change_orders, order_summary_id=order_summary_id,
+                            caller=caller, session=session, body=body)
+    return ExactJSONResponse({"creditMemoId": memo.id}, status_code=201)

@@ -252,3 +252,27 @@ def test_ensure_funds_refuses_what_the_order_cannot_cover(sf, engine):
     assert refused.value.content[0]["errorCode"] == "INSUFFICIENT_FUNDS"
     assert refused.value.content[0]["output"] == {"backgroundOperationId": None}
     assert snapshot(engine.store_url) == before
+
+
+def test_cancel_after_capture_credit_memo_and_refund_through_the_facade(sf, engine):
+    order, summaries, _memo, _ = set_up_order(sf, payments=[32.97])
+    mug = sf.OrderItemSummary.create({"OrderSummaryId": order, "Name": "mug", "UnitPrice": 9.99, "QuantityOrdered": 3,
+                                      "TotalTaxAmount": 3.00})["id"]
+    base = f"commerce/order-management/order-summaries/{order}/actions/"
+    cancel = sf.restful(base + "submit-cancel", method="POST",
+                        json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 1, "reason": "changed mind"}]})
+    assert D(str(cancel["totalAmount"])) == D("9.99") and D(str(cancel["totalTaxAmount"])) == D("1.00")
+    assert sf.OrderItemSummary.get(mug)["QuantityAvailableToCancel"] == 2
+    memo = sf.restful(base + "create-credit-memo", method="POST", json={"changeOrderIds": [cancel["changeOrderId"]]})["creditMemoId"]
+    assert D(str(sf.CreditMemo.get(memo)["TotalAmount"])) == D("10.99")
+    with pytest.raises(SalesforceError) as reused:
+        sf.restful(base + "create-credit-memo", method="POST", json={"changeOrderIds": [cancel["changeOrderId"]]})
+    assert reused.value.status == 400 and "used already" in reused.value.content[0]["message"]
+    with pytest.raises(SalesforceError) as too_many:
+        sf.restful(base + "submit-cancel", method="POST", json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 3}]})
+    assert too_many.value.content[0]["errorCode"] == "INVALID_INPUT"
+
+    operation_id = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo})["backgroundOperationId"]
+    assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
+    assert D(str(sf.OrderPaymentSummary.get(summaries[0])["RefundedAmount"])) == D("10.99")
+    assert_ledger_invariants(engine.store_url)

@@ -1,0 +1,116 @@
+"""Submit Cancel, Create Credit Memo and the cancel-to-refund flow, on each backend."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal as D
+
+import pytest
+
+from actions.change_orders import (
+    ChangeItem, CreateCreditMemoInput, SubmitCancelInput, create_credit_memo_from_change_orders, submit_cancel_items,
+)
+from db.engine import session_scope
+from db.models import ChangeOrder, CreditMemo, CreditMemoLine, OrderItemSummary, OrderItemSummaryCreate, OrderPaymentSummary
+from db.sobjects import create_order_item_summary
+from domain.errors import InvalidInputError, NotFoundError
+from tests.factories import make_order
+from tests.ledger import assert_ledger_invariants, snapshot
+
+
+def _order_with_items(store, *, payments=("40.00",), items=(("mug", "9.99", "3", "3.00"),)):
+    with session_scope(store) as s:
+        order = make_order(s, payments=list(payments))
+        ids = [create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
+            order_summary_id=order.order_summary_id, name=name, unit_price=D(price), quantity_ordered=D(qty),
+            total_tax_amount=D(tax))).id for name, price, qty, tax in items]
+    return order, ids
+
+
+def _cancel(store, order, item_id, quantity):
+    with session_scope(store) as s:
+        change_order = submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=SubmitCancelInput(
+            change_items=[ChangeItem(order_item_summary_id=item_id, quantity=D(quantity), reason="customer asked")]))
+        return change_order.id, change_order.total_amount, change_order.total_tax_amount
+
+
+def test_cancels_in_pieces_add_up_to_the_line_to_the_cent(store):
+    order, (item,) = _order_with_items(store, items=(("mug", "3.33", "3", "1.00"),))
+    pieces = [_cancel(store, order, item, "1") for _ in range(3)]
+    assert [p[1] for p in pieces] == [D("3.33")] * 3
+    assert [p[2] for p in pieces] == [D("0.33"), D("0.34"), D("0.33")]  # cumulative rounding, sums to 1.00
+    with session_scope(store) as s:
+        line = s.get(OrderItemSummary, item)
+    assert line.quantity_canceled == D(3) and line.available_to_cancel == 0
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("case", ["too-many", "foreign-item", "unknown-item", "same-item-twice", "zero"])
+def test_bad_cancels_change_nothing(store, case):
+    order, (item,) = _order_with_items(store)
+    other, (other_item,) = _order_with_items(store)
+    items, error = {
+        "too-many": ([ChangeItem(order_item_summary_id=item, quantity=D("3.5"))], InvalidInputError),
+        "foreign-item": ([ChangeItem(order_item_summary_id=other_item, quantity=D(1))], InvalidInputError),
+        "unknown-item": ([ChangeItem(order_item_summary_id="10uAAAAAAAAAAAAAAA", quantity=D(1))], NotFoundError),
+        "same-item-twice": ([ChangeItem(order_item_summary_id=item, quantity=D(1))] * 2, InvalidInputError),
+        "zero": (None, Exception),
+    }[case]
+    before = snapshot(store)
+    with pytest.raises(error):
+        with session_scope(store) as s:
+            request = SubmitCancelInput(change_items=items or [ChangeItem(order_item_summary_id=item, quantity=D(0))])
+            submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=request)
+    assert snapshot(store) == before
+
+
+def test_credit_memo_from_change_orders_and_no_reuse(store):
+    order, (mug, plate) = _order_with_items(store, items=(("mug", "9.99", "3", "3.00"), ("plate", "5.00", "2", "0.80")))
+    first = _cancel(store, order, mug, "1")
+    second = _cancel(store, order, plate, "2")
+    with session_scope(store) as s:
+        memo = create_credit_memo_from_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                     request=CreateCreditMemoInput(change_order_ids=[first[0], second[0]]))
+        memo_id = memo.id
+    with session_scope(store) as s:
+        memo = s.get(CreditMemo, memo_id)
+        lines = sorted((line.name, line.charge_amount, line.tax_amount)
+                       for line in s.exec(CreditMemoLine.__table__.select().where(CreditMemoLine.credit_memo_id == memo_id)))
+        used = {s.get(ChangeOrder, c).credit_memo_id for c in (first[0], second[0])}
+    assert memo.total_amount == memo.balance == D("9.99") + D("1.00") + D("10.00") + D("0.80")
+    assert lines == [("mug", D("9.99"), D("1.00")), ("plate", D("10.00"), D("0.80"))]
+    assert used == {memo_id}
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="used already"):
+        with session_scope(store) as s:
+            create_credit_memo_from_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                  request=CreateCreditMemoInput(change_order_ids=[first[0]]))
+    assert snapshot(store) == before
+    assert_ledger_invariants(store)
+
+
+def test_credit_memo_refuses_another_orders_change_order(store):
+    order, (item,) = _order_with_items(store)
+    other, (other_item,) = _order_with_items(store)
+    foreign = _cancel(store, other, other_item, "1")
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="another order summary"):
+        with session_scope(store) as s:
+            create_credit_memo_from_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                  request=CreateCreditMemoInput(change_order_ids=[foreign[0]]))
+    assert snapshot(store) == before
+
+
+def test_cancel_to_refund_flow_refunds_the_cancelled_items(store, prefect_api):
+    """Cancel after capture: 1 of 3 mugs (9.99 + 1.00 tax) comes back to the card."""
+    from flows.cancel_to_refund import cancel_to_refund
+
+    order, (mug,) = _order_with_items(store, payments=("32.97",))
+    out = cancel_to_refund(order.order_summary_id, SubmitCancelInput(
+        change_items=[ChangeItem(order_item_summary_id=mug, quantity=D(1), reason=f"test {uuid.uuid4().hex[:6]}")]))
+    assert out.change_order.total_amount == D("9.99") and out.change_order.total_tax_amount == D("1.00")
+    assert out.refunds.refunded_amount == D("10.99")
+    with session_scope(store) as s:
+        assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == D("10.99")
+        assert s.get(CreditMemo, out.credit_memo_id).balance == D("0")
+    assert_ledger_invariants(store)
