@@ -288,13 +288,16 @@ def _output(order_summary_id: str, request: EnsureFundsInput, operation_id: str,
             select(PaymentLineInvoice).where(PaymentLineInvoice.background_operation_id == operation_id)
             .order_by(col(PaymentLineInvoice.applied_date), col(PaymentLineInvoice.id))))
         captured = [session.get(Payment, a.payment_id) for a in applications]
+        result_codes = {log.reference_entity_id: log.gateway_result_code for log in session.exec(
+            select(PaymentGatewayLog).where(col(PaymentGatewayLog.reference_entity_id).in_([p.id for p in captured])))}
     currency = invoice.currency_iso_code
     return EnsureFundsOutput(
         order_summary_id=order_summary_id, invoice_id=invoice.id, currency_iso_code=currency,
         applications=[FundsApplication(payment_id=a.payment_id, amount=quantize(a.amount, currency, strict=False), type=a.type)
                       for a in applications],
         captures=[CaptureResult(payment_id=p.id, payment_authorization_id=p.payment_authorization_id,
-                                amount=quantize(p.amount, currency, strict=False), status=p.status)
+                                amount=quantize(p.amount, currency, strict=False), status=p.status,
+                                gateway_result_code=result_codes.get(p.id))
                   for p in captured if p.payment_authorization_id],
         invoice_balance=quantize(invoice.balance, currency, strict=False),
         process_exception_ids=exceptions,

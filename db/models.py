@@ -463,6 +463,8 @@ class PaymentAuthorization(PaymentAuthorizationBase, table=True):
     def capturable_amount(self) -> Decimal:
         if self.status != PaymentStatus.PROCESSED:
             return ZERO
+        if self.expiration_date is not None and self.expiration_date <= utcnow():
+            return ZERO  # an expired authorization holds nothing any more
         return max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
 
 

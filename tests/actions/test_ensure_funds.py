@@ -263,9 +263,6 @@ def test_failed_capture_cancels_the_payment_and_releases_the_holds(store, amount
     assert_ledger_invariants(store)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "actions/ensure_funds.py _output: CaptureResult.gateway_result_code is declared but never filled in, "
-    "so a declined capture reports gateway_result_code=None instead of the gateway's 'card_declined'"))
 def test_declined_capture_reports_the_gateways_result_code(store):
     order, _ = _order(store, authorizations=["100.00"], invoices=[DECLINE])
     out = _run(order, order.invoice_ids[0])
@@ -503,3 +500,17 @@ def test_concurrent_operations_within_the_funds_both_succeed(store):
     assert _amounts(store, PaymentAuthorization, authorization) == (D("70.00"), D("0"))
     assert _amounts(store, OrderPaymentSummary, order.summaries[0]) == (D("100.00"), D("0"))
     assert_ledger_invariants(store)
+
+
+def test_an_expired_authorization_holds_no_funds(store):
+    from datetime import timedelta
+
+    from db.types import utcnow
+
+    order, (authorization,) = _order(store, authorizations=["100.00"], invoices=["50.00"])
+    with session_scope(store) as s:
+        s.get(PaymentAuthorization, authorization).expiration_date = utcnow() - timedelta(minutes=1)
+    before = snapshot(store)
+    with pytest.raises(InsufficientFundsError):
+        _run(order, order.invoice_ids[0])
+    assert snapshot(store) == before
