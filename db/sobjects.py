@@ -56,25 +56,32 @@ def create_order_payment_summary(*, session: Session, obj_in: OrderPaymentSummar
     return record
 
 
-def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
-    """A payment; a processed one raises its summary's CapturedAmount in the same transaction."""
+def _record_on_locked_summary(session: Session, table, obj_in, *, rollup: str, reference_prefix: str, what: str):
+    """A payment or authorization of an order payment summary, created under the order's
+    lock; a processed one raises the summary's ``rollup`` amount in the same transaction."""
     ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
-    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds
-    # Read the summary again under the lock: the copy above may predate a concurrent payment.
+    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds and captures
+    # Read the summary again under the lock: the copy above may predate a concurrent write.
     session.refresh(ops, with_for_update=True)
     gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
     data = obj_in.model_dump()
     data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
     if not data["gateway_ref_number"]:
         if gateway.gateway_provider != GatewayProvider.SANDBOX:
-            raise InvalidInputError("GatewayRefNumber (the charge id at the gateway) is required")
-        data["gateway_ref_number"] = f"ch_sbx_{secrets.token_hex(8)}"
-    record = Payment(id=new_id("Payment"), currency_iso_code=ops.currency_iso_code, **data)
+            raise InvalidInputError(f"GatewayRefNumber (the {what}'s id at the gateway) is required")
+        data["gateway_ref_number"] = f"{reference_prefix}{secrets.token_hex(8)}"
+    record = table(id=new_id(table.__name__), currency_iso_code=ops.currency_iso_code, **data)
     if record.status == PaymentStatus.PROCESSED:
-        ops.captured_amount += record.amount
+        setattr(ops, rollup, getattr(ops, rollup) + record.amount)
         session.add(ops)
     session.add(record)
     return record
+
+
+def create_payment(*, session: Session, obj_in: PaymentCreate) -> Payment:
+    """A payment; a processed one raises its summary's CapturedAmount."""
+    return _record_on_locked_summary(session, Payment, obj_in, rollup="captured_amount", reference_prefix="ch_sbx_",
+                                     what="charge")
 
 
 def create_order_item_summary(*, session: Session, obj_in: OrderItemSummaryCreate) -> OrderItemSummary:
@@ -88,23 +95,9 @@ def create_order_item_summary(*, session: Session, obj_in: OrderItemSummaryCreat
 
 
 def create_payment_authorization(*, session: Session, obj_in: PaymentAuthorizationCreate) -> PaymentAuthorization:
-    """An authorization; a processed one raises its summary's AuthorizationAmount in the same transaction."""
-    ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
-    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with captures
-    session.refresh(ops, with_for_update=True)
-    gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
-    data = obj_in.model_dump()
-    data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
-    if not data["gateway_ref_number"]:
-        if gateway.gateway_provider != GatewayProvider.SANDBOX:
-            raise InvalidInputError("GatewayRefNumber (the authorization's id at the gateway) is required")
-        data["gateway_ref_number"] = f"auth_sbx_{secrets.token_hex(8)}"
-    record = PaymentAuthorization(id=new_id("PaymentAuthorization"), currency_iso_code=ops.currency_iso_code, **data)
-    if record.status == PaymentStatus.PROCESSED:
-        ops.authorization_amount += record.amount
-        session.add(ops)
-    session.add(record)
-    return record
+    """An authorization; a processed one raises its summary's AuthorizationAmount."""
+    return _record_on_locked_summary(session, PaymentAuthorization, obj_in, rollup="authorization_amount",
+                                     reference_prefix="auth_sbx_", what="authorization")
 
 
 def _create_billing_document(session: Session, table: type[CreditMemo | Invoice], obj_in: BillingDocumentCreate):
