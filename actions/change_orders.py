@@ -16,9 +16,10 @@ from decimal import Decimal
 
 from prefect import get_run_logger, task
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
-from actions.fields import ActionModel, RecordId
+from actions.fields import ActionModel, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary
@@ -34,8 +35,10 @@ class ChangeItem(ActionModel):
     """A quantity of one order item to change."""
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The order item (10u...).")
-    quantity: Decimal = Field(gt=0, title="Quantity", description="How many units to change (> 0).")
-    reason: str | None = Field(default=None, max_length=255, title="Reason", description="Why, for the record.")
+    quantity: Quantity = Field(title="Quantity", description="How many units to change (> 0, at most 4 decimals).")
+    reason: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=255, title="Reason", description="Why, for the record.", json_schema_extra=drop_default
+    )
 
 
 class SubmitCancelInput(ActionModel):
@@ -59,15 +62,21 @@ class CreateCreditMemoOutput(ActionModel):
     total_amount: Decimal
 
 
-def submit_cancel_items(*, session: Session, order_summary_id: str, request: SubmitCancelInput) -> ChangeOrder:
-    """Cancel quantities of unfulfilled items and record the Cancel change order."""
+def submit_cancel_items(
+    *, session: Session, order_summary_id: str, request: SubmitCancelInput, operation_id: str | None = None
+) -> ChangeOrder:
+    """Cancel quantities of unfulfilled items and record the Cancel change order. Within an
+    operation (a flow run) it happens once: a re-run gets the change order it made."""
     order = lock_order_summary(session, order_summary_id)
+    if operation_id and (done := _made_by(session, ChangeOrder, operation_id)):
+        return done
     ids = [item.order_item_summary_id for item in request.change_items]
     if len(set(ids)) != len(ids):
         raise InvalidInputError("changeItems names the same order item twice")
     change_order = ChangeOrder(
         id=new_id("ChangeOrder"), order_summary_id=order.id, type=ChangeOrderType.CANCEL,
         reason=request.change_items[0].reason, currency_iso_code=order.currency_iso_code,
+        background_operation_id=operation_id,
     )
     session.add(change_order)
     session.flush()
@@ -95,9 +104,14 @@ def submit_cancel_items(*, session: Session, order_summary_id: str, request: Sub
     return change_order
 
 
-def create_credit_memo_from_change_orders(*, session: Session, order_summary_id: str, request: CreateCreditMemoInput) -> CreditMemo:
-    """One credit memo from Cancel/Return change orders, a line per change order item."""
+def create_credit_memo_from_change_orders(
+    *, session: Session, order_summary_id: str, request: CreateCreditMemoInput, operation_id: str | None = None
+) -> CreditMemo:
+    """One credit memo from Cancel/Return change orders, a line per change order item.
+    Within an operation it happens once: a re-run gets the credit memo it made."""
     order = lock_order_summary(session, order_summary_id)
+    if operation_id and (done := _made_by(session, CreditMemo, operation_id)):
+        return done
     if len(set(request.change_order_ids)) != len(request.change_order_ids):
         raise InvalidInputError("changeOrderIds names the same change order twice")
     change_orders = []
@@ -118,6 +132,7 @@ def create_credit_memo_from_change_orders(*, session: Session, order_summary_id:
     memo = CreditMemo(
         id=new_id("CreditMemo"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code,
         total_amount=total, balance=total, description=f"From change orders {', '.join(request.change_order_ids)}",
+        background_operation_id=operation_id,
     )
     session.add(memo)
     session.flush()
@@ -135,8 +150,12 @@ def create_credit_memo_from_change_orders(*, session: Session, order_summary_id:
     return memo
 
 
+def _made_by(session: Session, table, operation_id: str):
+    return session.exec(select(table).where(table.background_operation_id == operation_id)).first()
+
+
 @task(name="submit-cancel")
-def submit_cancel(order_summary_id: str, request: SubmitCancelInput) -> ChangeOrderOutput:
+def submit_cancel(order_summary_id: str, request: SubmitCancelInput, operation_id: str | None = None) -> ChangeOrderOutput:
     """Cancel quantities of order items not yet fulfilled; returns the Cancel change order.
 
     Example:
@@ -152,7 +171,8 @@ def submit_cancel(order_summary_id: str, request: SubmitCancelInput) -> ChangeOr
         ```
     """
     with session_scope() as session:
-        change_order = submit_cancel_items(session=session, order_summary_id=order_summary_id, request=request)
+        change_order = submit_cancel_items(session=session, order_summary_id=order_summary_id, request=request,
+                                           operation_id=operation_id)
         output = ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
                                    total_tax_amount=change_order.total_tax_amount)
     get_run_logger().info("change order %s cancels %s + tax %s", output.change_order_id, output.total_amount,
@@ -161,7 +181,9 @@ def submit_cancel(order_summary_id: str, request: SubmitCancelInput) -> ChangeOr
 
 
 @task(name="create-credit-memo")
-def create_credit_memo(order_summary_id: str, request: CreateCreditMemoInput) -> CreateCreditMemoOutput:
+def create_credit_memo(
+    order_summary_id: str, request: CreateCreditMemoInput, operation_id: str | None = None
+) -> CreateCreditMemoOutput:
     """Create one credit memo from Cancel/Return change orders (each usable once).
 
     Example:
@@ -175,7 +197,8 @@ def create_credit_memo(order_summary_id: str, request: CreateCreditMemoInput) ->
         ```
     """
     with session_scope() as session:
-        memo = create_credit_memo_from_change_orders(session=session, order_summary_id=order_summary_id, request=request)
+        memo = create_credit_memo_from_change_orders(session=session, order_summary_id=order_summary_id, request=request,
+                                                     operation_id=operation_id)
         output = CreateCreditMemoOutput(credit_memo_id=memo.id, total_amount=memo.total_amount)
     get_run_logger().info("credit memo %s of %s", output.credit_memo_id, output.total_amount)
     return output

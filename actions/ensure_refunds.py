@@ -140,9 +140,20 @@ def plan_for(session: Session, order: OrderSummary, request: EnsureRefundsInput,
             sequences=tuple(SequenceEntry(s.order_payment_summary_id, quantize(s.amount, currency)) for s in request.sequences),
             strategy=request.strategy,
         ),
-        {ops.id: available_to_refund(ops) for ops in summaries},
+        refundable_now(session, summaries),
     )
     return plan, memo, invoices, {ops.id: ops for ops in summaries}
+
+
+def refundable_now(session: Session, summaries: list) -> dict[str, Decimal]:
+    """AvailableToRefund per summary, capped by what its processed payments can refund now:
+    a capture still pending counts in AvailableToRefund (DESIGN §3) but cannot be refunded
+    until it is processed."""
+    payments = session.exec(select(Payment).where(col(Payment.order_payment_summary_id).in_([o.id for o in summaries])))
+    refundable: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for payment in payments:
+        refundable[payment.order_payment_summary_id] += payment.refundable_amount
+    return {ops.id: min(available_to_refund(ops), refundable[ops.id]) for ops in summaries}
 
 
 def check_ensure_refunds(*, session: Session, order_summary_id: str, request: EnsureRefundsInput) -> RefundPlan:

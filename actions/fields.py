@@ -61,3 +61,12 @@ class ActionModel(BaseModel):
 def drop_default(schema: dict) -> None:
     """json_schema_extra for optional fields: no default in the form, blank means omitted."""
     schema.pop("default", None)
+
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(gt=0, decimal_places=4, max_digits=19, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
+]
+"""A positive item quantity, at most 4 decimal places (what the store keeps exactly)."""

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field as PydanticField, computed_field, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field as PydanticField, computed_field, model_validator
 from pydantic.alias_generators import to_pascal
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -250,7 +250,7 @@ class OrderItemSummaryBase(SQLModel):
 class OrderItemSummaryCreate(SalesforceShape, OrderItemSummaryBase):
     order_summary_id: RecordId
     unit_price: Decimal = PydanticField(ge=0)
-    quantity_ordered: Decimal = PydanticField(gt=0)
+    quantity_ordered: Decimal = PydanticField(gt=0, decimal_places=4, max_digits=19)
     total_tax_amount: Decimal = PydanticField(default=ZERO, ge=0)
 
 
@@ -337,6 +337,9 @@ class ChangeOrder(SQLModel, table=True):
     total_tax_amount: Decimal = _money_column()
     credit_memo_id: str | None = Field(default=None, foreign_key="credit_memo.id", index=True, max_length=18)
     invoice_id: str | None = Field(default=None, foreign_key="invoice.id", index=True, max_length=18)
+    background_operation_id: str | None = Field(
+        default=None, max_length=36, unique=True, description="The flow run that made it: a re-run returns it instead."
+    )
     created_date: datetime = _created_column()
 
 
@@ -433,6 +436,7 @@ class PaymentAuthorizationCreate(SalesforceShape, PaymentAuthorizationBase):
     order_payment_summary_id: RecordId
     payment_gateway_id: RecordId
     amount: Decimal = PydanticField(gt=0)
+    expiration_date: AwareDatetime | None = None
 
 
 class PaymentAuthorizationPublic(PublicShape, PaymentAuthorizationBase):
@@ -544,6 +548,9 @@ class CreditMemoPublic(BillingDocumentPublic):
 
 class CreditMemo(BillingDocumentBase, BillingDocumentLedger, table=True):
     __tablename__ = "credit_memo"
+    background_operation_id: str | None = Field(
+        default=None, max_length=36, unique=True, description="The flow run that made it: a re-run returns it instead."
+    )
 
 
 class CreditMemoLine(BillingLineFields, table=True):

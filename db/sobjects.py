@@ -89,6 +89,7 @@ def create_order_item_summary(*, session: Session, obj_in: OrderItemSummaryCreat
     data = obj_in.model_dump()
     data["unit_price"] = quantize(obj_in.unit_price, order.currency_iso_code)
     data["total_tax_amount"] = quantize(obj_in.total_tax_amount, order.currency_iso_code)
+    quantize(obj_in.unit_price * obj_in.quantity_ordered, order.currency_iso_code, strict=False)  # refuses a line too large
     record = OrderItemSummary(id=new_id("OrderItemSummary"), currency_iso_code=order.currency_iso_code, **data)
     session.add(record)
     return record

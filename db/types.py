@@ -29,6 +29,9 @@ class MoneyAmount(TypeDecorator):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"money must be Decimal, got {type(value).__name__}")
+        if value != value.quantize(Decimal("0.0001")):
+            # PostgreSQL would round it silently; a value the store cannot keep exactly is a bug upstream.
+            raise ValueError(f"{value} has more than the 4 decimal places the store keeps")
         return str(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):

@@ -24,15 +24,17 @@ class CancelToRefundOutput(ActionModel):
 def cancel_to_refund(order_summary_id: RecordId, submit_cancel_input: SubmitCancelInput) -> CancelToRefundOutput:
     """Cancel quantities of unfulfilled items, make a credit memo of the change, refund it.
 
-    Cancelling before anything was captured gives a credit memo with nothing to refund
-    against: Ensure Refunds then refuses it, and the run ends in Error after the cancel
-    and the credit memo were recorded (each step commits on its own).
+    Each step commits on its own and happens once per flow run: retrying a failed run
+    (e.g. Ensure Refunds refused because nothing was captured yet) resumes it, without
+    cancelling or crediting twice.
 
     Args:
         order_summary_id: Order summary whose items are cancelled (1Os...).
         submit_cancel_input: The items and quantities to cancel.
     """
-    change_order = submit_cancel(order_summary_id, submit_cancel_input)
-    memo = create_credit_memo(order_summary_id, CreateCreditMemoInput(change_order_ids=[change_order.change_order_id]))
-    refunds = ensure_refunds(order_summary_id, EnsureRefundsInput(credit_memo_id=memo.credit_memo_id), str(flow_run.id))
+    operation_id = str(flow_run.id)  # each step happens once per operation, so a retried run resumes
+    change_order = submit_cancel(order_summary_id, submit_cancel_input, operation_id)
+    memo = create_credit_memo(order_summary_id, CreateCreditMemoInput(change_order_ids=[change_order.change_order_id]),
+                              operation_id)
+    refunds = ensure_refunds(order_summary_id, EnsureRefundsInput(credit_memo_id=memo.credit_memo_id), operation_id)
     return CancelToRefundOutput(change_order=change_order, credit_memo_id=memo.credit_memo_id, refunds=refunds)

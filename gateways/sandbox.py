@@ -21,6 +21,7 @@ import secrets
 import time
 from decimal import Decimal
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from db.engine import get_engine
@@ -94,6 +95,9 @@ class SandboxGatewayAdapter:
             result_code=code or "approved", message=message,
         )
         with Session(self._engine, expire_on_commit=False) as session:
+            if self._honour_keys and self._engine.dialect.name == "postgresql":
+                # Two calls with one key must not both book (SQLite's BEGIN IMMEDIATE already serializes).
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
             existing = self._first_booking(session, books, key) if self._honour_keys else None
             if existing is not None:
                 return self._answer(existing, request, replayed=True)

@@ -114,3 +114,31 @@ def test_cancel_to_refund_flow_refunds_the_cancelled_items(store, prefect_api):
         assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == D("10.99")
         assert s.get(CreditMemo, out.credit_memo_id).balance == D("0")
     assert_ledger_invariants(store)
+
+
+def test_steps_happen_once_per_operation(store):
+    """A retried cancel-to-refund run resumes: the same operation gets the same change order
+    and credit memo back instead of cancelling and crediting twice."""
+    order, (mug,) = _order_with_items(store)
+    operation = str(uuid.uuid4())
+    request = SubmitCancelInput(change_items=[ChangeItem(order_item_summary_id=mug, quantity=D(1))])
+    made = []
+    for _ in range(2):
+        with session_scope(store) as s:
+            change_order = submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=request,
+                                               operation_id=operation)
+            memo = create_credit_memo_from_change_orders(
+                session=s, order_summary_id=order.order_summary_id,
+                request=CreateCreditMemoInput(change_order_ids=[change_order.id]), operation_id=operation)
+            made.append((change_order.id, memo.id))
+    assert made[0] == made[1]
+    with session_scope(store) as s:
+        assert s.get(OrderItemSummary, mug).quantity_canceled == D(1)
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("quantity", ["0.00001", "1.23456"])
+def test_quantities_finer_than_the_store_keeps_are_refused(quantity):
+    """PostgreSQL's NUMERIC(19,4) would round 0.00001 to 0 while the credit was priced on it."""
+    with pytest.raises(ValueError):
+        ChangeItem(order_item_summary_id="10uAAAAAAAAAAAAAAA", quantity=D(quantity))

@@ -514,3 +514,27 @@ def test_an_expired_authorization_holds_no_funds(store):
     with pytest.raises(InsufficientFundsError):
         _run(order, order.invoice_ids[0])
     assert snapshot(store) == before
+
+
+def test_a_pending_capture_does_not_make_refunds_fail_after_acceptance(store):
+    """AvailableToRefund counts a pending capture (DESIGN §3) but it cannot be refunded yet:
+    the plan sends the refund to money that can go back now."""
+    from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds, ensure_refunds
+
+    with session_scope(store) as s:
+        order = make_order(s, payments=["60.00", "40.00"], invoices=[str(D("100.00") + D(TIMEOUT))], gateway_block=SCRIPTED)
+        create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
+            order_payment_summary_id=order.summaries[1], payment_gateway_id=order.gateway_id, amount=D("200.00")))
+    # 100.00 captured balance pays part of the invoice; the rest is a capture that times out (stays pending).
+    _run(order, order.invoice_ids[0])
+
+    @flow
+    def refund_excess():
+        return ensure_refunds(order.order_summary_id, EnsureRefundsInput(excess_funds_amount=D("50.00")), str(uuid.uuid4()))
+
+    with session_scope(store) as s:
+        check_ensure_refunds(session=s, order_summary_id=order.order_summary_id,
+                             request=EnsureRefundsInput(excess_funds_amount=D("50.00")))
+    out = refund_excess()
+    assert out.refunded_amount == D("50.00")
+    assert_ledger_invariants(store)

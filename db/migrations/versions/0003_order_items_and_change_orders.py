@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 02:55:48.344794
+Create Date: 2026-11-22 03:15:35.918720
 """
 from typing import Sequence, Union
 
@@ -50,11 +50,13 @@ def upgrade() -> None:
     sa.Column('total_tax_amount', db.types.MoneyAmount(precision=19, scale=4), nullable=False),
     sa.Column('credit_memo_id', sqlmodel.sql.sqltypes.AutoString(length=18), nullable=True),
     sa.Column('invoice_id', sqlmodel.sql.sqltypes.AutoString(length=18), nullable=True),
+    sa.Column('background_operation_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
     sa.Column('created_date', db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['credit_memo_id'], ['credit_memo.id'], ),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoice.id'], ),
     sa.ForeignKeyConstraint(['order_summary_id'], ['order_summary.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('background_operation_id')
     )
     with op.batch_alter_table('change_order', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_change_order_credit_memo_id'), ['credit_memo_id'], unique=False)
@@ -78,9 +80,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_change_order_item_change_order_id'), ['change_order_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_change_order_item_order_item_summary_id'), ['order_item_summary_id'], unique=False)
 
+    with op.batch_alter_table('credit_memo', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('background_operation_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
+        batch_op.create_unique_constraint('uq_credit_memo_background_operation_id', ['background_operation_id'])
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('credit_memo', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_credit_memo_background_operation_id', type_='unique')
+        batch_op.drop_column('background_operation_id')
+
     with op.batch_alter_table('change_order_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_change_order_item_order_item_summary_id'))
         batch_op.drop_index(batch_op.f('ix_change_order_item_change_order_id'))
