@@ -32,7 +32,8 @@ class ResolveRefundsOutput(ActionModel):
     resolved: dict[str, int] = Field(description="How many refunds ended in each status.")
 
 
-def _operation_is_running(operation_id: str | None) -> bool:
+def operation_is_running(operation_id: str | None) -> bool:
+    """Whether the flow run carrying this operation is still going (not in a final state)."""
     if not operation_id:
         return False
     try:
@@ -80,7 +81,7 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
     resolved: dict[str, int] = {}
     skipped = 0
     for refund in stuck:
-        if _operation_is_running(refund.background_operation_id):
+        if operation_is_running(refund.background_operation_id):
             skipped += 1
             continue
         with session_scope() as session:

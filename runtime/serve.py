@@ -18,7 +18,7 @@ DEPLOYMENTS: tuple[str, ...] = (
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
     "cancel-to-refund/cancel-to-refund",
-    "resolve-refunds/resolve-refunds",
+    "resolve-gateway-outcomes/resolve-gateway-outcomes",
 )
 
 VERSION = "0.1.0"
@@ -40,7 +40,7 @@ OPTIONS: dict[str, dict] = {
         "concurrency_limit": 1,
         **({"cron": AUDIT_CRON} if AUDIT_CRON else {}),
     },
-    "resolve-refunds": {
+    "resolve-gateway-outcomes": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,
         **({"cron": RESOLVE_CRON} if RESOLVE_CRON else {}),

@@ -538,3 +538,35 @@ def test_a_pending_capture_does_not_make_refunds_fail_after_acceptance(store):
     out = refund_excess()
     assert out.refunded_amount == D("50.00")
     assert_ledger_invariants(store)
+
+
+def test_the_resolver_settles_a_timed_out_capture_from_the_gateways_record(store):
+    """The capture timed out after the gateway acted: the resolver asks, finds it booked,
+    and settles it Processed and applied, with one booking at the gateway."""
+    from flows.resolve_gateway_outcomes import resolve_gateway_outcomes
+
+    order, (authorization,) = _order(store, authorizations=["100.00"], invoices=[TIMEOUT])
+    out = _run(order, order.invoice_ids[0])
+    (capture,) = out.captures
+    assert capture.status == PaymentStatus.DRAFT
+    summary = resolve_gateway_outcomes(older_than_seconds=0)
+    assert summary.captures.resolved.get("Processed", 0) >= 1
+    payment = _get(store, Payment, capture.payment_id)
+    assert payment.status == PaymentStatus.PROCESSED and payment.applied_amount == D(TIMEOUT)
+    held = _get(store, PaymentAuthorization, authorization)
+    assert (held.captured_amount, held.pending_capture_amount) == (D(TIMEOUT), D("0"))
+    assert [row.type for row in _rows_of(store, PaymentLineInvoice, payment_id=capture.payment_id)] == [
+        PaymentApplicationType.APPLIED]
+    with session_scope(store) as s:
+        booked = s.exec(select(SandboxGatewayCapture).where(
+            SandboxGatewayCapture.idempotency_key == f"om-capture-{capture.payment_id}")).all()
+    assert len(booked) == 1
+    assert_ledger_invariants(store)
+
+
+def _rows_of(store, model, **where):
+    with session_scope(store) as s:
+        statement = select(model)
+        for field, value in where.items():
+            statement = statement.where(getattr(model, field) == value)
+        return list(s.exec(statement))
