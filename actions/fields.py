@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from db.ids import is_valid_id
 
 
-def _no_float(value: object) -> object:
+def _exact_decimal(value: object) -> object:
     # JSON numbers reach us as exact Decimals (the facade parses them so); a float here
     # came from Python code or a UI number input: take its shortest repr, which is exact
     # for every amount a person can type.
@@ -38,7 +38,7 @@ def _record_id(value: str) -> str:
 
 MoneyAmount = Annotated[
     Decimal,
-    BeforeValidator(_no_float),
+    BeforeValidator(_exact_decimal),
     Field(ge=0, allow_inf_nan=False),
     WithJsonSchema({"type": "number", "minimum": 0}),
 ]
@@ -65,7 +65,7 @@ def drop_default(schema: dict) -> None:
 
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(_no_float),
+    BeforeValidator(_exact_decimal),
     Field(gt=0, decimal_places=4, max_digits=19, allow_inf_nan=False),
     WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
 ]

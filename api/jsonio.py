@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -44,7 +43,3 @@ async def exact_json_body(request: Request) -> Any:
     except ValueError as exc:
         raise InvalidInputError(f"the request body is not valid JSON: {exc}") from exc
 
-
-def no_floats(value: Any) -> Any:
-    """Integral Decimals from JSON stay Decimals; nothing to convert, kept for clarity."""
-    return value if not isinstance(value, float) else Decimal(repr(value))

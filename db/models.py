@@ -137,7 +137,7 @@ class PaymentGatewayBase(SQLModel):
 
 
 class PaymentGatewayCreate(SalesforceShape, PaymentGatewayBase):
-    pass
+    """What sObject create accepts for a PaymentGateway."""
 
 
 class PaymentGatewayPublic(PublicShape, PaymentGatewayBase):
@@ -539,11 +539,11 @@ class BillingLineFields(SQLModel):
 
 
 class CreditMemoCreate(BillingDocumentCreate):
-    pass
+    """What sObject create accepts for a CreditMemo (its Balance starts at TotalAmount)."""
 
 
 class CreditMemoPublic(BillingDocumentPublic):
-    pass
+    """A CreditMemo as the API returns it."""
 
 
 class CreditMemo(BillingDocumentBase, BillingDocumentLedger, table=True):
@@ -559,11 +559,11 @@ class CreditMemoLine(BillingLineFields, table=True):
 
 
 class InvoiceCreate(BillingDocumentCreate):
-    pass
+    """What sObject create accepts for an Invoice (its Balance starts at TotalAmount)."""
 
 
 class InvoicePublic(BillingDocumentPublic):
-    pass
+    """An Invoice as the API returns it."""
 
 
 class Invoice(BillingDocumentBase, BillingDocumentLedger, table=True):

@@ -11,6 +11,7 @@ to every parent directory so the server can reach it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -40,15 +41,11 @@ def ensure_database(admin_conninfo: str, database_conninfo: str, name: str) -> N
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            try:
+            with contextlib.suppress(errors.DuplicateDatabase):  # created concurrently
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except errors.DuplicateDatabase:  # created concurrently
-                pass
     with psycopg.connect(database_conninfo, autocommit=True) as conn:
-        try:
+        with contextlib.suppress(errors.UniqueViolation, errors.DuplicateObject):  # created concurrently
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        except (errors.UniqueViolation, errors.DuplicateObject):  # created concurrently
-            pass
 
 
 class EmbeddedPostgres:
@@ -144,14 +141,12 @@ def system_postgres_url(database: str) -> str | None:
     """``postgresql://postgres@127.0.0.1:5432/<database>`` if a PostgreSQL answers there
     with trust auth for user postgres (creating the database and pg_trgm in it), else None."""
     try:
-        with socket.create_connection((SYSTEM_HOST, SYSTEM_PORT), timeout=1):
-            pass
+        socket.create_connection((SYSTEM_HOST, SYSTEM_PORT), timeout=1).close()
     except OSError:
         return None
     base = f"postgresql://postgres@{SYSTEM_HOST}:{SYSTEM_PORT}"
     try:
-        with psycopg.connect(f"{base}/postgres", connect_timeout=2):
-            pass
+        psycopg.connect(f"{base}/postgres", connect_timeout=2).close()
     except psycopg.OperationalError:  # not trust auth, no such user, not PostgreSQL...
         return None
     url = f"{base}/{quote(database, safe='')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -58,27 +59,21 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)  # the session leader's pid is the group id
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM to the group, wait up to ``timeout`` s, then SIGKILL the group. Idempotent."""
         if self.alive():
             self._signal_group(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Children that outlived the leader (or ignored SIGTERM) still hold the group id.
         deadline = time.monotonic() + 5
         while True:
             self._signal_group(signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(0.05)
-            except subprocess.TimeoutExpired:
-                pass
             if (not self.alive() and not self.group_members()) or time.monotonic() > deadline:
                 break
 
@@ -86,11 +81,9 @@ class ManagedProcess:
         """Live (non-zombie) processes in this process's group, the leader included."""
         members = []
         for proc in psutil.process_iter():
-            try:
+            with contextlib.suppress(psutil.Error, OSError):
                 if os.getpgid(proc.pid) == self.popen.pid and proc.status() != psutil.STATUS_ZOMBIE:
                     members.append(proc)
-            except (psutil.Error, OSError):
-                pass
         return members
 
     def tail(self, n: int = 50) -> str:

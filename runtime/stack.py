@@ -6,6 +6,7 @@ Used by ``om-engine up`` and by the end-to-end tests, so both run the same thing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -165,12 +166,10 @@ def wait_for_deployments(*, timeout: float, process: ManagedProcess | None = Non
     with get_client(sync_client=True) as client:
         for name in DEPLOYMENTS:
             while True:
-                try:
+                with contextlib.suppress(ObjectNotFound):
                     polled = client.read_deployment_by_name(name).last_polled
                     if polled is not None and polled >= since:
                         break
-                except ObjectNotFound:
-                    pass
                 if process is not None and not process.alive():
                     raise RuntimeError(f"the serve process died:\n{process.tail()}")
                 if time.monotonic() > deadline:
