@@ -8,6 +8,7 @@ deployments and the REST facade are all the CLI's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -74,13 +75,11 @@ def _ours(data_dir: Path, ports: tuple[int, ...]) -> list[psutil.Process]:
     """Live (non-zombie) processes whose command line mentions the data dir or a port."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
+        with contextlib.suppress(psutil.Error):
             if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
             if _mentions(proc.info["cmdline"] or [], data_dir, ports):
                 found.append(proc)
-        except psutil.Error:
-            pass
     return found
 
 
@@ -180,31 +179,26 @@ class Engine:
     def note_processes(self) -> None:
         """Remember its process tree and the embedded PostgreSQL's (re-parented to pid 1)."""
         roots = _ours(self.data_dir, self.ports)
-        try:
+        with contextlib.suppress(psutil.Error):
             roots.append(psutil.Process(self.proc.pid))
-        except psutil.Error:
-            pass
         for root in roots:
-            try:
+            with contextlib.suppress(psutil.Error):
                 self.seen.add(root)
                 self.seen.update(root.children(recursive=True))
-            except psutil.Error:
-                pass
 
     def interrupt(self) -> int:
         """Ctrl-C: SIGINT to its process group; wait for it to exit; its exit code."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
         try:
             code = self.proc.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._drain(0.5)
             pytest.fail(f"om-engine up did not exit within {EXIT_TIMEOUT}s of SIGINT; its output:\n{self.output}")
         deadline = time.monotonic() + 10  # to EOF, unless something it left behind holds the pipe
-        while self._drain(0.2) and time.monotonic() < deadline:
-            pass
+        drained = True
+        while drained and time.monotonic() < deadline:
+            drained = self._drain(0.2)
         return code
 
     def left_behind(self, timeout: float = 5) -> list[str]:
@@ -225,24 +219,18 @@ class Engine:
                 os.killpg(self.proc.pid, signal.SIGINT)
                 self.proc.wait(EXIT_TIMEOUT)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(10)
         leftovers = {p for p in self.seen if _alive(p)}
         for proc in _ours(self.data_dir, self.ports):  # only what runs on our data dir: surely ours
-            try:
+            with contextlib.suppress(psutil.Error):
                 if any(str(self.data_dir) in arg for arg in proc.cmdline()):
                     leftovers.add(proc)
-            except psutil.Error:
-                pass
         for sig in (signal.SIGINT, signal.SIGKILL):  # SIGINT: PostgreSQL's fast shutdown
             for proc in leftovers:
-                try:
+                with contextlib.suppress(psutil.Error):
                     proc.send_signal(sig)
-                except psutil.Error:
-                    pass
             psutil.wait_procs(list(leftovers), timeout=10)
             leftovers = {p for p in leftovers if _alive(p)}
 

@@ -10,6 +10,7 @@ audit runs stay SCHEDULED; the deployments are deleted at the end.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -83,10 +84,8 @@ def deployed(prefect_api, tmp_path_factory):
 
     with get_client(sync_client=True) as client:
         for deployment in found.values():
-            try:
+            with contextlib.suppress(ObjectNotFound):
                 client.delete_deployment(deployment.id)
-            except ObjectNotFound:
-                pass
 
 
 def test_project_prefect_yaml_declares_the_served_deployments():

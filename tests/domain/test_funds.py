@@ -248,7 +248,7 @@ def test_non_finite_amounts_are_refused(value):
         plan("1.00", capturable=amounts(A1=value))
 
 
-@pytest.mark.parametrize("currency", ["US", "XXXX", "ZZZ", "U$D"])
+@pytest.mark.parametrize("currency", ["US", "ABCD", "ZZZ", "U$D"])
 def test_an_unknown_currency_is_refused(currency):
     with pytest.raises(InvalidInputError):
         plan("10.00", amounts(P1="10.00"), currency=currency)

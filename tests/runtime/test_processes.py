@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,11 +19,9 @@ def _group(pgid: int) -> list[psutil.Process]:
     """Live processes of group ``pgid`` (zombies count as gone: PID 1 reaps them later)."""
     found = []
     for proc in psutil.process_iter():
-        try:
+        with contextlib.suppress(psutil.Error, OSError):
             if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
-        except (psutil.Error, OSError):
-            pass
     return found
 
 
