@@ -35,7 +35,7 @@ from domain.errors import CurrencyMismatchError, InvalidInputError
 from domain.funds import FundsPlan, plan_funds
 from domain.money import ZERO, quantize
 from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, PaymentGatewayAdapter
-from gateways.registry import adapter_for
+from gateways.registry import GatewayAdapters
 
 
 class EnsureFundsInput(ActionModel):
@@ -260,20 +260,20 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
             captures = reserve_funds(session=session, order_summary_id=order_summary_id, request=request, operation_id=operation_id)
             logger.info("reserved %d captures for invoice %s", len(captures), request.invoice_id)
 
-    adapters: dict[str, PaymentGatewayAdapter] = {}
+    adapters = GatewayAdapters()
     exceptions: list[str] = []
     for payment in captures:
         with session_scope() as session:
             gateway = session.get(PaymentGateway, payment.payment_gateway_id)
             authorization = session.get(PaymentAuthorization, payment.payment_authorization_id)
         try:
-            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+            adapter = adapters.for_gateway(gateway)
         except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
             logger.exception("no adapter for payment gateway %s", gateway.id)
             result = GatewayResult(outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
                                    result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}")
         else:
-            result = submit_capture(payment, adapters[gateway.id], authorization.gateway_ref_number, look_up_first=resuming)
+            result = submit_capture(payment, adapter, authorization.gateway_ref_number, look_up_first=resuming)
         with session_scope() as session:
             if exception_id := settle_capture(session=session, payment_id=payment.id, result=result, order_summary_id=order_summary_id):
                 exceptions.append(exception_id)

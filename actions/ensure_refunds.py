@@ -42,8 +42,8 @@ from domain.allocation import (
 )
 from domain.errors import InvalidInputError
 from domain.money import ZERO, quantize
-from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter
-from gateways.registry import adapter_for
+from gateways.contract import GatewayOutcome, GatewayResult
+from gateways.registry import GatewayAdapters
 
 
 class RefundSequence(ActionModel):
@@ -257,7 +257,7 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
     for refund in refunds:
         emit_refund_event(refund, "pending")
 
-    adapters: dict[str, PaymentGatewayAdapter] = {}
+    adapters = GatewayAdapters()
     exceptions: list[str] = []
     for refund in refunds:
         if refund.status != RefundStatus.PENDING:
@@ -266,7 +266,7 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
             payment = session.get(Payment, refund.payment_id)
             gateway = session.get(PaymentGateway, payment.payment_gateway_id)
         try:
-            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+            adapter = adapters.for_gateway(gateway)
         except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
             logger.exception("no adapter for payment gateway %s", gateway.id)
             # Nothing was sent by this run; a resumed run cannot know about an earlier one.
@@ -275,7 +275,7 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
                 result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",
             )
         else:
-            result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number, look_up_first=resuming)
+            result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
         with session_scope() as session:
             exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
         if exception_id:

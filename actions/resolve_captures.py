@@ -19,8 +19,7 @@ from actions.resolve_refunds import operation_is_running
 from db.engine import session_scope
 from db.models import OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGateway, PaymentLineInvoice, PaymentStatus
 from db.types import utcnow
-from gateways.contract import PaymentGatewayAdapter
-from gateways.registry import adapter_for
+from gateways.registry import GatewayAdapters
 
 
 class ResolveCapturesOutput(ActionModel):
@@ -54,7 +53,7 @@ def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> Resolve
             .order_by(col(Payment.created_date), col(Payment.id))
             .limit(limit)
         ))
-    adapters: dict[str, PaymentGatewayAdapter] = {}
+    adapters = GatewayAdapters()
     resolved: dict[str, int] = {}
     skipped = 0
     for payment, operation_id in stuck:
@@ -66,11 +65,11 @@ def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> Resolve
             authorization = session.get(PaymentAuthorization, payment.payment_authorization_id)
             order_summary_id = session.get(OrderPaymentSummary, payment.order_payment_summary_id).order_summary_id
         try:
-            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+            adapter = adapters.for_gateway(gateway)
         except Exception:  # noqa: BLE001 - leave it for the next run; a person sees the log
             logger.exception("no adapter for payment gateway %s; capture %s stays Draft", gateway.id, payment.id)
             continue
-        result = submit_capture(payment, adapters[gateway.id], authorization.gateway_ref_number, look_up_first=True)
+        result = submit_capture(payment, adapter, authorization.gateway_ref_number, look_up_first=True)
         with session_scope() as session:
             settle_capture(session=session, payment_id=payment.id, result=result, order_summary_id=order_summary_id)
             status = PaymentStatus(session.get(Payment, payment.id).status).value

@@ -22,8 +22,7 @@ from actions.fields import ActionModel
 from db.engine import session_scope
 from db.models import OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus
 from db.types import utcnow
-from gateways.contract import PaymentGatewayAdapter
-from gateways.registry import adapter_for
+from gateways.registry import GatewayAdapters
 
 
 class ResolveRefundsOutput(ActionModel):
@@ -77,7 +76,7 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             .order_by(col(Refund.created_date), col(Refund.id))
             .limit(limit)
         ))
-    adapters: dict[str, PaymentGatewayAdapter] = {}
+    adapters = GatewayAdapters()
     resolved: dict[str, int] = {}
     skipped = 0
     for refund in stuck:
@@ -89,11 +88,11 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             gateway = session.get(PaymentGateway, payment.payment_gateway_id)
             order_summary_id = session.get(OrderPaymentSummary, refund.order_payment_summary_id).order_summary_id
         try:
-            adapters[gateway.id] = adapters.get(gateway.id) or adapter_for(gateway)
+            adapter = adapters.for_gateway(gateway)
         except Exception:  # noqa: BLE001 - leave it for the next run; a person sees the log
             logger.exception("no adapter for payment gateway %s; refund %s stays %s", gateway.id, refund.id, refund.status)
             continue
-        result = submit_refund(refund, adapters[gateway.id], payment.gateway_ref_number, look_up_first=True)
+        result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=True)
         with session_scope() as session:
             settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
             after = session.get(Refund, refund.id)

@@ -30,3 +30,17 @@ def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> Pay
             honour_idempotency_keys=config.honour_idempotency_keys,
         )
     raise GatewayError(f"payment gateway {gateway.id}: provider {gateway.gateway_provider} has no adapter yet")
+
+
+class GatewayAdapters:
+    """The adapters one run needs, built once per PaymentGateway (building one loads its block)."""
+
+    def __init__(self, *, store_url: str | None = None):
+        self._store_url = store_url
+        self._built: dict[str, PaymentGatewayAdapter] = {}
+
+    def for_gateway(self, gateway: PaymentGateway) -> PaymentGatewayAdapter:
+        """The gateway's adapter; GatewayError (or the block's own error) if it cannot be built."""
+        if gateway.id not in self._built:
+            self._built[gateway.id] = adapter_for(gateway, store_url=self._store_url)
+        return self._built[gateway.id]
