@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from actions.fields import ActionModel
 from db.engine import session_scope
 from db.models import (
-    ChangeOrder, ChangeOrderItem, OrderItemSummary,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, OrderItemSummary,
     CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
     PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
 )
@@ -130,7 +130,18 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
     item_amounts = _sum_by(change_items, lambda i: i.change_order_id)
     item_taxes = _sum_by(change_items, lambda i: i.change_order_id, lambda i: i.tax_amount)
     change_orders = list(session.exec(select(ChangeOrder)))
+    kind_of = {c.id: c.type for c in change_orders}
+    for kind, attribute in ((ChangeOrderType.CANCEL, "quantity_canceled"), (ChangeOrderType.RETURN, "quantity_returned")):
+        units = _sum_by(change_items, lambda i: i.order_item_summary_id or "", lambda i: i.quantity,
+                        where=lambda i, kind=kind: kind_of.get(i.change_order_id) == kind)
+        for item in items:
+            found += check_sums(item.id, parent=getattr(item, attribute), children=units[item.id],
+                                what=f"item-{kind.value.lower()}-units")
     for change_order in change_orders:
+        credits = change_order.type != ChangeOrderType.FEE  # Cancel/Return credit (>= 0), Fee charges (<= 0)
+        if (change_order.total_amount + change_order.total_tax_amount >= 0) != credits:
+            found.append(Violation(change_order.id, "change-order-sign",
+                                   f"{change_order.type} change order of {change_order.total_amount + change_order.total_tax_amount}"))
         found += check_sums(change_order.id, parent=change_order.total_amount, children=item_amounts[change_order.id], what="change-amount")
         found += check_sums(change_order.id, parent=change_order.total_tax_amount, children=item_taxes[change_order.id],
                             what="change-tax")
@@ -139,6 +150,11 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
     for memo in memos:
         if memo.id in credited:
             found += check_sums(memo.id, parent=memo.total_amount, children=credited[memo.id], what="credit-memo-from-changes")
+    charged = _sum_by(change_orders, lambda c: c.invoice_id or "", lambda c: -(c.total_amount + c.total_tax_amount),
+                      where=lambda c: c.invoice_id is not None)
+    for invoice in invoices:
+        if invoice.id in charged:
+            found += check_sums(invoice.id, parent=invoice.total_amount, children=charged[invoice.id], what="invoice-from-changes")
 
     checked = len(items) + len(change_orders) + len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]

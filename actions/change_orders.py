@@ -1,13 +1,17 @@
-"""Submit Cancel and Create Credit Memo (issue 3): order changes and the credit they give.
+"""Submit Cancel, Submit Return, Create Credit Memo and Create Invoice from Change Orders.
 
 * Submit Cancel takes quantities off order items that are not fulfilled yet and records
   a Cancel change order carrying the items' share of amount and tax (domain/changes.py).
   Cancelling before capture needs no refund; after capture its credit memo is refunded
   by Ensure Refunds.
+* Submit Return returns fulfilled units at once, without a return order, as a Return
+  change order (returns received through a return order: actions/returns.py).
 * Create Credit Memo turns Cancel/Return change orders into one credit memo, a line per
-  change order item; a change order is used once.
+  change order item; Create Invoice from Change Orders turns Fee change orders (negative,
+  as in Salesforce) into one invoice, e.g. a return fee that Ensure Refunds then pays
+  from the credit memo (invoicesToPay). A change order is used once.
 
-Both run in one transaction under the order summary's lock: refused input writes nothing.
+Each runs in one transaction under the order summary's lock: refused input writes nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary
 from db.models import (
-    ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoLine, OrderItemSummary,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoLine, Invoice, InvoiceLine, OrderItemSummary,
+    OrderSummary,
 )
-from domain.changes import check_quantity, share_of_line
+from domain.changes import check_quantity, share_from_end, share_of_line
 from domain.errors import InvalidInputError, NotFoundError
 from domain.money import ZERO, quantize
 
@@ -43,6 +48,10 @@ class ChangeItem(ActionModel):
 
 class SubmitCancelInput(ActionModel):
     change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="What to cancel.")
+
+
+class SubmitReturnInput(ActionModel):
+    change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="Fulfilled units to return.")
 
 
 class ChangeOrderOutput(ActionModel):
@@ -62,44 +71,107 @@ class CreateCreditMemoOutput(ActionModel):
     total_amount: Decimal
 
 
+class CreateInvoiceInput(ActionModel):
+    change_order_ids: list[RecordId] = Field(
+        min_length=1, title="Change Order Ids", description="Fee change orders of this order, not used before (801...)."
+    )
+
+
+class CreateInvoiceOutput(ActionModel):
+    invoice_id: str
+    total_amount: Decimal
+
+
+def locked_item_of_order(session: Session, order: OrderSummary, order_item_summary_id: str) -> OrderItemSummary:
+    item = session.exec(select(OrderItemSummary).where(OrderItemSummary.id == order_item_summary_id)
+                        .with_for_update()).first()
+    if item is None:
+        raise NotFoundError(f"OrderItemSummary {order_item_summary_id} does not exist")
+    if item.order_summary_id != order.id:
+        raise InvalidInputError(f"order item {item.id} belongs to another order summary")
+    return item
+
+
+def line_total(item: OrderItemSummary) -> Decimal:
+    return quantize(item.unit_price * item.quantity_ordered, item.currency_iso_code, strict=False)
+
+
+def new_change_order(session: Session, order: OrderSummary, change_type: ChangeOrderType, *, reason: str | None,
+                     operation_id: str | None) -> ChangeOrder:
+    change_order = ChangeOrder(
+        id=new_id("ChangeOrder"), order_summary_id=order.id, type=change_type, reason=reason,
+        currency_iso_code=order.currency_iso_code, background_operation_id=operation_id,
+    )
+    session.add(change_order)
+    session.flush()
+    return change_order
+
+
+def add_change_item(session: Session, change_order: ChangeOrder, item: OrderItemSummary, quantity: Decimal,
+                    amount: Decimal, tax: Decimal) -> None:
+    change_order.total_amount += amount
+    change_order.total_tax_amount += tax
+    session.add_all([item, change_order, ChangeOrderItem(
+        id=new_id("ChangeOrderItem"), change_order_id=change_order.id, order_item_summary_id=item.id, name=item.name,
+        quantity=quantity, amount=amount, tax_amount=tax, currency_iso_code=item.currency_iso_code,
+    )])
+
+
+def credit_returned_units(session: Session, change_order: ChangeOrder, item: OrderItemSummary, quantity: Decimal) -> None:
+    """Credit ``quantity`` returned units at what their fulfilment invoiced (positions from
+    the line's end) and count them returned."""
+    amount = share_from_end(line_total(item), item.quantity_ordered, item.quantity_returned, quantity, item.currency_iso_code)
+    tax = share_from_end(item.total_tax_amount, item.quantity_ordered, item.quantity_returned, quantity, item.currency_iso_code)
+    item.quantity_returned += quantity
+    add_change_item(session, change_order, item, quantity, amount, tax)
+
+
+def _check_distinct(ids: list[str], what: str) -> None:
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError(f"{what} names the same record twice")
+
+
 def submit_cancel_items(
     *, session: Session, order_summary_id: str, request: SubmitCancelInput, operation_id: str | None = None
 ) -> ChangeOrder:
     """Cancel quantities of unfulfilled items and record the Cancel change order. Within an
     operation (a flow run) it happens once: a re-run gets the change order it made."""
     order = lock_order_summary(session, order_summary_id)
-    if operation_id and (done := _made_by(session, ChangeOrder, operation_id)):
+    if operation_id and (done := made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.CANCEL)):
         return done
-    ids = [item.order_item_summary_id for item in request.change_items]
-    if len(set(ids)) != len(ids):
-        raise InvalidInputError("changeItems names the same order item twice")
-    change_order = ChangeOrder(
-        id=new_id("ChangeOrder"), order_summary_id=order.id, type=ChangeOrderType.CANCEL,
-        reason=request.change_items[0].reason, currency_iso_code=order.currency_iso_code,
-        background_operation_id=operation_id,
-    )
-    session.add(change_order)
-    session.flush()
+    _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
+    change_order = new_change_order(session, order, ChangeOrderType.CANCEL, reason=request.change_items[0].reason,
+                                    operation_id=operation_id)
     for change in request.change_items:
-        item = session.exec(select(OrderItemSummary).where(OrderItemSummary.id == change.order_item_summary_id)
-                            .with_for_update()).first()
-        if item is None:
-            raise NotFoundError(f"OrderItemSummary {change.order_item_summary_id} does not exist")
-        if item.order_summary_id != order.id:
-            raise InvalidInputError(f"order item {item.id} belongs to another order summary")
+        item = locked_item_of_order(session, order, change.order_item_summary_id)
         check_quantity(change.quantity, item.available_to_cancel, "cancel")
-        already = item.quantity_canceled + item.quantity_return_initiated
-        line_total = quantize(item.unit_price * item.quantity_ordered, item.currency_iso_code, strict=False)
-        amount = share_of_line(line_total, item.quantity_ordered, already, change.quantity, item.currency_iso_code)
-        tax = share_of_line(item.total_tax_amount, item.quantity_ordered, already, change.quantity, item.currency_iso_code)
+        # cancelled units are priced from the line's start (domain/changes.py)
+        amount = share_of_line(line_total(item), item.quantity_ordered, item.quantity_canceled, change.quantity,
+                               item.currency_iso_code)
+        tax = share_of_line(item.total_tax_amount, item.quantity_ordered, item.quantity_canceled, change.quantity,
+                            item.currency_iso_code)
         item.quantity_canceled += change.quantity
-        change_order.total_amount += amount
-        change_order.total_tax_amount += tax
-        session.add_all([item, ChangeOrderItem(
-            id=new_id("ChangeOrderItem"), change_order_id=change_order.id, order_item_summary_id=item.id, name=item.name,
-            quantity=change.quantity, amount=amount, tax_amount=tax, currency_iso_code=item.currency_iso_code,
-        )])
-    session.add(change_order)
+        add_change_item(session, change_order, item, change.quantity, amount, tax)
+    session.flush()
+    return change_order
+
+
+def submit_return_items(
+    *, session: Session, order_summary_id: str, request: SubmitReturnInput, operation_id: str | None = None
+) -> ChangeOrder:
+    """Return fulfilled units at once (no return order) and record the Return change order.
+    Within an operation it happens once."""
+    order = lock_order_summary(session, order_summary_id)
+    if operation_id and (done := made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.RETURN)):
+        return done
+    _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
+    change_order = new_change_order(session, order, ChangeOrderType.RETURN, reason=request.change_items[0].reason,
+                                    operation_id=operation_id)
+    for change in request.change_items:
+        item = locked_item_of_order(session, order, change.order_item_summary_id)
+        check_quantity(change.quantity, item.available_to_return, "return")
+        item.quantity_return_initiated += change.quantity
+        credit_returned_units(session, change_order, item, change.quantity)
     session.flush()
     return change_order
 
@@ -110,22 +182,12 @@ def create_credit_memo_from_change_orders(
     """One credit memo from Cancel/Return change orders, a line per change order item.
     Within an operation it happens once: a re-run gets the credit memo it made."""
     order = lock_order_summary(session, order_summary_id)
-    if operation_id and (done := _made_by(session, CreditMemo, operation_id)):
+    if operation_id and (done := made_by(session, CreditMemo, operation_id)):
         return done
-    if len(set(request.change_order_ids)) != len(request.change_order_ids):
-        raise InvalidInputError("changeOrderIds names the same change order twice")
-    change_orders = []
-    for change_order_id in request.change_order_ids:
-        change_order = session.exec(select(ChangeOrder).where(ChangeOrder.id == change_order_id).with_for_update()).first()
-        if change_order is None:
-            raise NotFoundError(f"ChangeOrder {change_order_id} does not exist")
-        if change_order.order_summary_id != order.id:
-            raise InvalidInputError(f"change order {change_order_id} belongs to another order summary")
-        if change_order.credit_memo_id or change_order.invoice_id:
-            raise InvalidInputError(f"change order {change_order_id} was used already")
+    change_orders = _unused_change_orders(session, order, request.change_order_ids)
+    for change_order in change_orders:
         if change_order.type == ChangeOrderType.FEE:
-            raise InvalidInputError(f"change order {change_order_id} is a fee: invoice it, do not credit it")
-        change_orders.append(change_order)
+            raise InvalidInputError(f"change order {change_order.id} is a fee: invoice it, do not credit it")
     total = sum((c.total_amount + c.total_tax_amount for c in change_orders), ZERO)
     if total <= 0:
         raise InvalidInputError("the change orders credit nothing")
@@ -150,8 +212,61 @@ def create_credit_memo_from_change_orders(
     return memo
 
 
-def _made_by(session: Session, table, operation_id: str):
-    return session.exec(select(table).where(table.background_operation_id == operation_id)).first()
+def create_invoice_from_fee_change_orders(
+    *, session: Session, order_summary_id: str, request: CreateInvoiceInput, operation_id: str | None = None
+) -> Invoice:
+    """One invoice from Fee change orders (their negative amounts become what it charges),
+    a line per change order item. Within an operation it happens once."""
+    order = lock_order_summary(session, order_summary_id)
+    if operation_id and (done := made_by(session, Invoice, operation_id)):
+        return done
+    change_orders = _unused_change_orders(session, order, request.change_order_ids)
+    for change_order in change_orders:
+        if change_order.type != ChangeOrderType.FEE:
+            raise InvalidInputError(f"change order {change_order.id} is a {change_order.type}: credit it, do not invoice it")
+    total = -sum((c.total_amount + c.total_tax_amount for c in change_orders), ZERO)
+    if total <= 0:
+        raise InvalidInputError("the change orders charge nothing")
+    invoice = Invoice(
+        id=new_id("Invoice"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code, total_amount=total,
+        balance=total, description=f"From change orders {', '.join(request.change_order_ids)}",
+        background_operation_id=operation_id,
+    )
+    session.add(invoice)
+    session.flush()
+    items = session.exec(select(ChangeOrderItem).where(col(ChangeOrderItem.change_order_id).in_(request.change_order_ids))
+                         .order_by(col(ChangeOrderItem.id)))
+    for item in items:
+        session.add(InvoiceLine(id=new_id("InvoiceLine"), invoice_id=invoice.id, name=item.name, type="Fee",
+                                charge_amount=-item.amount, tax_amount=-item.tax_amount))
+    for change_order in change_orders:
+        change_order.invoice_id = invoice.id
+        session.add(change_order)
+    session.flush()
+    return invoice
+
+
+def _unused_change_orders(session: Session, order: OrderSummary, change_order_ids: list[str]) -> list[ChangeOrder]:
+    _check_distinct(change_order_ids, "changeOrderIds")
+    change_orders = []
+    for change_order_id in change_order_ids:
+        change_order = session.exec(select(ChangeOrder).where(ChangeOrder.id == change_order_id).with_for_update()).first()
+        if change_order is None:
+            raise NotFoundError(f"ChangeOrder {change_order_id} does not exist")
+        if change_order.order_summary_id != order.id:
+            raise InvalidInputError(f"change order {change_order_id} belongs to another order summary")
+        if change_order.credit_memo_id or change_order.invoice_id:
+            raise InvalidInputError(f"change order {change_order_id} was used already")
+        change_orders.append(change_order)
+    return change_orders
+
+
+def made_by(session: Session, table, operation_id: str, **where):
+    """The record this operation (flow run) made already, if any."""
+    statement = select(table).where(table.background_operation_id == operation_id)
+    for name, value in where.items():
+        statement = statement.where(getattr(table, name) == value)
+    return session.exec(statement).first()
 
 
 @task(name="submit-cancel")
@@ -201,4 +316,52 @@ def create_credit_memo(
                                                      operation_id=operation_id)
         output = CreateCreditMemoOutput(credit_memo_id=memo.id, total_amount=memo.total_amount)
     get_run_logger().info("credit memo %s of %s", output.credit_memo_id, output.total_amount)
+    return output
+
+
+@task(name="submit-return")
+def submit_return(order_summary_id: str, request: SubmitReturnInput, operation_id: str | None = None) -> ChangeOrderOutput:
+    """Return fulfilled units without a return order; returns the Return change order.
+
+    Example:
+        ```python
+        from decimal import Decimal
+        from prefect import flow
+        from actions.change_orders import ChangeItem, SubmitReturnInput, submit_return
+
+        @flow
+        def return_one(order_summary_id: str, order_item_summary_id: str):
+            return submit_return(order_summary_id, SubmitReturnInput(change_items=[
+                ChangeItem(order_item_summary_id=order_item_summary_id, quantity=Decimal(1))]))
+        ```
+    """
+    with session_scope() as session:
+        change_order = submit_return_items(session=session, order_summary_id=order_summary_id, request=request,
+                                           operation_id=operation_id)
+        output = ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
+                                   total_tax_amount=change_order.total_tax_amount)
+    get_run_logger().info("change order %s returns %s + tax %s", output.change_order_id, output.total_amount,
+                          output.total_tax_amount)
+    return output
+
+
+@task(name="create-invoice-from-change-orders")
+def create_invoice(order_summary_id: str, request: CreateInvoiceInput, operation_id: str | None = None) -> CreateInvoiceOutput:
+    """Create one invoice from Fee change orders (e.g. a return fee), each usable once.
+
+    Example:
+        ```python
+        from prefect import flow
+        from actions.change_orders import CreateInvoiceInput, create_invoice
+
+        @flow
+        def invoice_fee(order_summary_id: str, fee_change_order_id: str):
+            return create_invoice(order_summary_id, CreateInvoiceInput(change_order_ids=[fee_change_order_id]))
+        ```
+    """
+    with session_scope() as session:
+        invoice = create_invoice_from_fee_change_orders(session=session, order_summary_id=order_summary_id,
+                                                        request=request, operation_id=operation_id)
+        output = CreateInvoiceOutput(invoice_id=invoice.id, total_amount=invoice.total_amount)
+    get_run_logger().info("invoice %s of %s", output.invoice_id, output.total_amount)
     return output

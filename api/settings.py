@@ -28,7 +28,9 @@ class ApiSettings(BaseSettings):
     )
 
     operation_deployments: list[str] = Field(
-        default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async", "ensure-funds-async/ensure-funds-async"],
+        default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async", "ensure-funds-async/ensure-funds-async",
+                                 "cancel-to-refund/cancel-to-refund", "return-to-refund/return-to-refund",
+                                 "invoice-to-funds/invoice-to-funds"],
         description="Deployments whose flow runs can be read as BackgroundOperation records.",
     )
 

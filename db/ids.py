@@ -21,6 +21,8 @@ KEY_PREFIXES: dict[str, str] = {
     "OrderItemSummary": "10u",
     "ChangeOrder": "801",
     "ChangeOrderItem": "802",
+    "ReturnOrder": "0RO",
+    "ReturnOrderLineItem": "0RL",
     "PaymentGateway": "0b0",
     "PaymentAuthorization": "0Xc",
     "PaymentLineInvoice": "0Xe",

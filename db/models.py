@@ -324,8 +324,9 @@ class ChangeOrderPublic(PublicShape):
 
 
 class ChangeOrder(SQLModel, table=True):
-    """A change to an order (cancel, return, fee). Amounts are positive: what the change
-    credits (cancel, return) or charges (fee). Used once, by one credit memo or invoice."""
+    """A change to an order (cancel, return, fee). As in Salesforce, a Cancel or Return
+    change order has positive amounts (what it credits) and a Fee change order negative
+    ones (what it charges). Used once, by one credit memo (Cancel, Return) or invoice (Fee)."""
 
     __tablename__ = "change_order"
     id: str = Field(primary_key=True, max_length=18)
@@ -338,9 +339,12 @@ class ChangeOrder(SQLModel, table=True):
     credit_memo_id: str | None = Field(default=None, foreign_key="credit_memo.id", index=True, max_length=18)
     invoice_id: str | None = Field(default=None, foreign_key="invoice.id", index=True, max_length=18)
     background_operation_id: str | None = Field(
-        default=None, max_length=36, unique=True, description="The flow run that made it: a re-run returns it instead."
+        default=None, max_length=36, description="The flow run that made it: a re-run returns it instead."
     )
     created_date: datetime = _created_column()
+
+    # One change order of each type per operation (return-to-refund makes a Return and a Fee one).
+    __table_args__ = (UniqueConstraint("background_operation_id", "type", name="uq_change_order_operation_type"),)
 
 
 class ChangeOrderItemPublic(PublicShape):
@@ -364,6 +368,92 @@ class ChangeOrderItem(SQLModel, table=True):
     amount: Decimal = _money_column()
     tax_amount: Decimal = _money_column()
     currency_iso_code: str = Field(max_length=3)
+
+
+# --- returns --------------------------------------------------------------------------
+
+
+class ReturnOrderStatus(StrEnum):
+    SUBMITTED = "Submitted"
+    CLOSED = "Closed"  # every line processed
+
+
+class ReturnOrderLineType(StrEnum):
+    ORDER_PRODUCT = "Order Product"
+    FEE = "Fee"
+
+
+class ReturnOrderPublic(PublicShape):
+    id: str
+    order_summary_id: str
+    status: ReturnOrderStatus
+    description: str | None
+    currency_iso_code: str
+    created_date: datetime
+
+
+class ReturnOrder(SQLModel, table=True):
+    """Items a customer sends back, expected then received (Salesforce's ReturnOrder)."""
+
+    __tablename__ = "return_order"
+    id: str = Field(primary_key=True, max_length=18)
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    status: ReturnOrderStatus = Field(default=ReturnOrderStatus.SUBMITTED, sa_type=String(40))
+    description: str | None = Field(default=None, max_length=255)
+    currency_iso_code: str = Field(max_length=3)
+    created_date: datetime = _created_column()
+
+
+class ReturnOrderLineItemPublic(PublicShape):
+    id: str
+    return_order_id: str
+    order_item_summary_id: str | None
+    type: ReturnOrderLineType
+    name: str
+    quantity_expected: Decimal
+    quantity_received: Decimal
+    quantity_returned: Decimal
+    quantity_rejected: Decimal
+    quantity_canceled: Decimal
+    reason_for_return: str | None
+    reason_for_rejection: str | None
+    fee_amount: Decimal
+    fee_tax_amount: Decimal
+    currency_iso_code: str
+    change_order_id: str | None
+    split_from_id: str | None
+    created_date: datetime
+
+
+class ReturnOrderLineItem(SQLModel, table=True):
+    """A product line (units of an order item expected back) or a fee line (a return fee
+    charged when the return is processed). Processing makes it read-only: ``change_order_id``
+    (or ``processed_date``) is set, and units still expected move to a new split line."""
+
+    __tablename__ = "return_order_line_item"
+    id: str = Field(primary_key=True, max_length=18)
+    return_order_id: str = Field(foreign_key="return_order.id", index=True, max_length=18)
+    order_item_summary_id: str | None = Field(default=None, foreign_key="order_item_summary.id", index=True, max_length=18)
+    type: ReturnOrderLineType = Field(default=ReturnOrderLineType.ORDER_PRODUCT, sa_type=String(40))
+    name: str = Field(max_length=255)
+    quantity_expected: Decimal = _quantity_column()
+    quantity_received: Decimal = _quantity_column()
+    quantity_returned: Decimal = _quantity_column()
+    quantity_rejected: Decimal = _quantity_column()
+    quantity_canceled: Decimal = _quantity_column()
+    reason_for_return: str | None = Field(default=None, max_length=255)
+    reason_for_rejection: str | None = Field(default=None, max_length=255)
+    fee_amount: Decimal = _money_column(description="A fee line's charge, tax excluded.")
+    fee_tax_amount: Decimal = _money_column()
+    currency_iso_code: str = Field(max_length=3)
+    change_order_id: str | None = Field(default=None, foreign_key="change_order.id", index=True, max_length=18)
+    split_from_id: str | None = Field(default=None, max_length=18, index=True,
+                                      description="The processed line whose units still expected this line carries.")
+    processed_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True,
+                                                description="The flow run that processed it.")
+    created_date: datetime = _created_column()
+
 
 
 # --- Payment ----------------------------------------------------------------------------
@@ -568,6 +658,10 @@ class InvoicePublic(BillingDocumentPublic):
 
 class Invoice(BillingDocumentBase, BillingDocumentLedger, table=True):
     __tablename__ = "invoice"
+    __table_args__ = (UniqueConstraint("background_operation_id", name="uq_invoice_background_operation_id"),)
+    background_operation_id: str | None = Field(
+        default=None, max_length=36, description="The flow run that made it: a re-run returns it instead."
+    )
 
 
 class InvoiceLine(BillingLineFields, table=True):
@@ -715,3 +809,18 @@ class ProcessException(SQLModel, table=True):
 
 
 Index("ix_refund_created", Refund.created_date, Refund.id)
+
+
+# --- the REST facade's idempotency keys for synchronous actions -------------------------
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """A synchronous action's answer under an Idempotency-Key, written in the action's own
+    transaction: a retry replays it, a different request under the key is refused."""
+
+    __tablename__ = "idempotent_request"
+    key: str = Field(primary_key=True, max_length=400, description="The caller's scope and the key it sent.")
+    fingerprint: str = Field(max_length=64, description="SHA-256 of the method, path and canonical body.")
+    status_code: int
+    response_body: str = Field(sa_column=Column(Text, nullable=False))
+    created_date: datetime = _created_column()

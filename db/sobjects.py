@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
+    ReturnOrder, ReturnOrderLineItem, ReturnOrderLineItemPublic, ReturnOrderPublic,
     ChangeOrder, ChangeOrderItem, ChangeOrderItemPublic, ChangeOrderPublic, OrderItemSummary, OrderItemSummaryCreate,
     OrderItemSummaryPublic,
     PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic, PaymentLineInvoice,
@@ -147,6 +148,8 @@ SOBJECTS: dict[str, SObjectType] = {
     "OrderItemSummary": SObjectType(OrderItemSummary, OrderItemSummaryPublic, OrderItemSummaryCreate, create_order_item_summary),
     "ChangeOrder": SObjectType(ChangeOrder, ChangeOrderPublic),
     "ChangeOrderItem": SObjectType(ChangeOrderItem, ChangeOrderItemPublic),
+    "ReturnOrder": SObjectType(ReturnOrder, ReturnOrderPublic),
+    "ReturnOrderLineItem": SObjectType(ReturnOrderLineItem, ReturnOrderLineItemPublic),
     "Refund": SObjectType(Refund, RefundPublic),
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
     "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),

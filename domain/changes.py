@@ -4,6 +4,12 @@ A change of ``quantity`` units of an order item credits (or charges) its share o
 line's amount and tax. Shares are rounded *cumulatively*: the units changed so far and
 the units changed now are priced together and the earlier part subtracted, so however
 an item is cancelled or returned in pieces, the pieces add up to the line to the cent.
+
+The units of a line are priced as positions 0..ordered. Cancelled units take positions
+from the start, fulfilled (invoiced) units from the end, and returned units the same
+positions from the end as the fulfilled units they give back: cancels and invoices
+together make exactly the line, and returning every fulfilled unit credits exactly what
+was invoiced for them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ def share_of_line(total: Decimal, ordered: Decimal, already_changed: Decimal, qu
     before = _round(total * already_changed / ordered, currency)
     after = _round(total * (already_changed + quantity) / ordered, currency)
     return after - before
+
+
+def share_from_end(total: Decimal, ordered: Decimal, already_changed: Decimal, quantity: Decimal, currency: str) -> Decimal:
+    """Like :func:`share_of_line`, counting positions from the line's end.
+
+    Example:
+        >>> share_from_end(Decimal("10.00"), Decimal(3), Decimal(0), Decimal(2), "USD")
+        Decimal('6.67')
+    """
+    if already_changed < 0 or quantity <= 0 or already_changed + quantity > ordered:
+        raise InvalidInputError(f"cannot change {quantity} more of {ordered} units ({already_changed} changed already)")
+    return share_of_line(total, ordered, ordered - already_changed - quantity, quantity, currency)
 
 
 def check_quantity(quantity: Decimal, available: Decimal, what: str) -> None:

@@ -18,6 +18,8 @@ DEPLOYMENTS: tuple[str, ...] = (
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
     "cancel-to-refund/cancel-to-refund",
+    "return-to-refund/return-to-refund",
+    "invoice-to-funds/invoice-to-funds",
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
 )
 
@@ -32,6 +34,10 @@ OPTIONS: dict[str, dict] = {
     "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
                              "enforce_parameter_schema": False},
     "cancel-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
+                         "enforce_parameter_schema": False},
+    "return-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
+                         "enforce_parameter_schema": False},
+    "invoice-to-funds": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                          "enforce_parameter_schema": False},
     "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                            "enforce_parameter_schema": False},

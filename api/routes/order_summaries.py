@@ -9,20 +9,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
 from actions.change_orders import (
-    CreateCreditMemoInput, SubmitCancelInput, create_credit_memo_from_change_orders, submit_cancel_items,
+    CreateCreditMemoInput, CreateInvoiceInput, SubmitCancelInput, SubmitReturnInput, create_credit_memo_from_change_orders,
+    create_invoice_from_fee_change_orders, submit_cancel_items, submit_return_items,
 )
 from actions.ensure_funds import EnsureFundsInput, check_ensure_funds
 from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds
+from actions.fulfillment import FulfillItemsInput, fulfill_and_invoice
 from api.deps import ApiVersion, Caller, CurrentCaller, SessionDep
 from api.errors import validation_message
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import existing_operation, start_operation
 from api.settings import get_api_settings
+from api.sync_actions import IdempotencyKey as SyncIdempotencyKey, run_sync_action
 from db.ids import is_valid_id
 from domain.errors import InvalidInputError
 
@@ -114,37 +117,69 @@ def ensure_funds_async(order_summary_id: str, _version: ApiVersion, caller: Curr
                               session=session, body=body, idempotency_key=idempotency_key)
 
 
-def _run_sync_action(model: type[BaseModel], run, *, order_summary_id: str, caller: Caller, session: Session, body: Any):
-    """A synchronous action: validate, run in one transaction, commit; nothing on error."""
-    caller.require("write")
-    try:
-        if not is_valid_id(order_summary_id):
-            raise InvalidInputError(f"orderSummaryId '{order_summary_id}' is not a valid record Id")
-        record = run(session=session, order_summary_id=order_summary_id, request=model.model_validate(body))
-        session.commit()
-    except ValidationError as exc:
-        session.rollback()
-        raise InvalidInputError(validation_message(exc.errors())) from exc
-    except BaseException:
-        session.rollback()
-        raise
-    return record
+def _change_order_answer(change_order) -> dict[str, Any]:
+    return {"changeOrderId": change_order.id, "totalAmount": change_order.total_amount,
+            "totalTaxAmount": change_order.total_tax_amount}
 
 
-@router.post("/{order_summary_id}/actions/submit-cancel", status_code=201, summary="Submit Cancel",
-             openapi_extra=_body_schema(SubmitCancelInput))
-def submit_cancel(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
-    """Cancel quantities of unfulfilled order items; answers the Cancel change order (needs `write`)."""
-    change_order = _run_sync_action(SubmitCancelInput, submit_cancel_items, order_summary_id=order_summary_id,
-                                    caller=caller, session=session, body=body)
-    return ExactJSONResponse({"changeOrderId": change_order.id, "totalAmount": change_order.total_amount,
-                              "totalTaxAmount": change_order.total_tax_amount}, status_code=201)
+def _submit_cancel(**kwargs) -> dict[str, Any]:
+    return _change_order_answer(submit_cancel_items(**kwargs))
 
 
-@router.post("/{order_summary_id}/actions/create-credit-memo", status_code=201, summary="Create Credit Memo",
-             openapi_extra=_body_schema(CreateCreditMemoInput))
-def create_credit_memo(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody):
-    """Create one credit memo from Cancel/Return change orders; answers its id (needs `write`)."""
-    memo = _run_sync_action(CreateCreditMemoInput, create_credit_memo_from_change_orders, order_summary_id=order_summary_id,
-                            caller=caller, session=session, body=body)
-    return ExactJSONResponse({"creditMemoId": memo.id}, status_code=201)
+def _submit_return(**kwargs) -> dict[str, Any]:
+    return _change_order_answer(submit_return_items(**kwargs))
+
+
+def _create_credit_memo(**kwargs) -> dict[str, Any]:
+    memo = create_credit_memo_from_change_orders(**kwargs)
+    return {"creditMemoId": memo.id, "totalAmount": memo.total_amount}
+
+
+def _create_invoice(**kwargs) -> dict[str, Any]:
+    invoice = create_invoice_from_fee_change_orders(**kwargs)
+    return {"invoiceId": invoice.id, "totalAmount": invoice.total_amount}
+
+
+def _fulfill_items(**kwargs) -> dict[str, Any]:
+    invoice = fulfill_and_invoice(**kwargs)
+    return {"invoiceId": invoice.id, "totalAmount": invoice.total_amount}
+
+
+@dataclass(frozen=True)
+class SyncAction:
+    path: str
+    summary: str
+    description: str
+    input_model: type[BaseModel]
+    run: Callable[..., dict[str, Any]]
+
+
+SYNC_ACTIONS = (
+    SyncAction("submit-cancel", "Submit Cancel", "Cancel quantities of unfulfilled order items; answers the Cancel "
+               "change order (needs `write`).", SubmitCancelInput, _submit_cancel),
+    SyncAction("submit-return", "Submit Return", "Return fulfilled units without a return order; answers the Return "
+               "change order (needs `write`).", SubmitReturnInput, _submit_return),
+    SyncAction("create-credit-memo", "Create Credit Memo", "Create one credit memo from Cancel/Return change orders; "
+               "answers its id (needs `write`).", CreateCreditMemoInput, _create_credit_memo),
+    SyncAction("create-invoice-from-change-orders", "Create Invoice from Change Orders", "Create one invoice from Fee "
+               "change orders (e.g. return fees); answers its id (needs `write`).", CreateInvoiceInput, _create_invoice),
+    SyncAction("fulfill-items", "Fulfill Items (this engine's)", "Record shipped units and create their invoice; "
+               "answers its id (needs `write`).", FulfillItemsInput, _fulfill_items),
+)
+
+
+def _sync_route(action: SyncAction):
+    def route(order_summary_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody,
+              request: Request, idempotency_key: SyncIdempotencyKey = None):
+        return run_sync_action(action.input_model, action.run, record_id=("orderSummaryId", order_summary_id),
+                               caller=caller, session=session, body=body, path=request.url.path,
+                               idempotency_key=idempotency_key)
+
+    route.__name__ = action.path.replace("-", "_")
+    route.__doc__ = action.description
+    return route
+
+
+for _action in SYNC_ACTIONS:
+    router.add_api_route(f"/{{order_summary_id}}/actions/{_action.path}", _sync_route(_action), methods=["POST"],
+                         status_code=201, summary=_action.summary, openapi_extra=_body_schema(_action.input_model))

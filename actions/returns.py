@@ -1,0 +1,318 @@
+"""Create Return Order and Return Return Order Items (issue 3, DESIGN.md §4).
+
+* Create Return Order puts fulfilled units on a return order as they are expected back
+  (QuantityReturnInitiated grows), and may carry return fees as fee lines.
+* Return Return Order Items processes lines once the parcel is received: received units
+  are returned (credited) or rejected (given back to the customer, available to return
+  again), expected units may be cancelled, and units still expected move to a new split
+  line. It answers the Return change order (for Create Credit Memo), the Fee change order
+  of the fee lines processed (negative, for Create Invoice from Change Orders) and the
+  split lines. A processed line is read-only.
+
+Each runs in one transaction under the order summary's lock: refused input writes nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from prefect import get_run_logger, task
+from pydantic import Field, WithJsonSchema, model_validator
+from pydantic.json_schema import SkipJsonSchema
+from sqlmodel import Session, col, select
+
+from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
+from actions.fields import ActionModel, MoneyAmount, Quantity, RecordId, drop_default
+from db.engine import session_scope
+from db.ids import new_id
+from db.ledger import get_or_raise, lock_order_summary
+from db.models import (
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, ReturnOrder, ReturnOrderLineItem, ReturnOrderLineType, ReturnOrderStatus,
+)
+from db.types import utcnow
+from domain.changes import check_quantity
+from domain.errors import InvalidInputError
+from domain.money import ZERO, quantize
+
+CountOrZero = Annotated[Decimal, Field(ge=0, decimal_places=4, max_digits=19, allow_inf_nan=False),
+                        WithJsonSchema({"type": "number", "minimum": 0})]
+"""A quantity that may be zero, at most 4 decimal places."""
+
+
+class ReturnOrderLineItemInput(ActionModel):
+    """Units of one order item expected back."""
+
+    order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The fulfilled order item (10u...).")
+    quantity_expected: Quantity = Field(title="Quantity Expected", description="Units expected back (> 0).")
+    reason_for_return: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=255, title="Reason For Return", description="Why, for the record.",
+        json_schema_extra=drop_default,
+    )
+
+
+class ReturnOrderFeeInput(ActionModel):
+    """A return fee (e.g. restocking), charged when the return is processed."""
+
+    name: str = Field(min_length=1, max_length=255, title="Name", description="What the fee is for.")
+    amount: MoneyAmount = Field(title="Amount", description="The fee, tax excluded, in the order's currency (> 0).")
+    tax_amount: MoneyAmount = Field(default=ZERO, title="Tax Amount", description="Tax on the fee.")
+
+
+class CreateReturnOrderInput(ActionModel):
+    order_summary_id: RecordId = Field(title="Order Summary Id", description="The order the items come from (1Os...).")
+    return_order_line_items: list[ReturnOrderLineItemInput] = Field(
+        min_length=1, title="Return Order Line Items", description="What is expected back."
+    )
+    return_order_fees: list[ReturnOrderFeeInput] = Field(
+        default_factory=list, title="Return Order Fees", description="Fees charged on the return (this engine's extension)."
+    )
+
+
+class CreateReturnOrderOutput(ActionModel):
+    return_order_id: str
+    return_order_line_item_ids: list[str]
+    fee_line_item_ids: list[str]
+
+
+class ReturnOrderItemInput(ActionModel):
+    """What became of one expected line: units received (returned or rejected) and cancelled."""
+
+    return_order_line_item_id: RecordId = Field(title="Return Order Line Item Id", description="A product line (0RL...).")
+    quantity_received: CountOrZero = Field(default=ZERO, title="Quantity Received", description="Units that arrived.")
+    quantity_returned: CountOrZero | SkipJsonSchema[None] = Field(
+        default=None, title="Quantity Returned", json_schema_extra=drop_default,
+        description="Received units accepted and credited (default: received minus rejected).",
+    )
+    quantity_rejected: CountOrZero = Field(default=ZERO, title="Quantity Rejected",
+                                           description="Received units refused and sent back to the customer.")
+    quantity_to_cancel: CountOrZero = Field(default=ZERO, title="Quantity To Cancel",
+                                            description="Expected units that will not come back.")
+    reason_for_rejection: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=255, title="Reason For Rejection", description="Why units were rejected.",
+        json_schema_extra=drop_default,
+    )
+
+    @model_validator(mode="after")
+    def _received_units_are_returned_or_rejected(self):
+        returned = self.quantity_received - self.quantity_rejected if self.quantity_returned is None else self.quantity_returned
+        if returned < 0 or returned + self.quantity_rejected != self.quantity_received:
+            raise ValueError("quantityReturned + quantityRejected must equal quantityReceived")
+        if self.quantity_received + self.quantity_to_cancel <= 0:
+            raise ValueError("receive or cancel at least some units")
+        return self
+
+    @property
+    def returned(self) -> Decimal:
+        return self.quantity_received - self.quantity_rejected
+
+
+class ReturnOrderItemFeeInput(ActionModel):
+    return_order_line_item_id: RecordId = Field(title="Return Order Line Item Id", description="A fee line to charge (0RL...).")
+
+
+class ReturnItemsInput(ActionModel):
+    return_order_items: list[ReturnOrderItemInput] = Field(
+        min_length=1, title="Return Order Items", description="The product lines to process."
+    )
+    return_order_item_fees: list[ReturnOrderItemFeeInput] = Field(
+        default_factory=list, title="Return Order Item Fees", description="The fee lines to charge."
+    )
+
+
+class ReturnLineItemSplit(ActionModel):
+    return_order_line_item_id: str = Field(description="The processed line.")
+    split_line_item_id: str = Field(description="The new line carrying the units still expected.")
+    quantity_expected: Decimal
+
+
+class ReturnItemsOutput(ActionModel):
+    order_summary_id: str
+    change_order_id: str | None = Field(description="Return change order of the returned units; for Create Credit Memo.")
+    fee_change_order_id: str | None = Field(description="Fee change order (negative); for Create Invoice from Change Orders.")
+    return_line_item_splits: list[ReturnLineItemSplit]
+
+
+def create_return_order_lines(*, session: Session, request: CreateReturnOrderInput) -> tuple[ReturnOrder, list, list]:
+    """The return order, its product lines (units now return-initiated) and fee lines."""
+    order = lock_order_summary(session, request.order_summary_id)
+    ids = [line.order_item_summary_id for line in request.return_order_line_items]
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError("returnOrderLineItems names the same order item twice")
+    return_order = ReturnOrder(id=new_id("ReturnOrder"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code)
+    session.add(return_order)
+    session.flush()
+    lines, fees = [], []
+    for expected in request.return_order_line_items:
+        item = locked_item_of_order(session, order, expected.order_item_summary_id)
+        check_quantity(expected.quantity_expected, item.available_to_return, "return")
+        item.quantity_return_initiated += expected.quantity_expected
+        lines.append(ReturnOrderLineItem(
+            id=new_id("ReturnOrderLineItem"), return_order_id=return_order.id, order_item_summary_id=item.id,
+            name=item.name, quantity_expected=expected.quantity_expected, reason_for_return=expected.reason_for_return,
+            currency_iso_code=order.currency_iso_code,
+        ))
+        session.add(item)
+    for fee in request.return_order_fees:
+        amount, tax = quantize(fee.amount, order.currency_iso_code), quantize(fee.tax_amount, order.currency_iso_code)
+        if amount <= 0:
+            raise InvalidInputError(f"return fee '{fee.name}' must be positive")
+        fees.append(ReturnOrderLineItem(
+            id=new_id("ReturnOrderLineItem"), return_order_id=return_order.id, type=ReturnOrderLineType.FEE, name=fee.name,
+            quantity_expected=Decimal(1), fee_amount=amount, fee_tax_amount=tax, currency_iso_code=order.currency_iso_code,
+        ))
+    session.add_all(lines + fees)
+    session.flush()
+    return return_order, lines, fees
+
+
+def process_return_items(
+    *, session: Session, return_order_id: str, request: ReturnItemsInput, operation_id: str | None = None
+) -> ReturnItemsOutput:
+    """Process received lines and fee lines (see the module docstring). Within an
+    operation it happens once: a re-run answers what the first run did."""
+    return_order = get_or_raise(session, ReturnOrder, return_order_id)
+    order = lock_order_summary(session, return_order.order_summary_id)
+    if operation_id and (done := _processed_by(session, return_order, operation_id)):
+        return done
+    product_inputs = {i.return_order_line_item_id: i for i in request.return_order_items}
+    fee_ids = [f.return_order_line_item_id for f in request.return_order_item_fees]
+    if len(product_inputs) != len(request.return_order_items) or len(set(fee_ids)) != len(fee_ids):
+        raise InvalidInputError("the request names the same return order line twice")
+    lines = {line.id: line for line in session.exec(
+        select(ReturnOrderLineItem).where(col(ReturnOrderLineItem.id).in_([*product_inputs, *fee_ids])).with_for_update())}
+    for line_id in [*product_inputs, *fee_ids]:
+        line = lines.get(line_id)
+        if line is None or line.return_order_id != return_order.id:
+            raise InvalidInputError(f"return order line {line_id} is not a line of return order {return_order.id}")
+        if line.processed_date is not None:
+            raise InvalidInputError(f"return order line {line_id} was processed already")
+        wanted = ReturnOrderLineType.ORDER_PRODUCT if line_id in product_inputs else ReturnOrderLineType.FEE
+        if line.type != wanted:
+            raise InvalidInputError(f"return order line {line_id} is a {line.type} line, not a {wanted} line")
+
+    now = utcnow()
+    returns, splits = None, []
+    for line_id, received in product_inputs.items():
+        line = lines[line_id]
+        done = received.quantity_received + received.quantity_to_cancel
+        if done > line.quantity_expected:
+            raise InvalidInputError(f"line {line_id}: {received.quantity_received} received + {received.quantity_to_cancel} "
+                                    f"cancelled exceed the {line.quantity_expected} expected")
+        item = locked_item_of_order(session, order, line.order_item_summary_id)
+        item.quantity_return_initiated -= received.quantity_rejected + received.quantity_to_cancel
+        if received.returned > 0:
+            returns = returns or new_change_order(session, order, ChangeOrderType.RETURN, reason=line.reason_for_return,
+                                                  operation_id=operation_id)
+            credit_returned_units(session, returns, item, received.returned)
+            line.change_order_id = returns.id
+        session.add(item)
+        if (remaining := line.quantity_expected - done) > 0:
+            split = ReturnOrderLineItem(
+                id=new_id("ReturnOrderLineItem"), return_order_id=return_order.id, order_item_summary_id=item.id,
+                name=line.name, quantity_expected=remaining, reason_for_return=line.reason_for_return,
+                currency_iso_code=line.currency_iso_code, split_from_id=line.id,
+            )
+            session.add(split)
+            splits.append(ReturnLineItemSplit(return_order_line_item_id=line.id, split_line_item_id=split.id,
+                                              quantity_expected=remaining))
+        line.quantity_expected = done
+        line.quantity_received, line.quantity_returned = received.quantity_received, received.returned
+        line.quantity_rejected, line.quantity_canceled = received.quantity_rejected, received.quantity_to_cancel
+        line.reason_for_rejection = received.reason_for_rejection
+        _mark_processed(session, line, now, operation_id)
+
+    fees = None
+    for line_id in fee_ids:
+        line = lines[line_id]
+        fees = fees or new_change_order(session, order, ChangeOrderType.FEE, reason="Return fee", operation_id=operation_id)
+        fees.total_amount -= line.fee_amount
+        fees.total_tax_amount -= line.fee_tax_amount
+        session.add(ChangeOrderItem(id=new_id("ChangeOrderItem"), change_order_id=fees.id, name=line.name,
+                                    quantity=Decimal(1), amount=-line.fee_amount, tax_amount=-line.fee_tax_amount,
+                                    currency_iso_code=line.currency_iso_code))
+        line.quantity_received = line.quantity_returned = Decimal(1)
+        line.change_order_id = fees.id
+        session.add(fees)
+        _mark_processed(session, line, now, operation_id)
+
+    session.flush()
+    if not session.exec(select(ReturnOrderLineItem.id).where(ReturnOrderLineItem.return_order_id == return_order.id,
+                                                             col(ReturnOrderLineItem.processed_date).is_(None))).first():
+        return_order.status = ReturnOrderStatus.CLOSED
+        session.add(return_order)
+        session.flush()
+    return ReturnItemsOutput(order_summary_id=order.id, change_order_id=returns and returns.id,
+                             fee_change_order_id=fees and fees.id, return_line_item_splits=splits)
+
+
+def _mark_processed(session: Session, line: ReturnOrderLineItem, now, operation_id: str | None) -> None:
+    line.processed_date = now
+    line.background_operation_id = operation_id
+    session.add(line)
+
+
+def _processed_by(session: Session, return_order: ReturnOrder, operation_id: str) -> ReturnItemsOutput | None:
+    processed = list(session.exec(select(ReturnOrderLineItem).where(
+        ReturnOrderLineItem.return_order_id == return_order.id, ReturnOrderLineItem.background_operation_id == operation_id)))
+    if not processed:
+        return None
+    returns = made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.RETURN)
+    fees = made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.FEE)
+    splits = session.exec(select(ReturnOrderLineItem).where(
+        col(ReturnOrderLineItem.split_from_id).in_([line.id for line in processed])).order_by(col(ReturnOrderLineItem.created_date)))
+    return ReturnItemsOutput(
+        order_summary_id=return_order.order_summary_id, change_order_id=returns and returns.id,
+        fee_change_order_id=fees and fees.id,
+        return_line_item_splits=[ReturnLineItemSplit(return_order_line_item_id=s.split_from_id, split_line_item_id=s.id,
+                                                     quantity_expected=s.quantity_expected) for s in splits],
+    )
+
+
+@task(name="create-return-order")
+def create_return_order(request: CreateReturnOrderInput) -> CreateReturnOrderOutput:
+    """Create a return order for fulfilled units expected back, with any return fees.
+
+    Example:
+        ```python
+        from decimal import Decimal
+        from prefect import flow
+        from actions.returns import CreateReturnOrderInput, ReturnOrderLineItemInput, create_return_order
+
+        @flow
+        def expect_one_back(order_summary_id: str, order_item_summary_id: str):
+            return create_return_order(CreateReturnOrderInput(order_summary_id=order_summary_id, return_order_line_items=[
+                ReturnOrderLineItemInput(order_item_summary_id=order_item_summary_id, quantity_expected=Decimal(1))]))
+        ```
+    """
+    with session_scope() as session:
+        return_order, lines, fees = create_return_order_lines(session=session, request=request)
+        output = CreateReturnOrderOutput(return_order_id=return_order.id, return_order_line_item_ids=[line.id for line in lines],
+                                         fee_line_item_ids=[fee.id for fee in fees])
+    get_run_logger().info("return order %s expects %d line(s), %d fee(s)", output.return_order_id,
+                          len(output.return_order_line_item_ids), len(output.fee_line_item_ids))
+    return output
+
+
+@task(name="return-return-order-items")
+def return_items(return_order_id: str, request: ReturnItemsInput, operation_id: str | None = None) -> ReturnItemsOutput:
+    """Process received return order lines and fee lines into change orders.
+
+    Example:
+        ```python
+        from decimal import Decimal
+        from prefect import flow
+        from actions.returns import ReturnItemsInput, ReturnOrderItemInput, return_items
+
+        @flow
+        def receive_one(return_order_id: str, line_id: str):
+            return return_items(return_order_id, ReturnItemsInput(return_order_items=[
+                ReturnOrderItemInput(return_order_line_item_id=line_id, quantity_received=Decimal(1))]))
+        ```
+    """
+    with session_scope() as session:
+        output = process_return_items(session=session, return_order_id=return_order_id, request=request,
+                                      operation_id=operation_id)
+    get_run_logger().info("return order %s: change order %s, fee change order %s, %d split line(s)", return_order_id,
+                          output.change_order_id, output.fee_change_order_id, len(output.return_line_item_splits))
+    return output
