@@ -177,7 +177,8 @@ def process_return_items(
         return done
     product_inputs = {i.return_order_line_item_id: i for i in request.return_order_items}
     fee_ids = [f.return_order_line_item_id for f in request.return_order_item_fees]
-    if len(product_inputs) != len(request.return_order_items) or len(set(fee_ids)) != len(fee_ids):
+    named = [*product_inputs, *fee_ids]
+    if len(product_inputs) != len(request.return_order_items) or len(set(named)) != len(named):
         raise InvalidInputError("the request names the same return order line twice")
     lines = {line.id: line for line in session.exec(
         select(ReturnOrderLineItem).where(col(ReturnOrderLineItem.id).in_([*product_inputs, *fee_ids])).with_for_update())}

@@ -1,0 +1,344 @@
+"""Fulfil Items, Submit Return, Create Return Order, Return Return Order Items and Create
+Invoice from Change Orders, on each backend; then the return-to-refund and
+invoice-to-funds flows against the real Prefect server."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal as D
+
+import pytest
+from sqlmodel import select
+
+from actions.change_orders import (
+    ChangeItem, CreateCreditMemoInput, CreateInvoiceInput, SubmitCancelInput, SubmitReturnInput,
+    create_credit_memo_from_change_orders, create_invoice_from_fee_change_orders, submit_cancel_items, submit_return_items,
+)
+from actions.fulfillment import FulfillItemsInput, FulfillmentItem, fulfill_and_invoice
+from actions.returns import (
+    CreateReturnOrderInput, ReturnItemsInput, ReturnOrderFeeInput, ReturnOrderItemFeeInput, ReturnOrderItemInput,
+    ReturnOrderLineItemInput, create_return_order_lines, process_return_items,
+)
+from db.engine import session_scope
+from db.models import (
+    ChangeOrder, CreditMemo, Invoice, InvoiceLine, OrderItemSummary, OrderItemSummaryCreate, OrderPaymentSummary,
+    ReturnOrder, ReturnOrderLineItem, ReturnOrderStatus,
+)
+from db.sobjects import create_order_item_summary
+from domain.errors import InvalidInputError, NotFoundError
+from tests.factories import make_order
+from tests.ledger import assert_ledger_invariants, snapshot
+
+
+def _order_with_items(store, *, payments=("100.00",), items=(("mug", "3.33", "3", "1.00"),)):
+    with session_scope(store) as s:
+        order = make_order(s, payments=list(payments))
+        ids = [create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
+            order_summary_id=order.order_summary_id, name=name, unit_price=D(price), quantity_ordered=D(qty),
+            total_tax_amount=D(tax))).id for name, price, qty, tax in items]
+    return order, ids
+
+
+def _fulfil(store, order, *shipped, operation_id=None):
+    with session_scope(store) as s:
+        invoice = fulfill_and_invoice(session=s, order_summary_id=order.order_summary_id, request=FulfillItemsInput(
+            fulfillment_items=[FulfillmentItem(order_item_summary_id=i, quantity=D(q)) for i, q in shipped]),
+            operation_id=operation_id)
+        return invoice.id, invoice.total_amount
+
+
+def _item(store, item_id) -> OrderItemSummary:
+    with session_scope(store) as s:
+        return s.get(OrderItemSummary, item_id)
+
+
+def _quantities(store, item_id):
+    item = _item(store, item_id)
+    return (item.quantity_canceled, item.quantity_fulfilled, item.quantity_return_initiated, item.quantity_returned)
+
+
+def _return_order(store, order, lines, fees=()):
+    with session_scope(store) as s:
+        return_order, made, fee_lines = create_return_order_lines(session=s, request=CreateReturnOrderInput(
+            order_summary_id=order.order_summary_id,
+            return_order_line_items=[ReturnOrderLineItemInput(order_item_summary_id=i, quantity_expected=D(q),
+                                                              reason_for_return="did not fit") for i, q in lines],
+            return_order_fees=[ReturnOrderFeeInput(name=name, amount=D(a), tax_amount=D(t)) for name, a, t in fees]))
+        return return_order.id, [line.id for line in made], [fee.id for fee in fee_lines]
+
+
+def _process(store, return_order_id, items, fees=(), operation_id=None):
+    with session_scope(store) as s:
+        return process_return_items(session=s, return_order_id=return_order_id, request=ReturnItemsInput(
+            return_order_items=items, return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=f)
+                                                              for f in fees]), operation_id=operation_id)
+
+
+# --- fulfilment and its invoice ------------------------------------------------------
+
+
+def test_cancels_and_invoices_together_make_exactly_the_line(store):
+    """3 mugs at 3.33 with 1.00 tax: a cancel prices units from the start, invoices from the
+    end, so 1 cancelled + 2 invoiced in two pieces add up to 9.99 + 1.00 to the cent."""
+    order, (mug,) = _order_with_items(store)
+    with session_scope(store) as s:
+        cancel = submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=SubmitCancelInput(
+            change_items=[ChangeItem(order_item_summary_id=mug, quantity=D(1))]))
+        credited = cancel.total_amount + cancel.total_tax_amount
+    first, second = _fulfil(store, order, (mug, "1")), _fulfil(store, order, (mug, "1"))
+    assert credited + first[1] + second[1] == D("10.99")
+    assert (first[1], second[1]) == (D("3.66"), D("3.67"))  # 3.33 + 0.33, then 3.33 + 0.34 (cumulative rounding)
+    with session_scope(store) as s:
+        lines = list(s.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == first[0])))
+        assert [(line.name, line.charge_amount, line.tax_amount) for line in lines] == [("mug", D("3.33"), D("0.33"))]
+        assert s.get(Invoice, first[0]).balance == D("3.66")
+    assert _quantities(store, mug) == (D(1), D(2), D(0), D(0))
+    assert _item(store, mug).available_to_cancel == 0
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("case", ["beyond-ordered", "after-cancel", "foreign-item", "unknown-item", "same-item-twice"])
+def test_bad_fulfilments_change_nothing(store, case):
+    order, (mug,) = _order_with_items(store)
+    other, (foreign,) = _order_with_items(store)
+    with session_scope(store) as s:
+        submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=SubmitCancelInput(
+            change_items=[ChangeItem(order_item_summary_id=mug, quantity=D(1))]))
+    shipped, error = {
+        "beyond-ordered": ([(mug, "4")], InvalidInputError),
+        "after-cancel": ([(mug, "3")], InvalidInputError),  # 1 of 3 was cancelled
+        "foreign-item": ([(foreign, "1")], InvalidInputError),
+        "unknown-item": ([("10uAAAAAAAAAAAAAAA", "1")], NotFoundError),
+        "same-item-twice": ([(mug, "1"), (mug, "1")], InvalidInputError),
+    }[case]
+    before = snapshot(store)
+    with pytest.raises(error):
+        _fulfil(store, order, *shipped)
+    assert snapshot(store) == before
+
+
+# --- Submit Return -------------------------------------------------------------------
+
+
+def test_returning_every_fulfilled_unit_credits_exactly_what_was_invoiced(store):
+    order, (mug, plate) = _order_with_items(store, items=(("mug", "3.33", "3", "1.00"), ("plate", "0.01", "2", "0.01")))
+    _, invoiced = _fulfil(store, order, (mug, "2"), (plate, "1"))
+    credited = D(0)
+    for item, quantity in ((mug, "1"), (plate, "1"), (mug, "1")):
+        with session_scope(store) as s:
+            change_order = submit_return_items(session=s, order_summary_id=order.order_summary_id, request=SubmitReturnInput(
+                change_items=[ChangeItem(order_item_summary_id=item, quantity=D(quantity))]))
+            credited += change_order.total_amount + change_order.total_tax_amount
+    assert credited == invoiced == D("6.66") + D("0.67") + D("0.01") + D("0.01")
+    assert _quantities(store, mug) == (D(0), D(2), D(2), D(2))
+    assert _item(store, mug).available_to_return == 0
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("case", ["not-fulfilled", "beyond-fulfilled", "foreign-item"])
+def test_bad_submit_returns_change_nothing(store, case):
+    order, (mug, plate) = _order_with_items(store, items=(("mug", "3.33", "3", "1.00"), ("plate", "2.00", "2", "0")))
+    other, (foreign,) = _order_with_items(store)
+    _fulfil(store, order, (mug, "2"))
+    _fulfil(store, other, (foreign, "1"))
+    item, quantity = {"not-fulfilled": (plate, "1"), "beyond-fulfilled": (mug, "3"), "foreign-item": (foreign, "1")}[case]
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError):
+        with session_scope(store) as s:
+            submit_return_items(session=s, order_summary_id=order.order_summary_id, request=SubmitReturnInput(
+                change_items=[ChangeItem(order_item_summary_id=item, quantity=D(quantity))]))
+    assert snapshot(store) == before
+
+
+# --- return orders -------------------------------------------------------------------
+
+
+def test_return_order_received_in_part_splits_the_rest_and_charges_the_fee(store):
+    """4 shirts expected back with a 5.00 + 0.50 restocking fee: 3 arrive (2 returned, 1
+    rejected), 1 is still expected on a split line; the fee becomes a negative Fee change
+    order, then an invoice; the returned units a credit memo."""
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "10.00"),))
+    _fulfil(store, order, (shirt, "5"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "4")], fees=[("restocking", "5.00", "0.50")])
+    assert _quantities(store, shirt) == (D(0), D(5), D(4), D(0))
+
+    out = _process(store, return_order_id, [ReturnOrderItemInput(
+        return_order_line_item_id=line, quantity_received=D(3), quantity_rejected=D(1), reason_for_rejection="stained")],
+        fees=[fee])
+    assert out.order_summary_id == order.order_summary_id
+    assert [(s.return_order_line_item_id, s.quantity_expected) for s in out.return_line_item_splits] == [(line, D(1))]
+    # 1 rejected unit goes back to the customer: return-initiated 4 - 1, returned 2
+    assert _quantities(store, shirt) == (D(0), D(5), D(3), D(2))
+    with session_scope(store) as s:
+        returned = s.get(ChangeOrder, out.change_order_id)
+        fees = s.get(ChangeOrder, out.fee_change_order_id)
+        processed = s.get(ReturnOrderLineItem, line)
+        split = s.get(ReturnOrderLineItem, out.return_line_item_splits[0].split_line_item_id)
+        assert (returned.type, returned.total_amount, returned.total_tax_amount) == ("Return", D("40.00"), D("4.00"))
+        assert (fees.type, fees.total_amount, fees.total_tax_amount) == ("Fee", D("-5.00"), D("-0.50"))
+        assert (processed.quantity_expected, processed.quantity_received, processed.quantity_returned,
+                processed.quantity_rejected, processed.change_order_id) == (D(3), D(3), D(2), D(1), returned.id)
+        assert processed.processed_date is not None and split.processed_date is None
+        assert (split.quantity_expected, split.split_from_id) == (D(1), line)
+        assert s.get(ReturnOrder, return_order_id).status == ReturnOrderStatus.SUBMITTED  # the split is still open
+
+    with session_scope(store) as s:
+        invoice = create_invoice_from_fee_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                        request=CreateInvoiceInput(change_order_ids=[out.fee_change_order_id]))
+        memo = create_credit_memo_from_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                     request=CreateCreditMemoInput(change_order_ids=[out.change_order_id]))
+        assert (invoice.total_amount, invoice.balance, memo.total_amount) == (D("5.50"), D("5.50"), D("44.00"))
+    assert_ledger_invariants(store)
+
+    # the last shirt arrives: the split line closes the return order
+    last = _process(store, return_order_id, [ReturnOrderItemInput(
+        return_order_line_item_id=out.return_line_item_splits[0].split_line_item_id, quantity_received=D(1))])
+    assert last.fee_change_order_id is None and last.return_line_item_splits == []
+    assert _quantities(store, shirt) == (D(0), D(5), D(3), D(3))
+    with session_scope(store) as s:
+        assert s.get(ReturnOrder, return_order_id).status == ReturnOrderStatus.CLOSED
+    assert_ledger_invariants(store)
+
+
+def test_expected_units_cancelled_become_returnable_again(store):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "2", "0"),))
+    _fulfil(store, order, (shirt, "2"))
+    return_order_id, (line,), _ = _return_order(store, order, [(shirt, "2")])
+    out = _process(store, return_order_id, [ReturnOrderItemInput(return_order_line_item_id=line, quantity_to_cancel=D(2))])
+    assert out.change_order_id is None and out.return_line_item_splits == []
+    assert _quantities(store, shirt) == (D(0), D(2), D(0), D(0))
+    assert _item(store, shirt).available_to_return == D(2)
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("case", [
+    "more-than-expected", "line-of-another-return", "processed-twice", "product-line-as-fee", "fee-line-as-product",
+    "unknown-return-order", "same-line-twice",
+])
+def test_bad_return_items_change_nothing(store, case):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "0"),))
+    _fulfil(store, order, (shirt, "5"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "2")], fees=[("restocking", "5.00", "0")])
+    other_return, (other_line,), _ = _return_order(store, order, [(shirt, "1")])
+    _process(store, other_return, [ReturnOrderItemInput(return_order_line_item_id=other_line, quantity_received=D(1))])
+    target, items, fees, error = {
+        "more-than-expected": (return_order_id, [(line, "2", "1")], [], InvalidInputError),
+        "line-of-another-return": (return_order_id, [(other_line, "1", "0")], [], InvalidInputError),
+        "processed-twice": (other_return, [(other_line, "1", "0")], [], InvalidInputError),
+        "product-line-as-fee": (return_order_id, [(line, "1", "0")], [line], InvalidInputError),
+        "fee-line-as-product": (return_order_id, [(fee, "1", "0")], [], InvalidInputError),
+        "unknown-return-order": ("0ROAAAAAAAAAAAAAAA", [(line, "1", "0")], [], NotFoundError),
+        "same-line-twice": (return_order_id, [(line, "1", "0"), (line, "1", "0")], [], InvalidInputError),
+    }[case]
+    before = snapshot(store)
+    with pytest.raises(error):
+        _process(store, target, [ReturnOrderItemInput(return_order_line_item_id=i, quantity_received=D(r),
+                                                      quantity_to_cancel=D(c)) for i, r, c in items], fees=fees)
+    assert snapshot(store) == before
+
+
+def test_received_units_must_be_returned_or_rejected():
+    with pytest.raises(ValueError, match="quantityReturned"):
+        ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_received=D(2), quantity_returned=D(2),
+                             quantity_rejected=D(1))
+    with pytest.raises(ValueError, match="at least some"):
+        ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA")
+
+
+@pytest.mark.parametrize("case", ["not-fulfilled", "beyond-returnable", "fee-finer-than-cents"])
+def test_bad_return_orders_change_nothing(store, case):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "0"),))
+    _fulfil(store, order, (shirt, "2"))
+    _return_order(store, order, [(shirt, "1")])
+    lines, fees = {
+        "not-fulfilled": ([(shirt, "3")], []),
+        "beyond-returnable": ([(shirt, "2")], []),  # 2 fulfilled, 1 already on a return order
+        "fee-finer-than-cents": ([(shirt, "1")], [("restocking", "1.005", "0")]),
+    }[case]
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError):
+        _return_order(store, order, lines, fees)
+    assert snapshot(store) == before
+
+
+def test_return_items_happen_once_per_operation(store):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "3", "0"),))
+    _fulfil(store, order, (shirt, "3"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "3")], fees=[("label", "4.00", "0")])
+    operation = str(uuid.uuid4())
+    items = [ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(2))]
+    first = _process(store, return_order_id, items, fees=[fee], operation_id=operation)
+    again = _process(store, return_order_id, items, fees=[fee], operation_id=operation)
+    assert first == again
+    assert _quantities(store, shirt) == (D(0), D(3), D(3), D(2))
+    assert_ledger_invariants(store)
+
+
+# --- Create Invoice from Change Orders -----------------------------------------------
+
+
+def test_invoices_come_from_fee_change_orders_only_and_once(store):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "2", "0"),))
+    _fulfil(store, order, (shirt, "2"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "1")], fees=[("label", "4.00", "0.40")])
+    out = _process(store, return_order_id, [ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(1))],
+                   fees=[fee])
+
+    def invoice(*change_order_ids):
+        with session_scope(store) as s:
+            return create_invoice_from_fee_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                                         request=CreateInvoiceInput(change_order_ids=list(change_order_ids))).id
+
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="credit it, do not invoice it"):
+        invoice(out.change_order_id)
+    with pytest.raises(InvalidInputError, match="invoice it, do not credit it"), session_scope(store) as s:
+        create_credit_memo_from_change_orders(session=s, order_summary_id=order.order_summary_id,
+                                              request=CreateCreditMemoInput(change_order_ids=[out.fee_change_order_id]))
+    assert snapshot(store) == before
+    invoice_id = invoice(out.fee_change_order_id)
+    with session_scope(store) as s:
+        assert s.get(Invoice, invoice_id).total_amount == D("4.40")
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="used already"):
+        invoice(out.fee_change_order_id)
+    assert snapshot(store) == before
+    assert_ledger_invariants(store)
+
+
+# --- the composed flows --------------------------------------------------------------
+
+
+def test_return_to_refund_refunds_the_credit_less_the_fee(store, prefect_api):
+    """2 of 3 shirts come back with a 5.00 fee: 40.00 + 4.00 tax credited, the fee paid from
+    the credit memo, 39.00 refunded to the card."""
+    from flows.return_to_refund import return_to_refund
+
+    order, (shirt,) = _order_with_items(store, payments=("66.00",), items=(("shirt", "20.00", "3", "6.00"),))
+    _fulfil(store, order, (shirt, "3"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "2")], fees=[("restocking", "5.00", "0")])
+    out = return_to_refund(return_order_id, ReturnItemsInput(
+        return_order_items=[ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(2))],
+        return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=fee)]))
+    assert out.refunds.refunded_amount == D("39.00")
+    with session_scope(store) as s:
+        assert s.get(CreditMemo, out.credit_memo_id).balance == D("0")
+        assert s.get(Invoice, out.fee_invoice_id).balance == D("0")
+        assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == D("39.00")
+    assert _quantities(store, shirt) == (D(0), D(3), D(2), D(2))
+    assert_ledger_invariants(store)
+
+
+def test_invoice_to_funds_invoices_shipped_units_and_pays_them(store, prefect_api):
+    from flows.invoice_to_funds import invoice_to_funds
+
+    order, (mug, plate) = _order_with_items(store, payments=("50.00",), items=(("mug", "10.00", "2", "2.00"),
+                                                                               ("plate", "5.00", "4", "0")))
+    out = invoice_to_funds(order.order_summary_id, FulfillItemsInput(fulfillment_items=[
+        FulfillmentItem(order_item_summary_id=mug, quantity=D(2)), FulfillmentItem(order_item_summary_id=plate, quantity=D(1))]))
+    assert out.invoice.total_amount == D("27.00")
+    assert out.funds.invoice_balance == D("0") and out.funds.captures == []
+    assert sum(a.amount for a in out.funds.applications) == D("27.00")
+    with session_scope(store) as s:
+        assert s.get(Invoice, out.invoice.invoice_id).balance == D("0")
+    assert_ledger_invariants(store)
