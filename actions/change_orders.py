@@ -47,10 +47,14 @@ class ChangeItem(ActionModel):
 
 
 class SubmitCancelInput(ActionModel):
+    """Submit Cancel Input: order items and the unfulfilled quantities to cancel."""
+
     change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="What to cancel.")
 
 
 class SubmitReturnInput(ActionModel):
+    """Submit Return Input: order items and the fulfilled quantities to return."""
+
     change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="Fulfilled units to return.")
 
 
@@ -61,6 +65,8 @@ class ChangeOrderOutput(ActionModel):
 
 
 class CreateCreditMemoInput(ActionModel):
+    """Create Credit Memo Input: the Cancel/Return change orders to credit."""
+
     change_order_ids: list[RecordId] = Field(
         min_length=1, title="Change Order Ids", description="Cancel or Return change orders of this order, not used before (801...)."
     )
@@ -72,6 +78,8 @@ class CreateCreditMemoOutput(ActionModel):
 
 
 class CreateInvoiceInput(ActionModel):
+    """Create Invoice from Change Orders Input: the Fee change orders to invoice."""
+
     change_order_ids: list[RecordId] = Field(
         min_length=1, title="Change Order Ids", description="Fee change orders of this order, not used before (801...)."
     )

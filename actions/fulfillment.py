@@ -35,6 +35,8 @@ class FulfillmentItem(ActionModel):
 
 
 class FulfillItemsInput(ActionModel):
+    """Fulfill Items Input: the order items and quantities shipped."""
+
     fulfillment_items: list[FulfillmentItem] = Field(min_length=1, title="Fulfillment Items", description="What was shipped.")
 
 

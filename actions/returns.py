@@ -60,6 +60,8 @@ class ReturnOrderFeeInput(ActionModel):
 
 
 class CreateReturnOrderInput(ActionModel):
+    """Create Return Order Input: fulfilled units expected back, and return fees."""
+
     order_summary_id: RecordId = Field(title="Order Summary Id", description="The order the items come from (1Os...).")
     return_order_line_items: list[ReturnOrderLineItemInput] = Field(
         min_length=1, title="Return Order Line Items", description="What is expected back."
@@ -108,10 +110,14 @@ class ReturnOrderItemInput(ActionModel):
 
 
 class ReturnOrderItemFeeInput(ActionModel):
+    """A fee line of the return order to charge now."""
+
     return_order_line_item_id: RecordId = Field(title="Return Order Line Item Id", description="A fee line to charge (0RL...).")
 
 
 class ReturnItemsInput(ActionModel):
+    """Return Items Input: the received product lines and the fee lines to charge."""
+
     return_order_items: list[ReturnOrderItemInput] = Field(
         min_length=1, title="Return Order Items", description="The product lines to process."
     )

@@ -266,3 +266,25 @@ def test_bad_string_amounts_are_refused(amount):
 def test_unknown_fields_are_refused(extra):
     with pytest.raises(ValidationError):
         EnsureRefundsInput.model_validate(extra)
+
+
+def _operation_flows():
+    from runtime.serve import load_flows
+
+    return [f for f in load_flows() if inspect.signature(f.fn).parameters]
+
+
+@pytest.mark.parametrize("flow_", _operation_flows(), ids=lambda f: f.name)
+def test_every_operation_flow_makes_a_described_form(flow_):
+    """Each flow an operator can start from the UI: every field labelled and described,
+    every model described, top-level parameters described from the docstring's Args."""
+    flow_schema = parameter_schema(flow_.fn).model_dump_for_openapi()
+    for where, prop in _all_properties(flow_schema):
+        assert prop.get("title"), f"{where} has no title: {prop}"
+        assert prop.get("description"), f"{where} has no description: {prop}"
+    for name, definition in flow_schema["definitions"].items():
+        assert definition.get("description"), name
+    args = _docstring_args(flow_.fn)
+    assert set(args) == set(flow_schema["properties"])
+    for name, prop in flow_schema["properties"].items():
+        assert " ".join(prop["description"].split()) == args[name]
