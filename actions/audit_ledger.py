@@ -11,7 +11,7 @@ from db.engine import session_scope
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, OrderItemSummary,
     CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
-    PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus,
+    PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus, ReturnOrderLineItem,
 )
 from domain.invariants import Violation, check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
@@ -137,6 +137,16 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         for item in items:
             found += check_sums(item.id, parent=getattr(item, attribute), children=units[item.id],
                                 what=f"item-{kind.value.lower()}-units")
+    return_lines = list(session.exec(select(ReturnOrderLineItem)))
+    still_expected = _sum_by(return_lines, lambda r: r.order_item_summary_id or "", lambda r: r.quantity_expected,
+                             where=lambda r: r.processed_date is None)
+    for item in items:  # units on return: still expected, or returned
+        found += check_sums(item.id, parent=item.quantity_return_initiated,
+                            children=still_expected[item.id] + item.quantity_returned, what="item-return-initiated-units")
+    for line in return_lines:
+        if line.quantity_returned + line.quantity_rejected != line.quantity_received:
+            found.append(Violation(line.id, "received-returned-or-rejected", f"received {line.quantity_received}, returned "
+                                   f"{line.quantity_returned}, rejected {line.quantity_rejected}"))
     for change_order in change_orders:
         credits = change_order.type != ChangeOrderType.FEE  # Cancel/Return credit (>= 0), Fee charges (<= 0)
         if (change_order.total_amount + change_order.total_tax_amount >= 0) != credits:
@@ -156,7 +166,7 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         if invoice.id in charged:
             found += check_sums(invoice.id, parent=invoice.total_amount, children=charged[invoice.id], what="invoice-from-changes")
 
-    checked = len(items) + len(change_orders) + len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
+    checked = len(items) + len(return_lines) + len(change_orders) + len(refunds) + len(payments) + len(authorizations) + len(summaries) + len(memos) + len(invoices)
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]
 
 

@@ -101,6 +101,17 @@ def _print_welcome(stack, demo_order) -> None:
     say(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/BackgroundOperation/<backgroundOperationId>")
     for ops_id in demo_order.order_payment_summary_ids:
         say(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/OrderPaymentSummary/{ops_id}")
+    if demo_order.lifecycle_order_summary_id:
+        shirt, mug = demo_order.lifecycle_item_ids
+        items = ", ".join(f'{{"orderItemSummaryId": "{i}", "quantity": {q}}}' for i, q in ((shirt, 2), (mug, 2)))
+        say(f"\n[bold]A second demo order[/bold] {demo_order.lifecycle_order_summary_id} (3 shirts {shirt}, 2 mugs {mug}; "
+            "40.00 captured, 59.00 authorized). Ship and invoice 2 shirts and the mugs, then ensure funds, in one operation:")
+        say(
+            f"  curl {k}-s -X POST -H 'Authorization: Bearer {c.token}' -H 'Content-Type: application/json' \\\n"
+            f"    {base}/actions/custom/flow/invoice_to_funds \\\n"
+            f"    -d '{{\"inputs\": [{{\"orderSummaryId\": \"{demo_order.lifecycle_order_summary_id}\", "
+            f"\"fulfillItemsInput\": {{\"fulfillmentItems\": [{items}]}}}}]}}'"
+        )
     say("\nRefunds of 13.13 are declined and of 66.60 time out (the om-demo-sandbox block). Ctrl-C stops everything.")
 
 

@@ -125,3 +125,78 @@ def test_the_audit_flow_fails_and_publishes_the_violations(own_store, prefect_ap
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts()  # newest first, one per key
     assert any(a.key == "ledger-violations" for a in artifact)
+
+
+def _order_with_changes(url):
+    """A clean ledger with every kind of order change: a cancel, a fulfilment invoice, a
+    return order partly received with a fee, the fee invoiced."""
+    from actions.change_orders import (
+        ChangeItem, CreateInvoiceInput, SubmitCancelInput, create_invoice_from_fee_change_orders, submit_cancel_items,
+    )
+    from actions.fulfillment import FulfillItemsInput, FulfillmentItem, fulfill_and_invoice
+    from actions.returns import (
+        CreateReturnOrderInput, ReturnItemsInput, ReturnOrderFeeInput, ReturnOrderItemFeeInput, ReturnOrderItemInput,
+        ReturnOrderLineItemInput, create_return_order_lines, process_return_items,
+    )
+    from db.models import OrderItemSummaryCreate
+    from db.sobjects import create_order_item_summary
+
+    with session_scope(url) as s:
+        order = make_order(s, payments=["100.00"])
+        item = create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
+            order_summary_id=order.order_summary_id, name="shirt", unit_price=D("20.00"), quantity_ordered=D(4))).id
+        submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=SubmitCancelInput(
+            change_items=[ChangeItem(order_item_summary_id=item, quantity=D(1))]))
+        fulfill_and_invoice(session=s, order_summary_id=order.order_summary_id, request=FulfillItemsInput(
+            fulfillment_items=[FulfillmentItem(order_item_summary_id=item, quantity=D(3))]))
+        return_order, (line,), (fee,) = create_return_order_lines(session=s, request=CreateReturnOrderInput(
+            order_summary_id=order.order_summary_id,
+            return_order_line_items=[ReturnOrderLineItemInput(order_item_summary_id=item, quantity_expected=D(3))],
+            return_order_fees=[ReturnOrderFeeInput(name="fee", amount=D("2.00"))]))
+        out = process_return_items(session=s, return_order_id=return_order.id, request=ReturnItemsInput(
+            return_order_items=[ReturnOrderItemInput(return_order_line_item_id=line.id, quantity_received=D(1))],
+            return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=fee.id)]))
+        create_invoice_from_fee_change_orders(session=s, order_summary_id=order.order_summary_id, request=CreateInvoiceInput(
+            change_order_ids=[out.fee_change_order_id]))
+    return item, line.id, out
+
+
+def _change_corruptions():
+    from db.models import ChangeOrder, OrderItemSummary, ReturnOrderLineItem
+
+    def returned(s, item, line, out):
+        s.get(OrderItemSummary, item).quantity_returned += 1
+        return item, "item-return-units-rollup"
+
+    def cancelled(s, item, line, out):
+        s.get(OrderItemSummary, item).quantity_canceled -= 1
+        return item, "item-cancel-units-rollup"
+
+    def return_initiated(s, item, line, out):
+        s.get(OrderItemSummary, item).quantity_return_initiated -= 1
+        return item, "item-return-initiated-units-rollup"
+
+    def fee_sign(s, item, line, out):
+        fee = s.get(ChangeOrder, out.fee_change_order_id)
+        fee.total_amount = D("2.00")
+        return fee.id, "change-order-sign"
+
+    def fee_invoice(s, item, line, out):
+        invoice = s.get(Invoice, s.get(ChangeOrder, out.fee_change_order_id).invoice_id)
+        invoice.total_amount += D("1.00")
+        return invoice.id, "invoice-from-changes-rollup"
+
+    def received(s, item, line, out):
+        s.get(ReturnOrderLineItem, line).quantity_rejected = D(1)
+        return line, "received-returned-or-rejected"
+
+    return [returned, cancelled, return_initiated, fee_sign, fee_invoice, received]
+
+
+@pytest.mark.parametrize("corrupt", _change_corruptions(), ids=lambda f: f.__name__)
+def test_the_audit_finds_each_corruption_of_order_changes(own_store, corrupt):
+    item, line, out = _order_with_changes(own_store)
+    assert _rules(own_store) == set()
+    with session_scope(own_store) as s:
+        expected = corrupt(s, item, line, out)
+    assert expected in _rules(own_store)
