@@ -26,9 +26,10 @@ from actions.change_orders import credit_returned_units, locked_item_of_order, m
 from actions.fields import ActionModel, MoneyAmount, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import get_or_raise, lock_order_summary
+from db.ledger import add_process_exception, get_or_raise, lock_order_summary
 from db.models import (
-    ChangeOrder, ChangeOrderItem, ChangeOrderType, ReturnOrder, ReturnOrderLineItem, ReturnOrderLineType, ReturnOrderStatus,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, Invoice, ProcessException, ReturnOrder, ReturnOrderLineItem,
+    ReturnOrderLineType, ReturnOrderStatus,
 )
 from db.types import utcnow
 from domain.changes import check_quantity
@@ -106,6 +107,8 @@ class ReturnOrderItemInput(ActionModel):
 
     @property
     def returned(self) -> Decimal:
+        if self.quantity_returned is not None:
+            return self.quantity_returned
         return self.quantity_received - self.quantity_rejected
 
 
@@ -119,11 +122,17 @@ class ReturnItemsInput(ActionModel):
     """Return Items Input: the received product lines and the fee lines to charge."""
 
     return_order_items: list[ReturnOrderItemInput] = Field(
-        min_length=1, title="Return Order Items", description="The product lines to process."
+        default_factory=list, title="Return Order Items", description="The product lines to process."
     )
     return_order_item_fees: list[ReturnOrderItemFeeInput] = Field(
         default_factory=list, title="Return Order Item Fees", description="The fee lines to charge."
     )
+
+    @model_validator(mode="after")
+    def _something_to_process(self):
+        if not self.return_order_items and not self.return_order_item_fees:
+            raise ValueError("name at least one return order line or fee line")
+        return self
 
 
 class ReturnLineItemSplit(ActionModel):
@@ -135,7 +144,9 @@ class ReturnLineItemSplit(ActionModel):
 class ReturnItemsOutput(ActionModel):
     order_summary_id: str
     change_order_id: str | None = Field(description="Return change order of the returned units; for Create Credit Memo.")
+    credit_amount: Decimal = Field(default=ZERO, description="What the Return change order credits, tax included.")
     fee_change_order_id: str | None = Field(description="Fee change order (negative); for Create Invoice from Change Orders.")
+    fee_amount: Decimal = Field(default=ZERO, description="What the Fee change order charges, tax included (positive).")
     return_line_item_splits: list[ReturnLineItemSplit]
 
 
@@ -249,8 +260,15 @@ def process_return_items(
         return_order.status = ReturnOrderStatus.CLOSED
         session.add(return_order)
         session.flush()
-    return ReturnItemsOutput(order_summary_id=order.id, change_order_id=returns and returns.id,
-                             fee_change_order_id=fees and fees.id, return_line_item_splits=splits)
+    return _output(order.id, returns, fees, splits)
+
+
+def _output(order_summary_id: str, returns: ChangeOrder | None, fees: ChangeOrder | None, splits) -> ReturnItemsOutput:
+    return ReturnItemsOutput(
+        order_summary_id=order_summary_id, return_line_item_splits=splits,
+        change_order_id=returns and returns.id, credit_amount=returns.total_amount + returns.total_tax_amount if returns else ZERO,
+        fee_change_order_id=fees and fees.id, fee_amount=-(fees.total_amount + fees.total_tax_amount) if fees else ZERO,
+    )
 
 
 def _mark_processed(session: Session, line: ReturnOrderLineItem, now, operation_id: str | None) -> None:
@@ -268,12 +286,9 @@ def _processed_by(session: Session, return_order: ReturnOrder, operation_id: str
     fees = made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.FEE)
     splits = session.exec(select(ReturnOrderLineItem).where(
         col(ReturnOrderLineItem.split_from_id).in_([line.id for line in processed])).order_by(col(ReturnOrderLineItem.created_date)))
-    return ReturnItemsOutput(
-        order_summary_id=return_order.order_summary_id, change_order_id=returns and returns.id,
-        fee_change_order_id=fees and fees.id,
-        return_line_item_splits=[ReturnLineItemSplit(return_order_line_item_id=s.split_from_id, split_line_item_id=s.id,
-                                                     quantity_expected=s.quantity_expected) for s in splits],
-    )
+    return _output(return_order.order_summary_id, returns, fees, [
+        ReturnLineItemSplit(return_order_line_item_id=s.split_from_id, split_line_item_id=s.id,
+                            quantity_expected=s.quantity_expected) for s in splits])
 
 
 @task(name="create-return-order")
@@ -323,3 +338,43 @@ def return_items(return_order_id: str, request: ReturnItemsInput, operation_id: 
     get_run_logger().info("return order %s: change order %s, fee change order %s, %d split line(s)", return_order_id,
                           output.change_order_id, output.fee_change_order_id, len(output.return_line_item_splits))
     return output
+
+
+def flag_open_balance(*, session: Session, invoice_id: str, operation_id: str | None) -> str | None:
+    """File a ProcessException for an invoice left with a balance (a return fee the credit
+    did not cover), once per operation; the id of the exception, or None if it is paid."""
+    invoice = get_or_raise(session, Invoice, invoice_id)
+    if invoice.balance <= 0:
+        return None
+    filed = session.exec(select(ProcessException).where(ProcessException.attached_to_id == invoice.id,
+                                                         ProcessException.background_operation_id == operation_id)).first()
+    if filed is None:
+        filed = add_process_exception(
+            session, attached_to_id=invoice.id, order_summary_id=invoice.order_summary_id, severity="Low",
+            message=f"Invoice {invoice.id} keeps {invoice.balance} {invoice.currency_iso_code} to collect",
+            description="The return's credit did not cover its fees: collect the rest (e.g. Ensure Funds) or write it off.",
+            background_operation_id=operation_id,
+        )
+        session.flush()
+    return filed.id
+
+
+@task(name="flag-open-balance")
+def flag_unpaid_invoice(invoice_id: str, operation_id: str | None = None) -> str | None:
+    """File a ProcessException for a person when an invoice (e.g. a return fee) stays unpaid.
+
+    Example:
+        ```python
+        from prefect import flow
+        from actions.returns import flag_unpaid_invoice
+
+        @flow
+        def check_fee(invoice_id: str):
+            return flag_unpaid_invoice(invoice_id)
+        ```
+    """
+    with session_scope() as session:
+        exception_id = flag_open_balance(session=session, invoice_id=invoice_id, operation_id=operation_id)
+    if exception_id:
+        get_run_logger().warning("invoice %s keeps a balance: process exception %s", invoice_id, exception_id)
+    return exception_id

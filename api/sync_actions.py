@@ -10,6 +10,7 @@ SQLite's single writer) makes the second wait, and it then replays the first's a
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -33,7 +34,12 @@ IdempotencyKey = Annotated[str | None, Header(
 )]
 
 
+_VERSION_PREFIX = re.compile(r"^/services/data/v\d+\.\d")
+
+
 def fingerprint(method: str, path: str, body: Any) -> str:
+    """What makes two requests the same: method, path (whatever the API version) and body."""
+    path = _VERSION_PREFIX.sub("", path)
     canonical = simplejson.dumps(body, use_decimal=True, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 

@@ -422,6 +422,7 @@ class ReturnOrderLineItemPublic(PublicShape):
     currency_iso_code: str
     change_order_id: str | None
     split_from_id: str | None
+    processed_date: datetime | None = PydanticField(description="When it was processed; a processed line is read-only.")
     created_date: datetime
 
 
@@ -447,7 +448,7 @@ class ReturnOrderLineItem(SQLModel, table=True):
     fee_tax_amount: Decimal = _money_column()
     currency_iso_code: str = Field(max_length=3)
     change_order_id: str | None = Field(default=None, foreign_key="change_order.id", index=True, max_length=18)
-    split_from_id: str | None = Field(default=None, max_length=18, index=True,
+    split_from_id: str | None = Field(default=None, foreign_key="return_order_line_item.id", max_length=18, index=True,
                                       description="The processed line whose units still expected this line carries.")
     processed_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
     background_operation_id: str | None = Field(default=None, max_length=36, index=True,

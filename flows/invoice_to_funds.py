@@ -5,6 +5,7 @@ Each step is a task run in the Prefect UI; the flow run's id is the background o
 
 from prefect import flow
 from prefect.runtime import flow_run
+from pydantic import Field
 
 from actions.ensure_funds import EnsureFundsInput, EnsureFundsOutput, ensure_funds
 from actions.fields import ActionModel, RecordId
@@ -13,7 +14,7 @@ from actions.fulfillment import FulfillItemsInput, FulfillItemsOutput, fulfill_i
 
 class InvoiceToFundsOutput(ActionModel):
     invoice: FulfillItemsOutput
-    funds: EnsureFundsOutput
+    funds: EnsureFundsOutput | None = Field(description="What Ensure Funds did (none for an invoice of 0.00).")
 
 
 @flow(name="invoice-to-funds", persist_result=False)
@@ -30,5 +31,7 @@ def invoice_to_funds(order_summary_id: RecordId, fulfill_items_input: FulfillIte
     """
     operation_id = str(flow_run.id)
     invoice = fulfill_items(order_summary_id, fulfill_items_input, operation_id)
-    funds = ensure_funds(order_summary_id, EnsureFundsInput(invoice_id=invoice.invoice_id), operation_id)
+    funds = None
+    if invoice.total_amount > 0:
+        funds = ensure_funds(order_summary_id, EnsureFundsInput(invoice_id=invoice.invoice_id), operation_id)
     return InvoiceToFundsOutput(invoice=invoice, funds=funds)

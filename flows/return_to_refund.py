@@ -10,7 +10,7 @@ from pydantic import Field
 from actions.change_orders import CreateCreditMemoInput, CreateInvoiceInput, create_credit_memo, create_invoice
 from actions.ensure_refunds import EnsureRefundsInput, EnsureRefundsOutput, ensure_refunds
 from actions.fields import ActionModel, RecordId
-from actions.returns import ReturnItemsInput, ReturnItemsOutput, return_items
+from actions.returns import ReturnItemsInput, ReturnItemsOutput, flag_unpaid_invoice, return_items
 
 
 class ReturnToRefundOutput(ActionModel):
@@ -23,7 +23,8 @@ class ReturnToRefundOutput(ActionModel):
 @flow(name="return-to-refund", persist_result=False)
 def return_to_refund(return_order_id: RecordId, return_items_input: ReturnItemsInput) -> ReturnToRefundOutput:
     """Process received return order lines, credit the returned units, invoice the return
-    fees and refund the credit less the fees.
+    fees and refund the credit less the fees. A fee the credit does not cover stays on its
+    invoice with a ProcessException for a person to collect.
 
     Each step commits on its own and happens once per flow run: retrying a failed run
     resumes it without returning, crediting or invoicing twice.
@@ -35,15 +36,16 @@ def return_to_refund(return_order_id: RecordId, return_items_input: ReturnItemsI
     operation_id = str(flow_run.id)
     returned = return_items(return_order_id, return_items_input, operation_id)
     order_summary_id = returned.order_summary_id
-    fee_invoice_id = None
+    fee_invoice_id = credit_memo_id = refunds = None
     if returned.fee_change_order_id:
         fee_invoice_id = create_invoice(
             order_summary_id, CreateInvoiceInput(change_order_ids=[returned.fee_change_order_id]), operation_id).invoice_id
-    if not returned.change_order_id:
-        return ReturnToRefundOutput(return_items=returned, credit_memo_id=None, fee_invoice_id=fee_invoice_id, refunds=None)
-    memo = create_credit_memo(order_summary_id, CreateCreditMemoInput(change_order_ids=[returned.change_order_id]),
-                              operation_id)
-    refunds = ensure_refunds(order_summary_id, EnsureRefundsInput(
-        credit_memo_id=memo.credit_memo_id, invoices_to_pay=[fee_invoice_id] if fee_invoice_id else []), operation_id)
-    return ReturnToRefundOutput(return_items=returned, credit_memo_id=memo.credit_memo_id, fee_invoice_id=fee_invoice_id,
+    if returned.change_order_id and returned.credit_amount > 0:
+        credit_memo_id = create_credit_memo(
+            order_summary_id, CreateCreditMemoInput(change_order_ids=[returned.change_order_id]), operation_id).credit_memo_id
+        refunds = ensure_refunds(order_summary_id, EnsureRefundsInput(
+            credit_memo_id=credit_memo_id, invoices_to_pay=[fee_invoice_id] if fee_invoice_id else []), operation_id)
+    if fee_invoice_id:
+        flag_unpaid_invoice(fee_invoice_id, operation_id)  # a fee the credit did not cover goes to a person
+    return ReturnToRefundOutput(return_items=returned, credit_memo_id=credit_memo_id, fee_invoice_id=fee_invoice_id,
                                 refunds=refunds)

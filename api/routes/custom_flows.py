@@ -2,8 +2,10 @@
 
 Salesforce invokes autolaunched flows at this path with ``{"inputs": [{...}]}``; here each
 input starts one run of the flow's deployment and answers its id as the
-``backgroundOperationId`` output. Every input is checked first by doing the flow's first
-step in a transaction that is rolled back, so an invalid request starts nothing.
+``backgroundOperationId`` output. All inputs are checked first by doing each one's first
+step, together, in one transaction that is rolled back, so an invalid request starts
+nothing. Should starting a run fail midway, the answer says per input which runs started
+(``isSuccess``), so a retry under the same Idempotency-Key starts only the missing ones.
 """
 
 from __future__ import annotations
@@ -99,16 +101,20 @@ def start_flow(
     keys = [caller.scoped(f"{idempotency_key}#{n}") if idempotency_key else None for n in range(len(requests))]
     parameters = [_parameters(request) for request in requests]
     replayed = [key and existing_operation(flow.deployment, key, params) for key, params in zip(keys, parameters, strict=True)]
-    for request, done in zip(requests, replayed, strict=True):
-        if done:
-            continue
-        try:
-            flow.first_step(session, request)
-        finally:
-            session.rollback()  # only a check
+    try:  # every new input's first step, in one transaction: inputs that together ask too much are refused
+        for request, done in zip(requests, replayed, strict=True):
+            if not done:
+                flow.first_step(session, request)
+    finally:
+        session.rollback()  # only a check
     results = []
     for key, params, done in zip(keys, parameters, replayed, strict=True):
-        operation_id = done or start_operation(flow.deployment, params, idempotency_key=key)
+        try:
+            operation_id = done or start_operation(flow.deployment, params, idempotency_key=key)
+        except ApiError as exc:  # the runs already started stand: say which ones did not
+            results.append({"actionName": flow_name, "isSuccess": False, "outputValues": {"backgroundOperationId": None},
+                            "errors": [{"statusCode": exc.error_code, "message": exc.message, "fields": []}]})
+            continue
         results.append({"actionName": flow_name, "isSuccess": True, "errors": None,
                         "outputValues": {"backgroundOperationId": str(operation_id)}})
     return ExactJSONResponse(results)

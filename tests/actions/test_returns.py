@@ -342,3 +342,59 @@ def test_invoice_to_funds_invoices_shipped_units_and_pays_them(store, prefect_ap
     with session_scope(store) as s:
         assert s.get(Invoice, out.invoice.invoice_id).balance == D("0")
     assert_ledger_invariants(store)
+
+
+def test_a_fee_line_left_out_can_be_charged_on_its_own_later(store):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "1", "0"),))
+    _fulfil(store, order, (shirt, "1"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "1")], fees=[("label", "3.00", "0")])
+    _process(store, return_order_id, [ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(1))])
+    out = _process(store, return_order_id, [], fees=[fee])
+    assert out.change_order_id is None and out.fee_amount == D("3.00")
+    with session_scope(store) as s:
+        assert s.get(ReturnOrder, return_order_id).status == ReturnOrderStatus.CLOSED
+    with pytest.raises(ValueError, match="at least one"):
+        ReturnItemsInput()
+    assert_ledger_invariants(store)
+
+
+def test_free_items_ship_on_an_invoice_of_nothing(store):
+    order, (gift, mug) = _order_with_items(store, items=(("gift", "0", "1", "0"), ("mug", "4.00", "1", "0")))
+    invoice_id, total = _fulfil(store, order, (gift, "1"))
+    assert total == 0
+    with session_scope(store) as s:
+        assert s.get(Invoice, invoice_id).balance == 0
+    assert _quantities(store, gift) == (D(0), D(1), D(0), D(0))
+    assert_ledger_invariants(store)
+
+
+def test_a_return_whose_credit_does_not_cover_the_fee_leaves_it_to_a_person(store, prefect_api):
+    """All units rejected, a 5.00 fee charged: nothing to refund, the fee invoice stays open
+    with a ProcessException; the run completes."""
+    from db.models import ProcessException
+    from flows.return_to_refund import return_to_refund
+
+    order, (shirt,) = _order_with_items(store, payments=("20.00",), items=(("shirt", "20.00", "1", "0"),))
+    _fulfil(store, order, (shirt, "1"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "1")], fees=[("restocking", "5.00", "0")])
+    out = return_to_refund(return_order_id, ReturnItemsInput(
+        return_order_items=[ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(1),
+                                                 quantity_rejected=D(1), reason_for_rejection="worn")],
+        return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=fee)]))
+    assert out.credit_memo_id is None and out.refunds is None and out.return_items.credit_amount == 0
+    with session_scope(store) as s:
+        assert s.get(Invoice, out.fee_invoice_id).balance == D("5.00")
+        flagged = list(s.exec(select(ProcessException).where(ProcessException.attached_to_id == out.fee_invoice_id)))
+    assert len(flagged) == 1 and "5.00" in flagged[0].message
+    assert _quantities(store, shirt) == (D(0), D(1), D(0), D(0))  # the rejected shirt is the customer's again
+    assert_ledger_invariants(store)
+
+
+def test_invoice_to_funds_with_only_free_items_asks_for_no_funds(store, prefect_api):
+    from flows.invoice_to_funds import invoice_to_funds
+
+    order, (gift,) = _order_with_items(store, payments=("1.00",), items=(("gift", "0", "2", "0"),))
+    out = invoice_to_funds(order.order_summary_id, FulfillItemsInput(fulfillment_items=[
+        FulfillmentItem(order_item_summary_id=gift, quantity=D(2))]))
+    assert out.invoice.total_amount == 0 and out.funds is None
+    assert_ledger_invariants(store)

@@ -87,6 +87,51 @@ def test_migrations_go_down_and_up_again(store_url, tmp_path, embedded_postgres)
         drop_postgres_database(url)
 
 
+def test_migrations_keep_the_rows_of_a_store_in_use(store_url, tmp_path, embedded_postgres):
+    """A store at 0003 with invoices and change orders that other rows point at is upgraded
+    and downgraded with every row kept (SQLite rebuilds such tables by copying them)."""
+    from sqlalchemy import text
+
+    from db.engine import get_engine
+    from tests.conftest import drop_postgres_database, fresh_postgres_database
+
+    url = f"sqlite:///{tmp_path / 'in-use.db'}" if store_url.startswith("sqlite") else fresh_postgres_database(
+        embedded_postgres, "om_mig_rows")
+    upgrade(url, "0003")
+    when = "2026-01-01T00:00:00+00:00"
+    rows = [
+        ("order_summary", {"id": "1OsAAAAAAAAAAAAAAA", "order_number": "X", "currency_iso_code": "USD", "status": "Created"}),
+        ("invoice", {"id": "3ttAAAAAAAAAAAAAAA", "order_summary_id": "1OsAAAAAAAAAAAAAAA", "total_amount": "5.00",
+                     "currency_iso_code": "USD", "balance": "5.00", "status": "Posted"}),
+        ("invoice_line", {"id": "3tuAAAAAAAAAAAAAAA", "invoice_id": "3ttAAAAAAAAAAAAAAA", "name": "fee", "type": "Charge",
+                          "charge_amount": "5.00", "tax_amount": "0"}),
+        ("change_order", {"id": "801AAAAAAAAAAAAAAA", "order_summary_id": "1OsAAAAAAAAAAAAAAA", "type": "Fee",
+                          "currency_iso_code": "USD", "total_amount": "-5.00", "total_tax_amount": "0",
+                          "invoice_id": "3ttAAAAAAAAAAAAAAA"}),
+        ("change_order_item", {"id": "802AAAAAAAAAAAAAAA", "change_order_id": "801AAAAAAAAAAAAAAA", "name": "fee",
+                               "quantity": "1", "amount": "-5.00", "tax_amount": "0", "currency_iso_code": "USD"}),
+    ]
+    engine = get_engine(url)
+    with engine.begin() as connection:
+        for table, values in rows:
+            values = {**values, "created_date": when} if table != "change_order_item" else values
+            columns = ", ".join(values)
+            connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in values)})"), values)
+
+    def counts():
+        with engine.connect() as connection:
+            return [connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() for table, _ in rows]
+
+    try:
+        upgrade(url)
+        assert counts() == [1] * len(rows)
+        downgrade(url, "0003")
+        assert counts() == [1] * len(rows)
+    finally:
+        if not store_url.startswith("sqlite"):
+            drop_postgres_database(url)
+
+
 def test_the_tables_match_the_migrations(store_url):
     """Alembic sees nothing to generate: every model change came with its migration."""
     from alembic.autogenerate import compare_metadata

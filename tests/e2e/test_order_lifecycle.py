@@ -212,3 +212,18 @@ def test_racing_retries_under_one_key_act_once(sf, engine, tls):
     assert len({a.json()["changeOrderId"] for a in answers}) == 1
     assert quantities(sf, shirt)[1] == 1
     assert_ledger_invariants(engine.store_url)
+
+
+def test_inputs_that_together_ask_too_much_start_nothing(sf, engine):
+    """Each input alone could cancel 2 of the 3 shirts; together they cannot: refused, no run."""
+    order, shirt, *_ = new_order(sf, captured=99, authorized=1)
+    before = snapshot(engine.store_url)
+    with get_client(sync_client=True) as client:
+        runs_before = client.count_flow_runs()
+    one = {"orderSummaryId": order, "submitCancelInput": {"changeItems": [{"orderItemSummaryId": shirt, "quantity": 2}]}}
+    with pytest.raises(SalesforceError) as refused:
+        sf.restful("actions/custom/flow/cancel_to_refund", method="POST", json={"inputs": [one, one]})
+    assert refused.value.status == 400 and "exceeds" in refused.value.content[0]["message"]
+    with get_client(sync_client=True) as client:
+        assert client.count_flow_runs() == runs_before
+    assert snapshot(engine.store_url) == before

@@ -79,6 +79,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['change_order_id'], ['change_order.id'], ),
     sa.ForeignKeyConstraint(['order_item_summary_id'], ['order_item_summary.id'], ),
     sa.ForeignKeyConstraint(['return_order_id'], ['return_order.id'], ),
+    sa.ForeignKeyConstraint(['split_from_id'], ['return_order_line_item.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('return_order_line_item', schema=None) as batch_op:
@@ -101,9 +102,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('invoice', schema=None) as batch_op:
-        # WARNING: constraint name is None; this directive will fail as
-        # rendered.  Add a name, or use a naming convention; see
-        # https://alembic.sqlalchemy.org/en/latest/naming.html
         batch_op.drop_constraint('uq_invoice_background_operation_id', type_='unique')
         batch_op.drop_column('background_operation_id')
 
