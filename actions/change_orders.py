@@ -26,12 +26,12 @@ from sqlmodel import Session, col, select
 from actions.fields import ActionModel, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import lock_order_summary
+from db.ledger import lock_order_summary, order_payment_summaries
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoLine, Invoice, InvoiceLine, OrderItemSummary,
     OrderSummary,
 )
-from domain.changes import check_quantity, share_from_end, share_of_line
+from domain.changes import check_quantity, excess_funds, share_from_end, share_of_line
 from domain.errors import InvalidInputError, NotFoundError
 from domain.money import ZERO, quantize
 
@@ -62,6 +62,9 @@ class ChangeOrderOutput(ActionModel):
     change_order_id: str
     total_amount: Decimal
     total_tax_amount: Decimal
+    excess_funds_amount: Decimal = Field(
+        default=ZERO, description="What the order now holds beyond what it charges (see order_excess_funds)."
+    )
 
 
 class CreateCreditMemoInput(ActionModel):
@@ -132,6 +135,28 @@ def credit_returned_units(session: Session, change_order: ChangeOrder, item: Ord
     tax = share_from_end(item.total_tax_amount, item.quantity_ordered, item.quantity_returned, quantity, item.currency_iso_code)
     item.quantity_returned += quantity
     add_change_item(session, change_order, item, quantity, amount, tax)
+
+
+def order_excess_funds(session: Session, order: OrderSummary) -> Decimal:
+    """Money held (captured, pending captures included, less refunds) beyond what the order
+    still charges (its items less Cancel/Return credit, plus fees) and beyond open credit
+    memos: zero when a cancel came before capture, the freed money when it came after."""
+    summaries = order_payment_summaries(session, order.id)
+    held = sum((s.captured_amount + s.pending_capture_amount - s.refunded_amount - s.pending_refund_amount
+                for s in summaries), ZERO)
+    items = session.exec(select(OrderItemSummary).where(OrderItemSummary.order_summary_id == order.id))
+    charged = sum((line_total(item) + item.total_tax_amount for item in items), ZERO)
+    changes = sum((c.total_amount + c.total_tax_amount
+                   for c in session.exec(select(ChangeOrder).where(ChangeOrder.order_summary_id == order.id))), ZERO)
+    memos = sum((m.balance for m in session.exec(select(CreditMemo).where(CreditMemo.order_summary_id == order.id))), ZERO)
+    return excess_funds(held=held, amount_due=charged - changes, open_credit=memos)
+
+
+def change_order_output(session: Session, change_order: ChangeOrder) -> ChangeOrderOutput:
+    order = session.get(OrderSummary, change_order.order_summary_id)
+    return ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
+                             total_tax_amount=change_order.total_tax_amount,
+                             excess_funds_amount=order_excess_funds(session, order))
 
 
 def _check_distinct(ids: list[str], what: str) -> None:
@@ -296,8 +321,7 @@ def submit_cancel(order_summary_id: str, request: SubmitCancelInput, operation_i
     with session_scope() as session:
         change_order = submit_cancel_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
-        output = ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
-                                   total_tax_amount=change_order.total_tax_amount)
+        output = change_order_output(session, change_order)
     get_run_logger().info("change order %s cancels %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output
@@ -346,8 +370,7 @@ def submit_return(order_summary_id: str, request: SubmitReturnInput, operation_i
     with session_scope() as session:
         change_order = submit_return_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
-        output = ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
-                                   total_tax_amount=change_order.total_tax_amount)
+        output = change_order_output(session, change_order)
     get_run_logger().info("change order %s returns %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output

@@ -61,3 +61,15 @@ def check_quantity(quantity: Decimal, available: Decimal, what: str) -> None:
         raise InvalidInputError(f"quantity to {what} must be positive, got {quantity}")
     if quantity > available:
         raise InvalidInputError(f"quantity to {what} ({quantity}) exceeds what is available to {what} ({available})")
+
+
+def excess_funds(*, held: Decimal, amount_due: Decimal, open_credit: Decimal) -> Decimal:
+    """Money an order holds beyond what it still charges: what a cancel after capture (or a
+    return) frees for Ensure Refunds' excessFundsAmount. Credit already on credit memos is
+    left out, since refunding the memo returns it: counting it twice would refund it twice.
+
+    Example:
+        >>> excess_funds(held=Decimal("32.97"), amount_due=Decimal("21.98"), open_credit=Decimal(0))
+        Decimal('10.99')
+    """
+    return max(ZERO, held - amount_due - open_credit)

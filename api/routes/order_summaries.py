@@ -14,7 +14,8 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
 from actions.change_orders import (
-    CreateCreditMemoInput, CreateInvoiceInput, SubmitCancelInput, SubmitReturnInput, create_credit_memo_from_change_orders,
+    CreateCreditMemoInput, CreateInvoiceInput, SubmitCancelInput, SubmitReturnInput, change_order_output,
+    create_credit_memo_from_change_orders,
     create_invoice_from_fee_change_orders, submit_cancel_items, submit_return_items,
 )
 from actions.ensure_funds import EnsureFundsInput, check_ensure_funds
@@ -117,17 +118,21 @@ def ensure_funds_async(order_summary_id: str, _version: ApiVersion, caller: Curr
                               session=session, body=body, idempotency_key=idempotency_key)
 
 
-def _change_order_answer(change_order) -> dict[str, Any]:
-    return {"changeOrderId": change_order.id, "totalAmount": change_order.total_amount,
-            "totalTaxAmount": change_order.total_tax_amount}
+def _change_order_answer(session: Session, change_order) -> dict[str, Any]:
+    output = change_order_output(session, change_order)
+    # Salesforce's Submit Cancel/Return answer: the change order and the order's balances after it
+    return {"changeOrderId": output.change_order_id, "totalAmount": output.total_amount,
+            "totalTaxAmount": output.total_tax_amount,
+            "changeBalances": {"grandTotalAmount": output.total_amount + output.total_tax_amount,
+                               "totalExcessFundsAmount": output.excess_funds_amount}}
 
 
-def _submit_cancel(**kwargs) -> dict[str, Any]:
-    return _change_order_answer(submit_cancel_items(**kwargs))
+def _submit_cancel(*, session: Session, **kwargs) -> dict[str, Any]:
+    return _change_order_answer(session, submit_cancel_items(session=session, **kwargs))
 
 
-def _submit_return(**kwargs) -> dict[str, Any]:
-    return _change_order_answer(submit_return_items(**kwargs))
+def _submit_return(*, session: Session, **kwargs) -> dict[str, Any]:
+    return _change_order_answer(session, submit_return_items(session=session, **kwargs))
 
 
 def _create_credit_memo(**kwargs) -> dict[str, Any]:

@@ -142,3 +142,23 @@ def test_quantities_finer_than_the_store_keeps_are_refused(quantity):
     """PostgreSQL's NUMERIC(19,4) would round 0.00001 to 0 while the credit was priced on it."""
     with pytest.raises(ValueError):
         ChangeItem(order_item_summary_id="10uAAAAAAAAAAAAAAA", quantity=D(quantity))
+
+
+def test_excess_funds_only_when_the_cancel_comes_after_capture(store):
+    """Captured 10.00 of a 32.97 order (the rest authorized elsewhere): cancelling a mug
+    frees nothing; once all is captured a cancel frees exactly its credit, and credit put
+    on a credit memo is not counted again."""
+    from actions.change_orders import change_order_output
+
+    order, (mug,) = _order_with_items(store, payments=("10.00",))
+    with session_scope(store) as s:
+        before_capture = change_order_output(s, s.get(ChangeOrder, _cancel(store, order, mug, "1")[0]))
+    assert before_capture.excess_funds_amount == 0
+    paid, (mug2,) = _order_with_items(store, payments=("32.97",))
+    first = _cancel(store, paid, mug2, "1")
+    with session_scope(store) as s:
+        assert change_order_output(s, s.get(ChangeOrder, first[0])).excess_funds_amount == D("10.99")
+        create_credit_memo_from_change_orders(session=s, order_summary_id=paid.order_summary_id,
+                                              request=CreateCreditMemoInput(change_order_ids=[first[0]]))
+    with session_scope(store) as s:
+        assert change_order_output(s, s.get(ChangeOrder, first[0])).excess_funds_amount == 0  # the memo will refund it

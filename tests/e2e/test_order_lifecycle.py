@@ -60,6 +60,7 @@ def test_an_order_from_payment_to_refund(sf, engine):
     cancel = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
                         json={"changeItems": [{"orderItemSummaryId": shirt, "quantity": 1, "reason": "out of stock"}]})
     assert (D(str(cancel["totalAmount"])), D(str(cancel["totalTaxAmount"]))) == (D("20.00"), D("2.00"))
+    assert D(str(cancel["changeBalances"]["totalExcessFundsAmount"])) == 0  # 40.00 held, 77.00 still due
     assert quantities(sf, shirt) == (3, 1, 0, 0, 0)
     check()
 
@@ -227,3 +228,19 @@ def test_inputs_that_together_ask_too_much_start_nothing(sf, engine):
     with get_client(sync_client=True) as client:
         assert client.count_flow_runs() == runs_before
     assert snapshot(engine.store_url) == before
+
+
+def test_a_cancel_after_capture_frees_excess_funds_that_ensure_refunds_returns(sf, engine):
+    order, shirt, mug, paid, held, _authorization = new_order(sf, captured=99, authorized=1)
+    cancel = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
+                        json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 1}]})
+    excess = D(str(cancel["changeBalances"]["totalExcessFundsAmount"]))
+    assert excess == D("16.50") and D(str(cancel["changeBalances"]["grandTotalAmount"])) == D("16.50")
+    operation = sf.restful(ORDERS.format(order) + "async-actions/ensure-refunds-async", method="POST",
+                           json={"excessFundsAmount": float(excess)})["backgroundOperationId"]
+    assert wait_for_operation(sf, operation)["Status"] == "Complete"
+    assert money(sf.OrderPaymentSummary.get(paid), "RefundedAmount") == D("16.50")
+    again = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
+                       json={"changeItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    assert D(str(again["changeBalances"]["totalExcessFundsAmount"])) == D("22.00")  # the 16.50 is not counted twice
+    assert_ledger_invariants(engine.store_url)
