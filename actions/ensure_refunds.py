@@ -25,7 +25,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
-from actions.refunds import emit_refund_event, settle_refund, submit_refund
+from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import (
@@ -33,7 +33,7 @@ from db.ledger import (
     refundable_payments, reserve_refund,
 )
 from db.models import (
-    CreditMemo, CreditMemoInvApplication, InteractionType, OrderSummary, Payment, PaymentGateway, PaymentGatewayLog,
+    CreditMemo, CreditMemoInvApplication, InteractionType, OrderSummary, Payment, PaymentGatewayLog,
     Refund, RefundStatus, available_to_refund,
 )
 from domain.allocation import (
@@ -42,7 +42,6 @@ from domain.allocation import (
 )
 from domain.errors import InvalidInputError
 from domain.money import ZERO, quantize
-from gateways.contract import GatewayOutcome, GatewayResult
 from gateways.registry import GatewayAdapters
 
 
@@ -262,22 +261,7 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
     for refund in refunds:
         if refund.status != RefundStatus.PENDING:
             continue
-        with session_scope() as session:
-            payment = session.get(Payment, refund.payment_id)
-            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
-        try:
-            adapter = adapters.for_gateway(gateway)
-        except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
-            logger.exception("no adapter for payment gateway %s", gateway.id)
-            # Nothing was sent by this run; a resumed run cannot know about an earlier one.
-            result = GatewayResult(
-                outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
-                result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",
-            )
-        else:
-            result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
-        with session_scope() as session:
-            exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
+        result, exception_id = send_and_settle(refund, order_summary_id, adapters, resuming=resuming)
         if exception_id:
             exceptions.append(exception_id)
         logger.info("refund %s of %s %s: %s %s", refund.id, refund.amount, refund.currency_iso_code,

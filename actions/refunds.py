@@ -6,6 +6,7 @@ record the answer, tell Prefect about it.
 * ``settle_refund``: the answer, in one transaction under the order's lock: Processed
   moves PendingRefund to Refunded; Failed releases it (back to the credit memo); Unknown
   keeps it reserved. The PaymentGatewayLog row written with the refund is completed.
+* ``send_and_settle``: both, for one reserved refund, with its gateway looked up.
 * ``emit_refund_event``: a Prefect event per state (``om.refund.<state>``).
 """
 
@@ -17,11 +18,13 @@ from prefect import get_run_logger
 from prefect.events import emit_event
 from sqlmodel import Session, select
 
+from db.engine import session_scope
 from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
-from db.models import InteractionStatus, Refund, RefundStatus
+from db.models import InteractionStatus, Payment, PaymentGateway, Refund, RefundStatus
 from db.types import utcnow
 from domain.money import quantize
 from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
+from gateways.registry import GatewayAdapters
 
 
 def submit_refund(
@@ -74,6 +77,7 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
     log.request = json.dumps(result.request, default=str)
     log.response = json.dumps(result.response, default=str)
     refund.status = refund_status
+    refund.revision += 1
     refund.gateway_ref_number = result.gateway_reference
     refund.gateway_result_code = result.result_code
     refund.gateway_message = result.message
@@ -93,6 +97,31 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
         description=result.message, background_operation_id=refund.background_operation_id,
     )
     return exception.id
+
+
+def send_and_settle(refund: Refund, order_summary_id: str, adapters: GatewayAdapters, *, resuming: bool) -> tuple[GatewayResult, str | None]:
+    """Send one reserved (Pending) refund to its gateway and record the answer.
+
+    A gateway that cannot be configured settles the refund as an error (nothing was sent),
+    unless the run is resuming an earlier one, which may have sent it: then it stays
+    unknown. Returns the gateway's result and a ProcessException id, if one was filed.
+    """
+    with session_scope() as session:
+        payment = session.get(Payment, refund.payment_id)
+        gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+    try:
+        adapter = adapters.for_gateway(gateway)
+    except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
+        get_run_logger().exception("no adapter for payment gateway %s", gateway.id)
+        result = GatewayResult(
+            outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
+            result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",
+        )
+    else:
+        result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
+    with session_scope() as session:
+        exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
+    return result, exception_id
 
 
 def emit_refund_event(refund: Refund, what: str) -> None:

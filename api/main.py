@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.jsonio import ExactJSONResponse
-from api.routes import custom_flows, order_summaries, returns, sobjects
+from api.routes import custom_flows, order_summaries, refunds, returns, sobjects
 
 
 def create_app() -> FastAPI:
@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     app.include_router(order_summaries.router)
     app.include_router(returns.router)
     app.include_router(custom_flows.router)
+    app.include_router(refunds.router)
     app.include_router(sobjects.router)
 
     @app.get("/health", include_in_schema=False)

@@ -44,7 +44,8 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
-def _replay(session: Session, key: str, request_fingerprint: str) -> Response | None:
+def replay_stored(session: Session, key: str, request_fingerprint: str) -> Response | None:
+    """The stored answer to this key (409 if it was for another request), or None."""
     stored = session.get(IdempotentRequest, key)
     if stored is None:
         return None
@@ -73,7 +74,7 @@ def run_sync_action(
     caller.require(permission)
     key = caller.scoped(idempotency_key) if idempotency_key else None
     request_fingerprint = fingerprint("POST", path, body)
-    if key and (replayed := _replay(session, key, request_fingerprint)):
+    if key and (replayed := replay_stored(session, key, request_fingerprint)):
         session.rollback()
         return replayed
     target = {}
@@ -96,7 +97,7 @@ def run_sync_action(
     except (OrderManagementError, ApiError, IntegrityError):
         session.rollback()
         # A request racing ours under the same key committed first: answer what it answered.
-        if key and (replayed := _replay(session, key, request_fingerprint)):
+        if key and (replayed := replay_stored(session, key, request_fingerprint)):
             session.rollback()
             return replayed
         raise

@@ -81,6 +81,7 @@ class RefundStatus(StrEnum):
     PROCESSED = "Processed"
     FAILED = "Failed"
     UNKNOWN = "Unknown"
+    REVERSED = "Reversed"  # processed, then reported failed by the gateway: the amounts are unwound
 
 
 class PaymentStatus(StrEnum):
@@ -134,6 +135,15 @@ class PaymentGatewayBase(SQLModel):
         description="Name of the Prefect block document holding this gateway's configuration.",
     )
     status: str = Field(default="Active", max_length=40)
+    one_refund_at_a_time: bool = Field(
+        default=False, description="The gateway takes one refund per payment at a time (refunds wait for the last answer).")
+    refund_unsupported_methods: str | None = Field(
+        default=None, max_length=255,
+        description="Comma-separated payment methods the gateway cannot refund, e.g. 'DigitalWallet'.")
+
+    def refunds_method(self, method: str) -> bool:
+        unsupported = {m.strip() for m in (self.refund_unsupported_methods or "").split(",") if m.strip()}
+        return method not in unsupported
 
 
 class PaymentGatewayCreate(SalesforceShape, PaymentGatewayBase):
@@ -711,6 +721,10 @@ class RefundPublic(PublicShape):
     gateway_result_code: str | None
     gateway_message: str | None
     background_operation_id: str | None
+    reason: str | None
+    note: str | None
+    direct_debit_override_reason: str | None
+    revision: int
     created_date: datetime
     last_modified_date: datetime
 
@@ -720,7 +734,10 @@ class Refund(SQLModel, table=True):
     gateway is called; the key is what the gateway sees, so a retry cannot refund twice."""
 
     __tablename__ = "refund"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),
+        Index("ix_refund_created_date_id", "created_date", "id"),  # keyset paging of Query Refunds
+    )
     id: str = Field(primary_key=True, max_length=18)
     order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
     payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
@@ -734,6 +751,11 @@ class Refund(SQLModel, table=True):
     gateway_ref_number: str | None = Field(default=None, max_length=255)
     gateway_result_code: str | None = Field(default=None, max_length=255)
     gateway_message: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=255, description="Why (payment-level refunds).")
+    note: str | None = Field(default=None, max_length=1000, description="A free-text note for the record.")
+    direct_debit_override_reason: str | None = Field(
+        default=None, max_length=255, description="Why a direct debit was refunded despite the risk (seed 002).")
+    revision: int = Field(default=1, description="Grows by one on every change; webhook subscribers order events by it.")
     background_operation_id: str | None = Field(default=None, max_length=36, index=True)
     created_date: datetime = _created_column()
     last_modified_date: datetime = _created_column()

@@ -54,3 +54,27 @@ class GatewayError(OrderManagementError):
 
     error_code = "GATEWAY_ERROR"
     http_status = 502
+
+
+class PreviouslyRefundedAmountMismatchError(InvalidInputError):
+    """The caller's previouslyRefundedAmount is not what the payment's succeeded refunds
+    add up to: another refund happened since the caller looked (seed 003)."""
+
+    error_code = "PREVIOUSLY_REFUNDED_AMOUNT_MISMATCH"
+    http_status = 409
+
+
+class NotRefundableError(InvalidInputError):
+    """The payment cannot be refunded now; ``error_code`` says why (domain/refundability.py)."""
+
+    http_status = 400
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.error_code = reason
+
+
+class RefundAmountOutOfRangeError(InvalidInputError):
+    """The amount is outside what the payment can refund now (min..max refundable)."""
+
+    error_code = "INVALID_REFUND_AMOUNT"

@@ -107,6 +107,18 @@ class SandboxGatewayAdapter:
             return GatewayResult(outcome=outcome, message=message, request=request, response={})
         return self._answer(row, request, replayed=False)
 
+    def reverse_refund(self, idempotency_key: str, message: str = "The refund failed after it was approved") -> bool:
+        """Make an approved refund fail afterwards, as a card network sometimes does (the
+        test hook behind seed 003's REVERSED); True if there was one to reverse."""
+        with Session(self._engine) as session:
+            row = self._first_booking(session, SandboxGatewayRefund, idempotency_key)
+            if row is None or row.outcome != "approve":
+                return False
+            row.outcome, row.result_code, row.message = "reversed", "refund_reversed", message
+            session.add(row)
+            session.commit()
+            return True
+
     def _lookup(self, books: type[SandboxGatewayBooking], key: str) -> GatewayResult | None:
         with Session(self._engine) as session:
             row = self._first_booking(session, books, key)
@@ -119,10 +131,10 @@ class SandboxGatewayAdapter:
 
     @staticmethod
     def _answer(row: SandboxGatewayBooking, request: dict, *, replayed: bool) -> GatewayResult:
-        outcome = _SCRIPT[row.outcome][0]
+        outcome = GatewayOutcome.DECLINED if row.outcome == "reversed" else _SCRIPT[row.outcome][0]
         response = {
             "id": row.gateway_reference,
-            "status": {"approve": "succeeded", "decline": "failed", "error": "failed"}[row.outcome],
+            "status": {"approve": "succeeded", "decline": "failed", "error": "failed", "reversed": "failed"}[row.outcome],
             "amount": str(row.amount),
             "currency": row.currency,
             "result_code": row.result_code,

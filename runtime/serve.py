@@ -20,6 +20,9 @@ DEPLOYMENTS: tuple[str, ...] = (
     "cancel-to-refund/cancel-to-refund",
     "return-to-refund/return-to-refund",
     "invoice-to-funds/invoice-to-funds",
+    "refund-payment/refund-payment",
+    "send-payment-refund/send-payment-refund",
+    "record-refund-reversal/record-refund-reversal",
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
 )
 
@@ -39,6 +42,9 @@ OPTIONS: dict[str, dict] = {
                          "enforce_parameter_schema": False},
     "invoice-to-funds": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                          "enforce_parameter_schema": False},
+    "refund-payment": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY, "enforce_parameter_schema": False},
+    "send-payment-refund": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
+    "record-refund-reversal": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
     "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                            "enforce_parameter_schema": False},
     "audit-ledger": {

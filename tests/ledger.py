@@ -30,6 +30,8 @@ def assert_ledger_invariants(store_url: str) -> None:
         assert ours.amount == row.amount
         if row.outcome == "approve":
             assert ours.status in (RefundStatus.PROCESSED, RefundStatus.UNKNOWN), (ours.id, ours.status)
+        elif row.outcome == "reversed":
+            assert ours.status in (RefundStatus.PROCESSED, RefundStatus.REVERSED), (ours.id, ours.status)
         else:
             assert ours.status == RefundStatus.FAILED, (ours.id, ours.status)
     for key, refund in refunds.items():
