@@ -56,6 +56,20 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _locked_reads_are_fresh(state) -> None:
+    """A row read FOR UPDATE always replaces what the session already holds for it.
+
+    Without this, an object loaded before its lock was taken (say, to find which order to
+    lock) keeps its stale attributes: the SELECT ... FOR UPDATE waits for the other
+    writer, then its fresh values are dropped by the identity map, and an increment made
+    on the stale value loses the other writer's update. Found by a test where two partial
+    refunds of one payment raced on PostgreSQL.
+    """
+    if state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        state.update_execution_options(populate_existing=True)
+
+
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error (nothing half-written)."""

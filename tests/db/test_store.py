@@ -157,3 +157,22 @@ def test_an_authorization_raises_the_summarys_authorization_amount(store):
     assert summary["AuthorizationAmount"] == D("75.50") and summary["AvailableToCaptureAmount"] == D("65.50")
     assert public["AvailableToCaptureAmount"] == D("75.50") and public["GatewayRefNumber"].startswith("auth_sbx_")
     assert_ledger_invariants(store)
+
+
+def test_a_row_read_for_update_replaces_what_the_session_held(store):
+    """The session loaded a payment before locking it; another writer changed it meanwhile:
+    the locked read must see the other writer's value, or an increment would lose it."""
+    from db.ledger import get_or_raise
+    from db.models import Payment
+
+    with session_scope(store) as s:
+        order = make_order(s, payments=["50.00"])
+    payment_id = order.payments[order.summaries[0]][0]
+    with session_scope(store) as first:
+        stale = first.get(Payment, payment_id)
+        assert stale.pending_refund_amount == 0
+        first.commit()  # end the read transaction (SQLite would otherwise block the other writer)
+        with session_scope(store) as other:
+            other.get(Payment, payment_id).pending_refund_amount = D("30.00")
+        locked = get_or_raise(first, Payment, payment_id, for_update=True)
+        assert locked is stale and locked.pending_refund_amount == D("30.00")
