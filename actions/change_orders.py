@@ -23,7 +23,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
-from actions.fields import ActionModel, Quantity, RecordId, drop_default
+from actions.fields import ShortText, ActionModel, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary, order_payment_summaries
@@ -41,8 +41,8 @@ class ChangeItem(ActionModel):
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The order item (10u...).")
     quantity: Quantity = Field(title="Quantity", description="How many units to change (> 0, at most 4 decimals).")
-    reason: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=255, title="Reason", description="Why, for the record.", json_schema_extra=drop_default
+    reason: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason", description="Why, for the record.", json_schema_extra=drop_default
     )
 
 

@@ -15,7 +15,7 @@ pydantic validation (exact, Decimal) is the check.
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from db.ids import is_valid_id
@@ -70,3 +70,18 @@ Quantity = Annotated[
     WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
 ]
 """A positive item quantity, at most 4 decimal places (what the store keeps exactly)."""
+
+
+# Length limits sit on the str itself, not on ``str | None``: pydantic cannot apply them to
+# an explicit null and raises TypeError (a 500) instead of accepting the None.
+ShortText = Annotated[str, StringConstraints(max_length=255)]
+"""Up to 255 characters (a reason)."""
+
+RequiredShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+"""1 to 255 characters."""
+
+LongText = Annotated[str, StringConstraints(max_length=1000)]
+"""Up to 1,000 characters (a note)."""
+
+CurrencyCode = Annotated[str, StringConstraints(min_length=3, max_length=3)]
+"""An ISO 4217 code, e.g. USD."""

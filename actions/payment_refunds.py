@@ -26,7 +26,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, select
 
-from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
+from actions.fields import CurrencyCode, LongText, RequiredShortText, ShortText, ActionModel, MoneyAmount, RecordId, drop_default
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
@@ -60,20 +60,20 @@ class RefundPaymentInput(ActionModel):
         default=None, title="Amount", description="How much; blank refunds all that can be refunded.",
         json_schema_extra=drop_default,
     )
-    currency_code: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=3, max_length=3, title="Currency Code",
+    currency_code: CurrencyCode | SkipJsonSchema[None] = Field(
+        default=None, title="Currency Code",
         description="If given, must be the payment's currency (ISO 4217).", json_schema_extra=drop_default,
     )
-    reason: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=255, title="Reason", description="Why, for the record.", json_schema_extra=drop_default)
-    note: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=1000, title="Note", description="A note for the record.", json_schema_extra=drop_default)
+    reason: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason", description="Why, for the record.", json_schema_extra=drop_default)
+    note: LongText | SkipJsonSchema[None] = Field(
+        default=None, title="Note", description="A note for the record.", json_schema_extra=drop_default)
     previously_refunded_amount: MoneyAmount | SkipJsonSchema[None] = Field(
         default=None, title="Previously Refunded Amount", json_schema_extra=drop_default,
         description="What you saw refunded (succeeded refunds) before asking; refused if it changed since.",
     )
-    direct_debit_override_reason: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=255, title="Direct Debit Override Reason", json_schema_extra=drop_default,
+    direct_debit_override_reason: RequiredShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Direct Debit Override Reason", json_schema_extra=drop_default,
         description="Refund a direct debit anyway (the payer's bank may refund it too): why.",
     )
 

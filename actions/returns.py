@@ -23,7 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
-from actions.fields import ActionModel, MoneyAmount, Quantity, RecordId, drop_default
+from actions.fields import ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary
@@ -46,8 +46,8 @@ class ReturnOrderLineItemInput(ActionModel):
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The fulfilled order item (10u...).")
     quantity_expected: Quantity = Field(title="Quantity Expected", description="Units expected back (> 0).")
-    reason_for_return: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=255, title="Reason For Return", description="Why, for the record.",
+    reason_for_return: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason For Return", description="Why, for the record.",
         json_schema_extra=drop_default,
     )
 
@@ -91,8 +91,8 @@ class ReturnOrderItemInput(ActionModel):
                                            description="Received units refused and sent back to the customer.")
     quantity_to_cancel: CountOrZero = Field(default=ZERO, title="Quantity To Cancel",
                                             description="Expected units that will not come back.")
-    reason_for_rejection: str | SkipJsonSchema[None] = Field(
-        default=None, max_length=255, title="Reason For Rejection", description="Why units were rejected.",
+    reason_for_rejection: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason For Rejection", description="Why units were rejected.",
         json_schema_extra=drop_default,
     )
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from actions.fields import ActionModel, RecordId
+from actions.fields import ActionModel, CurrencyCode, LongText, RecordId, RequiredShortText, ShortText
 from actions.payment_refunds import (
     PaymentRefundOutput, RefundabilityOutput, RefundPaymentInput, payment_refundability, refund_output,
     reserve_payment_refund,
@@ -49,13 +49,13 @@ class RefundRequest(ActionModel):
 
     charge_id: RecordId = Field(description="The payment (charge) to refund.")
     amount: Decimal | None = Field(default=None, gt=0, description="Omit to refund all that remains.")
-    currency_code: str | None = Field(default=None, min_length=3, max_length=3)
-    reason: str | None = Field(default=None, max_length=255)
-    note: str | None = Field(default=None, max_length=1000)
+    currency_code: CurrencyCode | None = None
+    reason: ShortText | None = None
+    note: LongText | None = None
 
 
 class DirectDebitOverride(ActionModel):
-    reason: str = Field(min_length=1, max_length=255, description="Why a direct debit is refunded anyway.")
+    reason: RequiredShortText = Field(description="Why a direct debit is refunded anyway.")
 
 
 class CreateRefundRequest(ActionModel):
@@ -115,27 +115,26 @@ def create_refund(caller: CurrentCaller, session: SessionDep, body: ExactBody, r
         if key and (replayed := replay_stored(session, key, request_fingerprint)):
             return replayed
         raise
-    answer["backgroundOperationId"] = _start_sending(session, refund.id, key, answer)
-    return ExactJSONResponse(answer, status_code=201)
+    return ExactJSONResponse(_start_sending(session, refund.id, key, answer), status_code=201)
 
 
-def _start_sending(session, refund_id: str, key: str | None, answer: dict[str, Any]) -> str | None:
-    """Start the operation that sends the recorded refund. Should that fail, the refund stays
-    PENDING with no operation and resolve-gateway-outcomes sends it later, with its key."""
+def _start_sending(session, refund_id: str, key: str | None, answer: dict[str, Any]) -> dict[str, Any]:
+    """Start the operation that sends the recorded refund; the answer with its id. Should
+    that fail, the refund stays PENDING with no operation and resolve-gateway-outcomes sends
+    it later, with its key."""
     try:
         operation_id = str(start_operation(SEND_DEPLOYMENT, {"refund_id": refund_id}, idempotency_key=f"send-{refund_id}"))
     except ApiError:
         logger.warning("could not start %s for refund %s; the resolver will send it", SEND_DEPLOYMENT, refund_id)
-        return None
-    answer = {**answer, "backgroundOperationId": operation_id}
-    answer["refund"] = {**answer["refund"], "backgroundOperationId": operation_id}
+        return answer
+    answer = {"refund": {**answer["refund"], "backgroundOperationId": operation_id}, "backgroundOperationId": operation_id}
     session.execute(update(Refund).where(Refund.id == refund_id, Refund.background_operation_id.is_(None))
                     .values(background_operation_id=operation_id))
     if key:
         session.execute(update(IdempotentRequest).where(IdempotentRequest.key == key)
                         .values(response_body=dumps(answer).decode()))
     session.commit()
-    return operation_id
+    return answer
 
 
 @router.get("/refunds/{refund_id}", summary="Get Refund")
