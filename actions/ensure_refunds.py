@@ -28,6 +28,7 @@ from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
+from db.outbox import CREATED, record_refund_event
 from db.ledger import (
     credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries,
     refundable_payments, reserve_refund,
@@ -208,6 +209,8 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
         session.add(memo)
     session.add_all(invoices)
     session.flush()
+    for refund in refunds:
+        record_refund_event(session, refund, CREATED)
     return refunds
 
 

@@ -31,8 +31,9 @@ from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary, reserve_refund
+from db.outbox import CREATED, UPDATED, record_refund_event
 from db.models import (
-    InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog,
+    REFUND_API_STATUS, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog,
     PaymentMethodType, PaymentStatus, Refund, RefundStatus,
 )
 from db.types import utcnow
@@ -46,10 +47,7 @@ from gateways.registry import GatewayAdapters
 
 PAYMENT_FUNDING = "Payment"  # Refund.funding_source of a payment-level refund
 
-WIX_STATUS = {
-    RefundStatus.PENDING: "PENDING", RefundStatus.UNKNOWN: "PENDING", RefundStatus.PROCESSED: "SUCCEEDED",
-    RefundStatus.FAILED: "FAILED", RefundStatus.REVERSED: "REVERSED",
-}
+
 
 
 class RefundPaymentInput(ActionModel):
@@ -113,7 +111,7 @@ def refund_output(refund: Refund) -> PaymentRefundOutput:
     return PaymentRefundOutput(
         id=refund.id, charge_id=refund.payment_id, order_payment_summary_id=refund.order_payment_summary_id,
         amount=quantize(refund.amount, refund.currency_iso_code, strict=False), currency_code=refund.currency_iso_code,
-        status=WIX_STATUS[RefundStatus(refund.status)], reason=refund.reason, note=refund.note,
+        status=REFUND_API_STATUS[refund.status], reason=refund.reason, note=refund.note,
         direct_debit_override_reason=refund.direct_debit_override_reason, gateway_reference_number=refund.gateway_ref_number,
         gateway_result_code=refund.gateway_result_code, background_operation_id=refund.background_operation_id,
         revision=refund.revision, created_date=refund.created_date, updated_date=refund.last_modified_date,
@@ -192,6 +190,7 @@ def reserve_payment_refund(*, session: Session, request: RefundPaymentInput, ope
         interaction_type=InteractionType.REFUND, sf_ref_number=refund.idempotency_key, background_operation_id=operation_id,
     )])
     session.flush()
+    record_refund_event(session, refund, CREATED)
     return refund
 
 
@@ -245,6 +244,7 @@ def reverse_refund(*, session: Session, refund_id: str, gateway_message: str | N
         description=gateway_message,
     )
     session.flush()
+    record_refund_event(session, refund, UPDATED)
     return refund
 
 
@@ -275,7 +275,7 @@ def send_payment_refund(refund_id: str, resuming: bool = False) -> PaymentRefund
         ```
     """
     refund = send_reserved_refund(refund_id, resuming=resuming)
-    get_run_logger().info("refund %s: %s", refund.id, WIX_STATUS[RefundStatus(refund.status)])
+    get_run_logger().info("refund %s: %s", refund.id, REFUND_API_STATUS[refund.status])
     return refund_output(refund)
 
 

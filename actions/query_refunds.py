@@ -19,8 +19,8 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from actions.fields import ActionModel, RecordId
-from actions.payment_refunds import WIX_STATUS, PaymentRefundOutput, refund_output
-from db.models import OrderPaymentSummary, Refund, RefundStatus
+from actions.payment_refunds import PaymentRefundOutput, refund_output
+from db.models import REFUND_API_STATUS, OrderPaymentSummary, Refund, RefundStatus
 from domain.errors import InvalidInputError
 
 MAX_PAGE = 100
@@ -89,7 +89,7 @@ def query_refunds(*, session: Session, query: RefundQuery) -> RefundPage:
         statement = statement.join(OrderPaymentSummary, OrderPaymentSummary.id == Refund.order_payment_summary_id).where(
             OrderPaymentSummary.order_summary_id == refund_filter.order_summary_id)
     if refund_filter.statuses:
-        wanted = [s for s, state in WIX_STATUS.items() if state in {v.value for v in refund_filter.statuses}]
+        wanted = [s for s, state in REFUND_API_STATUS.items() if state in {v.value for v in refund_filter.statuses}]
         statement = statement.where(col(Refund.status).in_([RefundStatus(s).value for s in wanted]))
     if refund_filter.created_from:
         statement = statement.where(Refund.created_date >= refund_filter.created_from)

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from db.engine import session_scope
 from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
 from db.models import InteractionStatus, Payment, PaymentGateway, Refund, RefundStatus
+from db.outbox import UPDATED, record_refund_event
 from db.types import utcnow
 from domain.money import quantize
 from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
@@ -83,6 +84,7 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
     refund.gateway_message = result.message
     refund.last_modified_date = utcnow()
     session.add_all([log, refund])
+    record_refund_event(session, refund, UPDATED)
     if refund_status is RefundStatus.PROCESSED:
         complete_refund(session, refund, succeeded=True)
         return None

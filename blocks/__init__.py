@@ -1,6 +1,8 @@
 """Prefect blocks: configuration and secrets only (found through ``prefect.collections``)."""
 
+from blocks.accounting import AccountingExport
 from blocks.sandbox_gateway import SandboxGateway
 from blocks.store_database import StoreDatabase
+from blocks.webhooks import WebhookSubscription
 
-__all__ = ["SandboxGateway", "StoreDatabase"]
+__all__ = ["AccountingExport", "SandboxGateway", "StoreDatabase", "WebhookSubscription"]

@@ -84,6 +84,13 @@ class RefundStatus(StrEnum):
     REVERSED = "Reversed"  # processed, then reported failed by the gateway: the amounts are unwound
 
 
+# A refund's status as the refunds API, webhooks and exports show it (seed 003's names).
+REFUND_API_STATUS: dict[str, str] = {
+    RefundStatus.PENDING: "PENDING", RefundStatus.UNKNOWN: "PENDING", RefundStatus.PROCESSED: "SUCCEEDED",
+    RefundStatus.FAILED: "FAILED", RefundStatus.REVERSED: "REVERSED",
+}
+
+
 class PaymentStatus(StrEnum):
     DRAFT = "Draft"
     PROCESSED = "Processed"
@@ -847,3 +854,36 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int
     response_body: str = Field(sa_column=Column(Text, nullable=False))
     created_date: datetime = _created_column()
+
+
+# --- the refund events outbox and its webhook deliveries --------------------------------
+
+
+class RefundEvent(SQLModel, table=True):
+    """Refund Created/Updated, written in the same transaction as the change it reports, so
+    an event exists exactly when its change does. ``entity`` is the refund as of the change."""
+
+    __tablename__ = "refund_event"
+    __table_args__ = (UniqueConstraint("event_id", name="uq_refund_event_event_id"),)
+    position: int | None = Field(default=None, primary_key=True, description="Insertion order (for readers).")
+    event_id: str = Field(max_length=36, description="Unique per event: subscribers drop repeats by it.")
+    event_type: str = Field(max_length=40, description="RefundCreated or RefundUpdated.")
+    refund_id: str = Field(max_length=18, index=True)
+    sequence: int = Field(description="The refund's revision after the change: subscribers drop older ones by it.")
+    entity: str = Field(sa_column=Column(Text, nullable=False), description="The refund as JSON.")
+    created_date: datetime = _created_column()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: delivered, waiting for its next attempt, or given up."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("subscription", "event_id", name="uq_webhook_delivery_subscription_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscription: str = Field(max_length=255, index=True, description="The WebhookSubscription block's name.")
+    event_id: str = Field(max_length=36, foreign_key="refund_event.event_id")
+    status: str = Field(default="Pending", max_length=20, index=True, description="Pending, Delivered or Failed.")
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _created_column()
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_date: datetime | None = Field(default=None, sa_type=UTCDateTime)

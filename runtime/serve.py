@@ -23,6 +23,8 @@ DEPLOYMENTS: tuple[str, ...] = (
     "refund-payment/refund-payment",
     "send-payment-refund/send-payment-refund",
     "record-refund-reversal/record-refund-reversal",
+    "deliver-webhooks/deliver-webhooks",
+    "export-refunds/export-refunds",
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
 )
 
@@ -30,6 +32,8 @@ VERSION = "0.1.0"
 CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "8"))  # concurrent ensure-refunds runs
 AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedule
 RESOLVE_CRON = os.environ.get("OM_RESOLVE_CRON", "*/10 * * * *")  # empty: no schedule
+WEBHOOK_CRON = os.environ.get("OM_WEBHOOK_CRON", "* * * * *")  # empty: no schedule
+EXPORT_CRON = os.environ.get("OM_EXPORT_CRON", "*/5 * * * *")  # empty: no schedule
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
@@ -47,6 +51,10 @@ OPTIONS: dict[str, dict] = {
     "record-refund-reversal": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
     "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                            "enforce_parameter_schema": False},
+    "deliver-webhooks": {"tags": ["payments", "webhooks"], "concurrency_limit": 1,
+                         **({"cron": WEBHOOK_CRON} if WEBHOOK_CRON else {})},
+    "export-refunds": {"tags": ["payments", "accounting"], "concurrency_limit": 1,
+                       **({"cron": EXPORT_CRON} if EXPORT_CRON else {})},
     "audit-ledger": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,

@@ -94,7 +94,7 @@ class Stack:
 
         upgrade(self.store_url)
         log("store migrated")
-        register_blocks(self.store_url)
+        register_blocks(self.store_url, self.config.data_dir)
         log("blocks registered")
 
         serve = ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
@@ -142,13 +142,21 @@ class Stack:
             self.postgres = None
 
 
-def register_blocks(store_url: str) -> None:
-    """Register this project's block types and save the store's URL as a block."""
-    from blocks import SandboxGateway, StoreDatabase
+def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
+    """Register this project's block types, save the store's URL as a block and, unless one
+    exists, an accounting export into the data directory."""
+    from prefect.exceptions import ObjectNotFound
 
-    for block in (SandboxGateway, StoreDatabase):
+    from blocks import AccountingExport, SandboxGateway, StoreDatabase, WebhookSubscription
+
+    for block in (AccountingExport, SandboxGateway, StoreDatabase, WebhookSubscription):
         block.register_type_and_schema()
     StoreDatabase(connection_url=store_url).save("store", overwrite=True)
+    if data_dir is not None:
+        try:
+            AccountingExport.load("accounting")
+        except (ValueError, ObjectNotFound):
+            AccountingExport(path=str(data_dir / "accounting" / "refunds-ledger.json")).save("accounting")
 
 
 def wait_for_deployments(*, timeout: float, process: ManagedProcess | None = None) -> None:
