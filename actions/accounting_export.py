@@ -2,13 +2,17 @@
 cursor paging, then keep the external ledger in step from the refund events.
 
 The ledger (blocks/accounting.py) is a JSON file: ``refunds`` (id -> the refund as the
-refunds API shows it), ``eventPosition`` (the last outbox event applied) and
+refunds API shows it), ``eventPosition`` (how far the events were read) and
 ``backfilled``. The backfill notes the outbox position *before* it pages, then applies
-every later event, so a refund changed while the backfill ran is brought up to date. An
-event is applied only if its sequence is not older than what the ledger holds, so
-applying one twice or out of order changes nothing. Events younger than
-``settle_seconds`` wait for the next run: one with a smaller position may still be
-committing.
+every later event, so a refund changed while the backfill ran is brought up to date.
+
+An event is applied only if its sequence is not older than what the ledger holds, so
+applying one twice or out of order changes nothing. That makes the catch-up safe to
+overlap: positions are handed out at insert but transactions commit in their own order,
+so each run reads again the last ``REREAD`` positions before ``eventPosition``, and reads
+only events older than ``settle_seconds``; an event committed later than both allow (a
+transaction open for minutes, or clocks skewed between hosts) would be missed, which the
+audit of the export against the store (``compare``) shows.
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ from db.outbox import refund_entity
 from db.types import utcnow
 
 
+REREAD = 1000  # positions read again on every run (late commits); applying them twice is harmless
+
+
 class ExportRun(ActionModel):
     backfilled: int = Field(description="Refunds copied by the backfill in this run (0 once it is done).")
     events_applied: int = Field(description="Events that changed the ledger.")
-    events_read: int
+    events_read: int = Field(description="New events read (past the previous position).")
     event_position: int = Field(description="The last event the ledger has applied.")
     refunds_in_ledger: int
 
@@ -72,7 +79,8 @@ def export(target: AccountingExport, *, page_size: int = 100) -> ExportRun:
     backfilled = 0
     if not ledger["backfilled"]:
         with session_scope() as session:
-            ledger["eventPosition"] = session.exec(select(func.coalesce(func.max(RefundEvent.position), 0))).one()
+            ledger["eventPosition"] = max(0, session.exec(select(func.coalesce(func.max(RefundEvent.position), 0))).one()
+                                          - REREAD)
         query = RefundQuery(limit=page_size)
         while True:
             with session_scope() as session:
@@ -88,20 +96,30 @@ def export(target: AccountingExport, *, page_size: int = 100) -> ExportRun:
 
     applied = read = 0
     settled = utcnow() - timedelta(seconds=target.settle_seconds)
+    position = max(0, ledger["eventPosition"] - REREAD)
     while True:
         with session_scope() as session:
             events = list(session.exec(
-                select(RefundEvent).where(RefundEvent.position > ledger["eventPosition"], RefundEvent.created_date <= settled)
+                select(RefundEvent).where(RefundEvent.position > position, RefundEvent.created_date <= settled)
                 .order_by(col(RefundEvent.position)).limit(page_size)))
         if not events:
             break
         for event in events:
             applied += _apply(ledger, json.loads(event.entity))
-            ledger["eventPosition"] = event.position
-        read += len(events)
+            read += event.position > ledger["eventPosition"]
+            position = event.position
+        ledger["eventPosition"] = max(ledger["eventPosition"], position)
         write_ledger(path, ledger)
     return ExportRun(backfilled=backfilled, events_applied=applied, events_read=read,
                      event_position=ledger["eventPosition"], refunds_in_ledger=len(ledger["refunds"]))
+
+
+def compare(target: AccountingExport) -> list[str]:
+    """Refund ids whose ledger entry differs from the store (missing, extra or stale)."""
+    ledger = read_ledger(Path(target.path))["refunds"]
+    with session_scope() as session:
+        store = {r.id: refund_entity(r) for r in session.exec(select(Refund))}
+    return sorted(rid for rid in store.keys() | ledger.keys() if store.get(rid) != ledger.get(rid))
 
 
 @task(name="export-refunds")

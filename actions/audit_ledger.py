@@ -96,7 +96,7 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
 
     from_memo = _sum_by(memo_applications, lambda a: a.credit_memo_id)
     refunded_from_memo = _sum_by(refunds, lambda r: r.credit_memo_id or "",
-                                 where=lambda r: r.funding_source == "CreditMemo" and r.status != RefundStatus.FAILED)
+                                 where=lambda r: r.funding_source == "CreditMemo" and r.status not in (RefundStatus.FAILED, RefundStatus.REVERSED))
     for memo in memos:
         found += check_balance(memo.id, balance=memo.balance, total=memo.total_amount)
         found += check_sums(memo.id, parent=memo.total_amount - memo.balance,

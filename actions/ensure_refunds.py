@@ -292,7 +292,7 @@ def _output(
         return quantize(sum((r.amount for r in refunds if r.status in statuses), ZERO), currency, strict=False)
 
     excess_asked = request.excess_funds_amount or ZERO
-    excess_refunded = sum((r.amount for r in refunds if r.funding_source == FundSource.EXCESS_FUNDS and r.status != RefundStatus.FAILED), ZERO)
+    excess_refunded = sum((r.amount for r in refunds if r.funding_source == FundSource.EXCESS_FUNDS and r.status not in (RefundStatus.FAILED, RefundStatus.REVERSED)), ZERO)
     return EnsureRefundsOutput(
         order_summary_id=order_summary_id,
         credit_memo_id=request.credit_memo_id,

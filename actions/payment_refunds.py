@@ -48,6 +48,11 @@ from gateways.registry import GatewayAdapters
 PAYMENT_FUNDING = "Payment"  # Refund.funding_source of a payment-level refund
 
 
+def send_key(refund_id: str) -> str:
+    """The Prefect idempotency key of the flow run sending a refund the REST facade recorded."""
+    return f"send-{refund_id}"
+
+
 
 
 class RefundPaymentInput(ActionModel):
@@ -163,11 +168,18 @@ def reserve_payment_refund(*, session: Session, request: RefundPaymentInput, ope
     currency = payment.currency_iso_code
     if request.currency_code and request.currency_code.upper() != currency:
         raise CurrencyMismatchError(f"payment {payment.id} is in {currency}, not {request.currency_code.upper()}")
-    if request.previously_refunded_amount is not None and (
-            quantize(request.previously_refunded_amount, currency) != payment.refunded_amount):
-        raise PreviouslyRefundedAmountMismatchError(
-            f"previouslyRefundedAmount {request.previously_refunded_amount} does not match the "
-            f"{quantize(payment.refunded_amount, currency, strict=False)} refunded so far; check the payment's refunds and ask again")
+    if request.previously_refunded_amount is not None:
+        # A refund still in flight counts as "another refund since you looked": a client
+        # retrying after a network error (seed 003) must not start a second one.
+        if quantize(request.previously_refunded_amount, currency) != payment.refunded_amount:
+            raise PreviouslyRefundedAmountMismatchError(
+                f"previouslyRefundedAmount {request.previously_refunded_amount} does not match the "
+                f"{quantize(payment.refunded_amount, currency, strict=False)} refunded so far; "
+                "check the payment's refunds and ask again")
+        if payment.pending_refund_amount > 0:
+            raise PreviouslyRefundedAmountMismatchError(
+                f"a refund of {quantize(payment.pending_refund_amount, currency, strict=False)} on payment {payment.id} is "
+                "still in progress; wait for it (or query the refunds) and ask again")
     answer = refundability(_facts(session, payment, caller_may_refund=True),
                            override=request.direct_debit_override_reason is not None)
     if not answer.refundable:
@@ -200,6 +212,7 @@ def send_reserved_refund(refund_id: str, *, resuming: bool) -> Refund:
         refund = get_or_raise(session, Refund, refund_id)
         order_summary_id = session.get(OrderPaymentSummary, refund.order_payment_summary_id).order_summary_id
     if refund.status == RefundStatus.PENDING:
+        emit_refund_event(refund, "pending")
         send_and_settle(refund, order_summary_id, GatewayAdapters(), resuming=resuming)
     with session_scope() as session:
         refund = session.get(Refund, refund_id)

@@ -1,10 +1,12 @@
 """Query Refunds (seed 003): filter, sort by creation time, cursor paging.
 
 Paging is by keyset on (CreatedDate, Id), never by offset: a cursor says "after this
-refund" in the query's order, so refunds inserted while a client pages never make it see
-a refund twice or skip one that existed when it started (in ascending order new refunds
-simply come at the end). The cursor carries the query, so the next page is the same
-query; it is opaque (base64 JSON) to callers.
+refund" in the query's order, so a client never sees a refund twice, and never skips one
+that was committed when it started paging, whatever is inserted meanwhile. A refund
+created concurrently may land before the cursor (its CreatedDate is taken before its
+transaction commits) and is then not in this pass; to follow every change, use the
+refund events (webhooks, the accounting export) as seed 003 does. The cursor carries the
+query, so the next page is the same query; it is opaque (base64 JSON) to callers.
 """
 
 from __future__ import annotations

@@ -135,6 +135,7 @@ def emit_refund_event(refund: Refund, what: str) -> None:
             "prefect.resource.name": refund.id,
             "om.amount": str(refund.amount),
             "om.currency": refund.currency_iso_code,
+            "om.revision": str(refund.revision),
         },
         related=[{"prefect.resource.id": f"om.order-payment-summary.{refund.order_payment_summary_id}",
                   "prefect.resource.role": "order-payment-summary"}],

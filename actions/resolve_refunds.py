@@ -47,6 +47,19 @@ def operation_is_running(operation_id: str | None) -> bool:
     return state is not None and not state.is_final()
 
 
+def send_run_is_running(refund_id: str) -> bool:
+    """Whether a flow run started to send this refund (found by its idempotency key, for a
+    refund whose operation id was never recorded) is still going."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+
+    from actions.payment_refunds import send_key
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            idempotency_key=FlowRunFilterIdempotencyKey(any_=[send_key(refund_id)])), limit=5)
+    return any(run.state is not None and not run.state.is_final() for run in runs)
+
+
 @task(name="resolve-refunds")
 def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveRefundsOutput:
     """Settle Pending/Unknown refunds older than ``older_than_seconds`` by asking their gateway.
@@ -80,7 +93,8 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
     resolved: dict[str, int] = {}
     skipped = 0
     for refund in stuck:
-        if operation_is_running(refund.background_operation_id):
+        if operation_is_running(refund.background_operation_id) or (
+                refund.background_operation_id is None and send_run_is_running(refund.id)):
             skipped += 1
             continue
         with session_scope() as session:

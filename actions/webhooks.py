@@ -4,7 +4,7 @@ For each WebhookSubscription block: every refund event since the subscription wa
 gets a WebhookDelivery row (the unique (subscription, event) pair makes this safe to
 repeat); due deliveries are POSTed in event order, each recorded in its own transaction.
 A 2xx answer marks it Delivered; anything else schedules the next attempt after an
-exponential backoff (by default 2 s, 4 s, 8 s, ... at most an hour) until ``max_attempts``, then
+exponential backoff (by default 30 s, 1 min, 2 min, ... at most an hour) until ``max_attempts``, then
 Failed. A crash between the POST and its record sends that event again: subscribers drop
 repeats by ``eventId`` and stale events by ``sequence`` (see ``verify_signature``).
 """
@@ -48,11 +48,11 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance_seconds
         return False
     if abs((time.time() if now is None else now) - timestamp) > tolerance_seconds:
         return False
-    expected = signature_header(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    expected = signature_header(secret, body, timestamp).split("v1=", 1)[1].encode()
+    return hmac.compare_digest(expected, parts.get("v1", "").encode("utf-8", "replace"))
 
 
-def backoff(attempts: int, base_seconds: float = 2.0) -> timedelta:
+def backoff(attempts: int, base_seconds: float = 30.0) -> timedelta:
     """The wait after ``attempts`` failures: base, 2 x base, 4 x base, ... at most an hour."""
     return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
 
@@ -135,9 +135,20 @@ def _subscriptions(names: list[str] | None) -> list[tuple[str, WebhookSubscripti
     return found
 
 
+def redrive_failed(session: Session, name: str) -> int:
+    """Give the subscription's Failed deliveries a fresh set of attempts (after an outage)."""
+    failed = list(session.exec(select(WebhookDelivery).where(WebhookDelivery.subscription == name,
+                                                             WebhookDelivery.status == "Failed")))
+    for delivery in failed:
+        delivery.status, delivery.attempts, delivery.next_attempt_at = "Pending", 0, utcnow()
+        session.add(delivery)
+    return len(failed)
+
+
 @task(name="deliver-webhooks")
-def deliver_webhooks(subscriptions: list[str] | None = None) -> list[WebhookRun]:
-    """Queue new refund events for each subscription and attempt the due deliveries.
+def deliver_webhooks(subscriptions: list[str] | None = None, redrive: bool = False) -> list[WebhookRun]:
+    """Queue new refund events for each subscription and attempt the due deliveries
+    (with ``redrive``, Failed ones get a fresh set of attempts first).
 
     Example:
         ```python
@@ -157,6 +168,8 @@ def deliver_webhooks(subscriptions: list[str] | None = None) -> list[WebhookRun]
                 logger.info("subscription %s is paused", name)
                 continue
             with session_scope() as session:
+                if redrive and (again := redrive_failed(session, name)):
+                    logger.info("subscription %s: %d failed deliveries queued again", name, again)
                 queued = enqueue(session, name, subscription, since)
             counts = deliver_due(name, subscription, http)
             runs.append(WebhookRun(subscription=name, queued=queued, **counts))

@@ -1,6 +1,7 @@
 """Where refund webhooks go and how they are signed."""
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
@@ -43,15 +44,19 @@ class WebhookSubscription(Block):
     signing_secret: SecretStr = Field(description="Shared secret of the HMAC-SHA256 signature in the OM-Signature header.")
     event_types: list[EventType] = Field(
         default_factory=lambda: ["RefundCreated", "RefundUpdated"], description="Which events to send.")
-    max_attempts: int = Field(default=8, ge=1, le=30, description="Attempts per event before it is marked Failed.")
+    max_attempts: int = Field(
+        default=20, ge=1, le=50, description="Attempts per event before it is marked Failed (20: about 14 hours).")
     timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="How long to wait for the endpoint's answer.")
     backoff_seconds: float = Field(
-        default=2.0, ge=0.01, le=600, description="Wait after the first failure; doubled after each next one (at most an hour).")
+        default=30.0, ge=0.01, le=600,
+        description="Wait after the first failure; doubled after each next one, at most an hour.")
     active: bool = Field(default=True, description="Switch off to pause deliveries (events keep queueing).")
 
     @field_validator("url")
     @classmethod
     def _https_or_loopback(cls, url: str) -> str:
-        if url.startswith("https://") or url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+        parsed = urlsplit(url)
+        if parsed.hostname and (parsed.scheme == "https" or (
+                parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost", "::1"))):
             return url
         raise ValueError("webhook URLs must be https (plain http only on the loopback interface)")

@@ -741,10 +741,7 @@ class Refund(SQLModel, table=True):
     gateway is called; the key is what the gateway sees, so a retry cannot refund twice."""
 
     __tablename__ = "refund"
-    __table_args__ = (
-        UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),
-        Index("ix_refund_created_date_id", "created_date", "id"),  # keyset paging of Query Refunds
-    )
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),)
     id: str = Field(primary_key=True, max_length=18)
     order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
     payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
@@ -838,7 +835,7 @@ class ProcessException(SQLModel, table=True):
     created_date: datetime = _created_column()
 
 
-Index("ix_refund_created", Refund.created_date, Refund.id)
+Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds
 
 
 # --- the REST facade's idempotency keys for synchronous actions -------------------------

@@ -7,13 +7,14 @@ from actions.webhooks import WebhookRun, deliver_webhooks
 
 
 @flow(name="deliver-webhooks", persist_result=False)
-def deliver_refund_webhooks(subscriptions: tuple[str, ...] = ()) -> list[WebhookRun]:
+def deliver_refund_webhooks(subscriptions: tuple[str, ...] = (), redrive_failed: bool = False) -> list[WebhookRun]:
     """Send Refund Created/Updated webhooks to each subscription, retrying failed ones with backoff.
 
     Args:
         subscriptions: WebhookSubscription block names; blank sends to every subscription.
+        redrive_failed: Give deliveries that ran out of attempts (say, after an outage) a fresh start.
     """
-    return deliver_webhooks(list(subscriptions) or None)
+    return deliver_webhooks(list(subscriptions) or None, redrive_failed)
 
 
 @flow(name="export-refunds", persist_result=False)

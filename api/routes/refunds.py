@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from actions.fields import ActionModel, CurrencyCode, LongText, RecordId, RequiredShortText, ShortText
 from actions.payment_refunds import (
     PaymentRefundOutput, RefundabilityOutput, RefundPaymentInput, payment_refundability, refund_output,
-    reserve_payment_refund,
+    reserve_payment_refund, send_key,
 )
 from actions.query_refunds import RefundFilter, RefundQuery, SortOrder, query_refunds
 from api.deps import CurrentCaller, SessionDep
@@ -123,11 +123,12 @@ def _start_sending(session, refund_id: str, key: str | None, answer: dict[str, A
     that fail, the refund stays PENDING with no operation and resolve-gateway-outcomes sends
     it later, with its key."""
     try:
-        operation_id = str(start_operation(SEND_DEPLOYMENT, {"refund_id": refund_id}, idempotency_key=f"send-{refund_id}"))
-    except ApiError:
-        logger.warning("could not start %s for refund %s; the resolver will send it", SEND_DEPLOYMENT, refund_id)
+        operation_id = str(start_operation(SEND_DEPLOYMENT, {"refund_id": refund_id}, idempotency_key=send_key(refund_id)))
+    except Exception:  # noqa: BLE001 - the refund is recorded: answer it, whatever Prefect says
+        logger.exception("could not start %s for refund %s; the resolver will send it", SEND_DEPLOYMENT, refund_id)
         return answer
     answer = {"refund": {**answer["refund"], "backgroundOperationId": operation_id}, "backgroundOperationId": operation_id}
+    # If this fails the run still sends it; the resolver finds that run by its key (send_key).
     session.execute(update(Refund).where(Refund.id == refund_id, Refund.background_operation_id.is_(None))
                     .values(background_operation_id=operation_id))
     if key:
@@ -139,6 +140,7 @@ def _start_sending(session, refund_id: str, key: str | None, answer: dict[str, A
 
 @router.get("/refunds/{refund_id}", summary="Get Refund")
 def get_refund(refund_id: str, _caller: CurrentCaller, session: SessionDep):
+    """The refund: status (PENDING, SUCCEEDED, FAILED, REVERSED), amount, revision, gateway reference."""
     refund = get_or_raise(session, Refund, refund_id)
     return ExactJSONResponse({"refund": _wire(refund_output(refund))})
 
@@ -177,7 +179,8 @@ def _refund_query(raw: dict[str, Any]) -> RefundQuery:
     if not isinstance(created, dict) or set(created) - {"$gte", "$lt"}:
         raise InvalidInputError('createdDate takes {"$gte": ..., "$lt": ...}')
     sort = raw.get("sort") or [{"fieldName": "createdDate", "order": "ASC"}]
-    if not isinstance(sort, list) or len(sort) != 1 or sort[0].get("fieldName") != "createdDate":
+    if (not isinstance(sort, list) or len(sort) != 1 or not isinstance(sort[0], dict)
+            or sort[0].get("fieldName") != "createdDate"):
         raise InvalidInputError("refunds sort by createdDate only")
     order = str(sort[0].get("order", "ASC")).upper()
     if order not in SortOrder.__members__:

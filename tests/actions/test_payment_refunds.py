@@ -122,6 +122,46 @@ def test_previously_refunded_amount_must_match_the_succeeded_refunds(store):
     assert_ledger_invariants(store)
 
 
+def test_a_retry_while_the_first_refund_is_in_flight_is_refused(store):
+    """The client sent 15.00 with previouslyRefundedAmount 0, lost the answer and sends it
+    again while the first is still PENDING: refused, not refunded twice."""
+    _, charge = _charge(store, "40.00")
+    first = _reserve(store, charge, amount=D("15.00"), previously_refunded_amount=D("0"))
+    before = snapshot(store)
+    with pytest.raises(PreviouslyRefundedAmountMismatchError, match="in progress"):
+        _reserve(store, charge, amount=D("15.00"), previously_refunded_amount=D("0"))
+    assert snapshot(store) == before
+    send_reserved_refund(first, resuming=False)
+    assert _payment(store, charge).refunded_amount == D("15.00")
+    assert_ledger_invariants(store)
+
+
+def test_reversing_a_credit_memo_refund_puts_the_credit_back(store):
+    from prefect import flow
+
+    from actions.ensure_refunds import EnsureRefundsInput, ensure_refunds
+    from db.models import CreditMemo
+
+    with session_scope(store) as s:
+        order = make_order(s, payments=["60.00"], credit_memo="30.00", gateway_block=GATEWAY)
+
+    @flow
+    def refund_memo():
+        return ensure_refunds(order.order_summary_id, EnsureRefundsInput(credit_memo_id=order.credit_memo_id),
+                              f"reversal-test-{order.order_summary_id}")
+
+    (refund,) = refund_memo().refunds
+    with session_scope(store) as s:
+        key = s.get(Refund, refund.refund_id).idempotency_key
+    SandboxGatewayAdapter().reverse_refund(key)
+    with session_scope(store) as s:
+        reverse_refund(session=s, refund_id=refund.refund_id, gateway_message="returned by the issuer")
+    with session_scope(store) as s:
+        assert s.get(CreditMemo, order.credit_memo_id).balance == D("30.00")  # owed to the customer again
+        assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == 0
+    assert_ledger_invariants(store)
+
+
 def test_two_concurrent_partial_refunds_beyond_the_cap_one_is_refused(store):
     _, charge = _charge(store, "50.00")
     outcomes, barrier = [], threading.Barrier(2)

@@ -171,6 +171,14 @@ def test_a_dead_endpoint_is_retried_with_backoff_then_given_up(store, receiver):
     assert all("503" in d.last_error for d in deliveries)
     assert len(hooks.receipts) == 9 and {r["entityId"] for r in hooks.receipts} == set(refund_ids)
 
+    hooks.always_fail = False  # the endpoint is back: an operator re-drives what failed
+    from flows.refund_events import deliver_refund_webhooks
+
+    deliver_refund_webhooks((name,), redrive_failed=True)
+    with session_scope(store) as s:
+        statuses = {d.status for d in s.exec(select(WebhookDelivery).where(WebhookDelivery.subscription == name))}
+    assert statuses == {"Delivered"} and len(hooks.applied) == 3
+
 
 def test_a_bad_signature_is_rejected_by_the_subscriber():
     body = b'{"eventId":"x"}'
@@ -178,6 +186,7 @@ def test_a_bad_signature_is_rejected_by_the_subscriber():
 
     good = signature_header(SECRET, body)
     assert verify_signature(SECRET, good, body)
+    assert not verify_signature(SECRET, good.split("v1=")[0] + "v1=é", body)  # non-ASCII: refused, not a crash
     assert not verify_signature(SECRET, good, body + b" ")
     assert not verify_signature("another secret", good, body)
     assert not verify_signature(SECRET, signature_header(SECRET, body, timestamp=1), body)  # too old: a replay
@@ -185,8 +194,10 @@ def test_a_bad_signature_is_rejected_by_the_subscriber():
 
 
 def test_webhook_urls_must_be_https_or_loopback():
-    with pytest.raises(ValueError):
-        WebhookSubscription(url="http://ledger.example/hooks", signing_secret=SECRET)
+    for url in ("http://ledger.example/hooks", "http://localhost.evil.example/hooks", "ftp://127.0.0.1/x", "https://"):
+        with pytest.raises(ValueError):
+            WebhookSubscription(url=url, signing_secret=SECRET)
+    assert WebhookSubscription(url="http://localhost:8080/hooks", signing_secret=SECRET).url
     assert WebhookSubscription(url="https://ledger.example/hooks", signing_secret=SECRET).url
 
 
@@ -216,3 +227,6 @@ def test_the_accounting_export_matches_the_store_exactly(store, tmp_path, prefec
     third = export_refunds_to_accounting(block)
     assert (third.events_read, third.events_applied) == (0, 0)
     assert json.loads(ledger_path.read_text()) == ledger
+    from actions.accounting_export import compare
+
+    assert compare(AccountingExport.load(block)) == []

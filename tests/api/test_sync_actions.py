@@ -19,3 +19,15 @@ def test_key_order_does_not_matter_but_every_value_does():
     assert fingerprint("POST", path, a) == fingerprint("POST", path, b)
     assert fingerprint("POST", path, a) != fingerprint("POST", path, changed)
     assert fingerprint("POST", path, a) != fingerprint("POST", path + "/x", a)
+
+
+def test_the_refunds_api_is_documented_in_openapi():
+    from api.main import create_app
+
+    paths = create_app().openapi()["paths"]
+    for path, method in [("/payments/refunds/v1/refunds", "post"), ("/payments/refunds/v1/refunds/{refund_id}", "get"),
+                         ("/payments/refunds/v1/refunds/query", "post"), ("/payments/refunds/v1/refundability", "get")]:
+        operation = paths[path][method]
+        assert operation["summary"] and operation.get("description"), path
+    create = paths["/payments/refunds/v1/refunds"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"refund", "previouslyRefundedAmount", "directDebitOverride"} <= set(create["properties"])

@@ -56,6 +56,20 @@ def wait_until_settled(api, refund_id, timeout=120):
     raise AssertionError(f"refund {refund_id} still PENDING after {timeout}s")
 
 
+def _prefect_events_of(refund_id, timeout=30):
+    from prefect.events.filters import EventFilter, EventResourceFilter
+
+    deadline, names = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(EventFilter(resource=EventResourceFilter(id=[f"om.refund.{refund_id}"])))
+        names = {event.event for event in page.events}
+        if {"om.refund.pending", "om.refund.processed"} <= names:
+            break
+        time.sleep(0.5)
+    return names
+
+
 def test_create_refund_pending_then_succeeded(sf, engine, api):
     _order, charge = a_charge(sf, 80.00)
     created = api.post("/refunds", {"refund": {"chargeId": charge, "amount": "30.00", "reason": "late delivery"},
@@ -69,6 +83,7 @@ def test_create_refund_pending_then_succeeded(sf, engine, api):
         assert client.read_deployment(run.deployment_id).name == "send-payment-refund"
     refund = wait_until_settled(api, body["refund"]["id"])
     assert (refund["status"], refund["revision"]) == ("SUCCEEDED", 2)
+    assert _prefect_events_of(refund["id"]) >= {"om.refund.pending", "om.refund.processed"}  # for automations
     assert D(str(sf.Payment.get(charge)["RefundedAmount"])) == D("30.00")
     refundability = api.get("/refundability", chargeId=charge).json()["refundability"]
     assert refundability["refundable"] is True and refundability["maxRefundAmount"] == "50.00"

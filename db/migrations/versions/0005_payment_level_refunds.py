@@ -28,13 +28,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True))
         batch_op.add_column(sa.Column('direct_debit_override_reason', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
         batch_op.add_column(sa.Column('revision', sa.Integer(), nullable=False, server_default='1'))
-        batch_op.create_index('ix_refund_created_date_id', ['created_date', 'id'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('refund', schema=None) as batch_op:
-        batch_op.drop_index('ix_refund_created_date_id')
         batch_op.drop_column('revision')
         batch_op.drop_column('direct_debit_override_reason')
         batch_op.drop_column('note')
