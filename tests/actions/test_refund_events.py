@@ -92,10 +92,20 @@ def receiver():
         r.close()
 
 
-def _subscribe(url, **fields) -> str:
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    WebhookSubscription(url=url, signing_secret=SECRET, backoff_seconds=0.01, **fields).save(name)
-    return name
+@pytest.fixture
+def subscribe():
+    """Save a subscription for the test; delete it after, so no scheduled delivery (the e2e
+    engine serves deliver-webhooks) keeps calling this test's dead receiver."""
+    names = []
+
+    def make(url, **fields) -> str:
+        names.append(f"test-{uuid.uuid4().hex[:10]}")
+        WebhookSubscription(url=url, signing_secret=SECRET, backoff_seconds=0.01, **fields).save(names[-1])
+        return names[-1]
+
+    yield make
+    for name in names:
+        WebhookSubscription.delete(name)
 
 
 def _refund_activity(store) -> list[str]:
@@ -129,9 +139,9 @@ def _deliver(name, rounds=1):
     return [deliver_refund_webhooks((name,)) for _ in range(rounds)]
 
 
-def test_every_event_reaches_the_subscriber_once_after_deduplication(store, receiver):
+def test_every_event_reaches_the_subscriber_once_after_deduplication(store, receiver, subscribe):
     hooks = receiver(drop_ack_every=3)
-    name = _subscribe(hooks.url)
+    name = subscribe(hooks.url)
     refund_ids = _refund_activity(store)
     events = _events_of(store, refund_ids)
     assert [e.event_type for e in events].count("RefundCreated") == 3 and len(events) == 7  # 3 created, 3 settled, 1 reversed
@@ -155,9 +165,9 @@ def test_every_event_reaches_the_subscriber_once_after_deduplication(store, rece
     assert_ledger_invariants(store)
 
 
-def test_a_dead_endpoint_is_retried_with_backoff_then_given_up(store, receiver):
+def test_a_dead_endpoint_is_retried_with_backoff_then_given_up(store, receiver, subscribe):
     hooks = receiver(always_fail=True)
-    name = _subscribe(hooks.url, max_attempts=3, event_types=["RefundCreated"])
+    name = subscribe(hooks.url, max_attempts=3, event_types=["RefundCreated"])
     refund_ids = _refund_activity(store)
     import time
 

@@ -62,7 +62,7 @@ def _prefect_events_of(refund_id, timeout=30):
     deadline, names = time.monotonic() + timeout, set()
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
-            page = client.read_events(EventFilter(resource=EventResourceFilter(id=[f"om.refund.{refund_id}"])))
+            page = client.read_events(EventFilter(resource=EventResourceFilter(id=[f"om.refund.{refund_id}"])), limit=50)
         names = {event.event for event in page.events}
         if {"om.refund.pending", "om.refund.processed"} <= names:
             break
