@@ -61,3 +61,20 @@ def make_order(
             order_summary_id=order.id, total_amount=Decimal(amount))).id)
     session.flush()
     return result
+
+
+def make_order_with_items(
+    store_url: str, *, payments: tuple[str, ...], items: tuple[tuple[str, str, str, str], ...]
+) -> tuple[OrderFixture, list[str]]:
+    """An order (make_order, in its own transaction) with order items given as
+    ``(name, unit price, quantity ordered, total tax)``; returns it and the item ids."""
+    from db.engine import session_scope
+    from db.models import OrderItemSummaryCreate
+    from db.sobjects import create_order_item_summary
+
+    with session_scope(store_url) as session:
+        order = make_order(session, payments=list(payments))
+        ids = [create_order_item_summary(session=session, obj_in=OrderItemSummaryCreate(
+            order_summary_id=order.order_summary_id, name=name, unit_price=Decimal(price), quantity_ordered=Decimal(qty),
+            total_tax_amount=Decimal(tax))).id for name, price, qty, tax in items]
+    return order, ids

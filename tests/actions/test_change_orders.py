@@ -11,20 +11,14 @@ from actions.change_orders import (
     ChangeItem, CreateCreditMemoInput, SubmitCancelInput, create_credit_memo_from_change_orders, submit_cancel_items,
 )
 from db.engine import session_scope
-from db.models import ChangeOrder, CreditMemo, CreditMemoLine, OrderItemSummary, OrderItemSummaryCreate, OrderPaymentSummary
-from db.sobjects import create_order_item_summary
+from db.models import ChangeOrder, CreditMemo, CreditMemoLine, OrderItemSummary, OrderPaymentSummary
 from domain.errors import InvalidInputError, NotFoundError
-from tests.factories import make_order
+from tests.factories import make_order_with_items
 from tests.ledger import assert_ledger_invariants, snapshot
 
 
 def _order_with_items(store, *, payments=("40.00",), items=(("mug", "9.99", "3", "3.00"),)):
-    with session_scope(store) as s:
-        order = make_order(s, payments=list(payments))
-        ids = [create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
-            order_summary_id=order.order_summary_id, name=name, unit_price=D(price), quantity_ordered=D(qty),
-            total_tax_amount=D(tax))).id for name, price, qty, tax in items]
-    return order, ids
+    return make_order_with_items(store, payments=payments, items=items)
 
 
 def _cancel(store, order, item_id, quantity):

@@ -21,22 +21,16 @@ from actions.returns import (
 )
 from db.engine import session_scope
 from db.models import (
-    ChangeOrder, CreditMemo, Invoice, InvoiceLine, OrderItemSummary, OrderItemSummaryCreate, OrderPaymentSummary,
+    ChangeOrder, CreditMemo, Invoice, InvoiceLine, OrderItemSummary, OrderPaymentSummary,
     ReturnOrder, ReturnOrderLineItem, ReturnOrderStatus,
 )
-from db.sobjects import create_order_item_summary
 from domain.errors import InvalidInputError, NotFoundError
-from tests.factories import make_order
+from tests.factories import make_order_with_items
 from tests.ledger import assert_ledger_invariants, snapshot
 
 
 def _order_with_items(store, *, payments=("100.00",), items=(("mug", "3.33", "3", "1.00"),)):
-    with session_scope(store) as s:
-        order = make_order(s, payments=list(payments))
-        ids = [create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
-            order_summary_id=order.order_summary_id, name=name, unit_price=D(price), quantity_ordered=D(qty),
-            total_tax_amount=D(tax))).id for name, price, qty, tax in items]
-    return order, ids
+    return make_order_with_items(store, payments=payments, items=items)
 
 
 def _fulfil(store, order, *shipped, operation_id=None):
