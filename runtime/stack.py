@@ -114,8 +114,11 @@ class Stack:
         """This process registers blocks and loads the demo: point it at the same places."""
         os.environ["PREFECT_API_URL"] = self.api_url
         os.environ["OM_DATABASE_URL"] = self.store_url
+        from prefect.context import refresh_global_settings_context
+
         from db.settings import get_store_settings
 
+        refresh_global_settings_context()  # Prefect read its settings when first imported
         get_store_settings.cache_clear()
 
     def load_demo(self):

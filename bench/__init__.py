@@ -1,0 +1,1 @@
+"""Benchmarks (issue 5): never part of the test run; ``python -m bench`` runs them."""
