@@ -159,9 +159,13 @@ def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1
             throughput: dict[int, list[float]] = {c: [] for c in concurrent}
             for _ in range(repeats):
                 floors += [bench.create_floor() for _ in range(samples)]
-                accept_1 += [bench.accept()[0] for _ in range(samples)]
+                accepted = [bench.accept() for _ in range(samples)]
                 with ThreadPoolExecutor(5) as pool:
-                    accept_5 += [elapsed for elapsed, _ in pool.map(lambda _: bench.accept(), range(samples))]
+                    accepted_5 = list(pool.map(lambda _: bench.accept(), range(samples)))
+                accept_1 += [elapsed for elapsed, _ in accepted]
+                accept_5 += [elapsed for elapsed, _ in accepted_5]
+                for _, operation_id in accepted + accepted_5:  # drain: later figures start from an idle executor
+                    bench.wait(operation_id)
                 latency.append(bench.wait(bench.accept()[1])[0])
                 for c in concurrent:
                     started = time.perf_counter()
