@@ -6,7 +6,8 @@ facade) in a scratch directory, sets up orders with a credit memo each, then mea
 * accept latency: POST ensure-refunds-async -> backgroundOperationId, p50/p99, at 1 and
   5 concurrent callers; floor: Prefect's own create-flow-run call for the same deployment;
 * create -> Complete latency of one operation at a time (median);
-* completed operations per second with N operations started at once.
+* completed operations per second with N operations started at once, and the CPU seconds
+  per operation of each part (Prefect server, executor, facade, PostgreSQL) at the highest N.
 
 Every figure is the median over ``repeats``. The executor under test is whatever
 ``runtime.serve`` runs (today: stock ``prefect.serve``, with its poll at 1 s instead of 10 s).
@@ -53,6 +54,32 @@ def machine() -> dict:
 
     return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of the children it has reaped (served flow runs, PostgreSQL backends)."""
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _process_groups(stack) -> dict[str, int]:
+    """The root pid of each part of the stack whose CPU is counted."""
+    import psutil
+
+    by_name = {p.name.split(" :")[0]: p.pid for p in stack.processes}
+    groups = {"Prefect server": by_name.get("prefect server"), "executor (runtime.serve)": by_name.get("served deployments"),
+              "REST facade": by_name.get("REST facade")}
+    pg_dir = str(stack.config.data_dir / "pg")
+    for proc in psutil.process_iter(["pid", "cmdline", "ppid"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "postgres" in cmdline and pg_dir in cmdline and " -D " in f" {cmdline} ":
+            groups["database (PostgreSQL)"] = proc.info["pid"]
+    return {name: pid for name, pid in groups.items() if pid}
 
 
 def _orders(store_url: str, count: int) -> list[tuple[str, str]]:
@@ -156,6 +183,8 @@ def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1
             bench = Bench(stack, _orders(stack.store_url, needed))
             bench.accept()  # warm the facade's first-call path
             floors, accept_1, accept_5, latency = [], [], [], []
+            groups = _process_groups(stack)
+            cpu: dict[str, list[float]] = {name: [] for name in groups}
             throughput: dict[int, list[float]] = {c: [] for c in concurrent}
             for _ in range(repeats):
                 floors += [bench.create_floor() for _ in range(samples)]
@@ -168,12 +197,16 @@ def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1
                     bench.wait(operation_id)
                 latency.append(bench.wait(bench.accept()[1])[0])
                 for c in concurrent:
+                    cpu_before = {name: _cpu_seconds(pid) for name, pid in groups.items()}
                     started = time.perf_counter()
                     with ThreadPoolExecutor(c) as pool:
                         ids = [op for _, op in pool.map(lambda _: bench.accept(), range(c))]
                         done = list(pool.map(bench.wait, ids))
                     assert all(status == "Complete" for _, status in done), done
                     throughput[c].append(c / (time.perf_counter() - started))
+                    if c == max(concurrent):
+                        for name, pid in groups.items():
+                            cpu[name].append((_cpu_seconds(pid) - cpu_before[name]) / c)
             results.add("create_flow_run p50", statistics.median(floors), "s", note="Prefect API floor")
             results.add("accept p50 (1 caller)", statistics.median(accept_1), "s", floor=statistics.median(floors))
             results.add("accept p99 (1 caller)", percentile(accept_1, 0.99), "s", floor=percentile(floors, 0.99))
@@ -182,6 +215,9 @@ def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1
             results.add("create->Complete (1 at a time)", statistics.median(latency), "s", note="executor: runtime.serve")
             for c, rates in throughput.items():
                 results.add(f"completed ops/s ({c} concurrent)", statistics.median(rates), "ops/s")
+            for name, seconds in cpu.items():
+                results.add(f"CPU s/op: {name}", statistics.median(seconds), "s",
+                            note=f"at {max(concurrent)} concurrent")
         finally:
             stack.stop()
     return results

@@ -20,7 +20,8 @@ def test_bench_command_prints_a_table_and_writes_the_figures(tmp_path):
     assert "background operations" in done.stdout and "figures written to" in done.stdout
     figures = json.loads(out.read_text())
     assert {"create_flow_run p50", "accept p50 (1 caller)", "accept p99 (5 callers)", "create->Complete (1 at a time)",
-            "completed ops/s (2 concurrent)"} <= set(figures["figures"])
+            "completed ops/s (2 concurrent)", "CPU s/op: Prefect server", "CPU s/op: executor (runtime.serve)",
+            "CPU s/op: database (PostgreSQL)"} <= set(figures["figures"])
     assert figures["machine"]["cpus"] >= 1
     values = {name: figure["value"] for name, figure in figures["figures"].items()}
     assert all(value > 0 for value in values.values()), values
