@@ -4,10 +4,11 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from prefect import get_run_logger, task
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from actions.fields import ActionModel
-from db.engine import session_scope
+from db.engine import is_postgresql, session_scope
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, OrderItemSummary,
     CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
@@ -43,7 +44,14 @@ def _is(*statuses):
 def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
     """Every invariant over the whole store: each rolled-up amount equals the sum of its
     parts, nothing is refunded or captured beyond what it may be, balances stay within
-    0..total and add up, and every refund has exactly one gateway log row."""
+    0..total and add up, and every refund has exactly one gateway log row.
+
+    On PostgreSQL, a session that has not begun yet reads one snapshot (repeatable read):
+    read committed would let an operation's commit land between two of these reads and
+    show a rollup that never existed.
+    """
+    if not session.in_transaction() and is_postgresql(session):
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
     refunds = list(session.exec(select(Refund)))
     payments = list(session.exec(select(Payment)))
     authorizations = list(session.exec(select(PaymentAuthorization)))

@@ -17,6 +17,7 @@ already written; it never plans them twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 
 from prefect import get_run_logger, task
@@ -30,12 +31,11 @@ from db.engine import session_scope
 from db.ids import new_id
 from db.outbox import CREATED, record_refund_event
 from db.ledger import (
-    credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries,
-    refundable_payments, reserve_refund,
+    credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries, reserve_refund,
 )
 from db.models import (
-    CreditMemo, CreditMemoInvApplication, InteractionType, OrderSummary, Payment, PaymentGatewayLog,
-    Refund, RefundStatus, available_to_refund,
+    CreditMemo, CreditMemoInvApplication, InteractionType, Invoice, OrderPaymentSummary, OrderSummary, Payment,
+    PaymentGatewayLog, Refund, RefundStatus, available_to_refund,
 )
 from domain.allocation import (
     AllocationStrategy, FundSource, InvoiceToPay, PaymentRefundable, RefundPlan, RefundRequest, SequenceEntry,
@@ -118,56 +118,96 @@ class EnsureRefundsOutput(ActionModel):
     process_exception_ids: list[str]
 
 
-def plan_for(session: Session, order: OrderSummary, request: EnsureRefundsInput, *, for_update: bool):
-    """Read what the algorithm needs (locked when reserving) and run it. Writes nothing."""
+@dataclass
+class OrderFunds:
+    """What planning and reserving read for one order: the credit memo and invoices asked
+    for, its payment summaries and their payments (each oldest first, the tie-break order)."""
+
+    order: OrderSummary
+    memo: CreditMemo | None
+    invoices: list[Invoice]
+    summaries: dict[str, OrderPaymentSummary]
+    payments: dict[str, list[Payment]]
+
+
+def read_funds(session: Session, order: OrderSummary, request: EnsureRefundsInput, *, for_update: bool) -> OrderFunds:
+    """Read what the algorithm needs (locked when reserving). Writes nothing."""
     memo = (
         credit_memo_of_order(session, request.credit_memo_id, order, for_update=for_update)
         if request.credit_memo_id else None
     )
     invoices = invoices_of_order(session, request.invoices_to_pay, order, for_update=for_update)
     summaries = order_payment_summaries(session, order.id, for_update=for_update)
-    currency = order.currency_iso_code
+    return OrderFunds(order=order, memo=memo, invoices=invoices, summaries={ops.id: ops for ops in summaries},
+                      payments=payments_by_summary(session, [ops.id for ops in summaries], for_update=for_update))
+
+
+def payments_by_summary(session: Session, summary_ids: list[str], *, for_update: bool) -> dict[str, list[Payment]]:
+    """The payments of these order payment summaries, oldest first, per summary (one query)."""
+    statement = (
+        select(Payment).where(col(Payment.order_payment_summary_id).in_(summary_ids))
+        .order_by(col(Payment.created_date), col(Payment.id))
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    payments: dict[str, list[Payment]] = {summary_id: [] for summary_id in summary_ids}
+    for payment in session.exec(statement):
+        payments[payment.order_payment_summary_id].append(payment)
+    return payments
+
+
+def plan_for(funds: OrderFunds, request: EnsureRefundsInput) -> RefundPlan:
+    """Run seed 000's algorithm on what was read. Pure: reads and writes nothing."""
+    currency = funds.order.currency_iso_code
     excess = None if request.excess_funds_amount is None else quantize(request.excess_funds_amount, currency)
     if excess is not None and excess <= 0:
         raise InvalidInputError("excessFundsAmount must be greater than zero")
-    plan = plan_refunds(
+    return plan_refunds(
         RefundRequest(
             currency=currency,
-            credit_memo_balance=None if memo is None else memo.balance,
+            credit_memo_balance=None if funds.memo is None else funds.memo.balance,
             excess_funds_amount=excess,
-            invoices_to_pay=tuple(InvoiceToPay(i.id, i.balance) for i in invoices),
+            invoices_to_pay=tuple(InvoiceToPay(i.id, i.balance) for i in funds.invoices),
             is_allow_partial=request.is_allow_partial,
             sequences=tuple(SequenceEntry(s.order_payment_summary_id, quantize(s.amount, currency)) for s in request.sequences),
             strategy=request.strategy,
         ),
-        refundable_now(session, summaries),
+        refundable_now(funds),
     )
-    return plan, memo, invoices, {ops.id: ops for ops in summaries}
 
 
-def refundable_now(session: Session, summaries: list) -> dict[str, Decimal]:
+def refundable_now(funds: OrderFunds) -> dict[str, Decimal]:
     """AvailableToRefund per summary, capped by what its processed payments can refund now:
     a capture still pending counts in AvailableToRefund (DESIGN §3) but cannot be refunded
     until it is processed."""
-    payments = session.exec(select(Payment).where(col(Payment.order_payment_summary_id).in_([o.id for o in summaries])))
-    refundable: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for payment in payments:
-        refundable[payment.order_payment_summary_id] += payment.refundable_amount
-    return {ops.id: min(available_to_refund(ops), refundable[ops.id]) for ops in summaries}
+    return {
+        ops.id: min(available_to_refund(ops), sum((p.refundable_amount for p in funds.payments[ops.id]), ZERO))
+        for ops in funds.summaries.values()
+    }
 
 
 def check_ensure_refunds(*, session: Session, order_summary_id: str, request: EnsureRefundsInput) -> RefundPlan:
     """Validate a request against the store without changing it (the facade's pre-check)."""
     order = get_or_raise(session, OrderSummary, order_summary_id)
-    return plan_for(session, order, request, for_update=False)[0]
+    return plan_for(read_funds(session, order, request, for_update=False), request)
 
 
 def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureRefundsInput, operation_id: str) -> list[Refund]:
     """Plan and write the refunds PENDING, reserving their amounts (one transaction)."""
     order = lock_order_summary(session, order_summary_id)
-    plan, memo, invoices, summaries = plan_for(session, order, request, for_update=True)
+    funds = read_funds(session, order, request, for_update=True)
+    refunds = write_reservation(session, funds, plan_for(funds, request), operation_id)
+    session.flush()
+    return refunds
 
-    invoices_by_id = {i.id: i for i in invoices}
+
+def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, operation_id: str) -> list[Refund]:
+    """Write a plan: credit memo applications to invoices, then each refund PENDING with its
+    idempotency key, its PaymentGatewayLog row (Initiated) and its RefundCreated event, its
+    amount reserved on the summary and payment and taken off the credit memo. The order is
+    locked and ``funds`` were read under the lock, in this transaction; nothing is flushed."""
+    order, memo = funds.order, funds.memo
+    invoices_by_id = {i.id: i for i in funds.invoices}
     for payment in plan.invoice_payments:
         invoice = invoices_by_id[payment.invoice_id]
         invoice.balance -= payment.amount
@@ -183,8 +223,8 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
 
     refunds: list[Refund] = []
     for (summary_id, source), amount in per_summary_and_source.items():
-        ops = summaries[summary_id]
-        payments = {p.id: p for p in refundable_payments(session, summary_id)}
+        ops = funds.summaries[summary_id]
+        payments = {p.id: p for p in funds.payments[summary_id]}
         parts = spread_over_payments(amount, [PaymentRefundable(p.id, p.refundable_amount) for p in payments.values()])
         for payment_id, part in parts:
             payment = payments[payment_id]
@@ -204,13 +244,11 @@ def reserve_refunds(*, session: Session, order_summary_id: str, request: EnsureR
                 interaction_type=InteractionType.REFUND, sf_ref_number=refund.idempotency_key,
                 background_operation_id=operation_id,
             ))
+            record_refund_event(session, refund, CREATED)
             refunds.append(refund)
     if memo is not None:
         session.add(memo)
-    session.add_all(invoices)
-    session.flush()
-    for refund in refunds:
-        record_refund_event(session, refund, CREATED)
+    session.add_all(funds.invoices)
     return refunds
 
 

@@ -6,6 +6,8 @@ record the answer, tell Prefect about it.
 * ``settle_refund``: the answer, in one transaction under the order's lock: Processed
   moves PendingRefund to Refunded; Failed releases it (back to the credit memo); Unknown
   keeps it reserved. The PaymentGatewayLog row written with the refund is completed.
+  ``record_gateway_result`` is its writes alone, for callers that lock and read in bulk.
+* ``send_refund``: the gateway call for one reserved refund, its adapter built once per gateway.
 * ``send_and_settle``: both, for one reserved refund, with its gateway looked up.
 * ``emit_refund_event``: a Prefect event per state (``om.refund.<state>``).
 """
@@ -20,7 +22,7 @@ from sqlmodel import Session, select
 
 from db.engine import session_scope
 from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
-from db.models import InteractionStatus, Payment, PaymentGateway, Refund, RefundStatus
+from db.models import InteractionStatus, Payment, PaymentGateway, PaymentGatewayLog, Refund, RefundStatus
 from db.outbox import UPDATED, record_refund_event
 from db.types import utcnow
 from domain.money import quantize
@@ -64,12 +66,20 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
     """Record the gateway's answer (one transaction). Returns a ProcessException id, if any."""
     lock_order_summary(session, order_summary_id)
     refund = session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
+    return record_gateway_result(session, refund, result, order_summary_id)
+
+
+def record_gateway_result(
+    session: Session, refund: Refund, result: GatewayResult, order_summary_id: str, *, log: PaymentGatewayLog | None = None
+) -> str | None:
+    """``settle_refund``'s writes, for a caller that holds the order's lock and read ``refund``
+    (and its gateway ``log`` row, if given) under it. Returns a ProcessException id, if any."""
     sf_result_code, interaction_status, refund_status = _SF_RESULT[result.outcome]
     if refund.status not in (RefundStatus.PENDING, RefundStatus.UNKNOWN):
         return None  # settled already (a concurrent resolver got here first)
     if refund.status == RefundStatus.UNKNOWN and refund_status == RefundStatus.UNKNOWN:
         return None  # still unknown: nothing new to record
-    log = gateway_log_for(session, refund)
+    log = log or gateway_log_for(session, refund)
     log.interaction_status = interaction_status
     log.sf_result_code = sf_result_code
     log.gateway_result_code = result.result_code
@@ -102,28 +112,34 @@ def settle_refund(*, session: Session, refund_id: str, result: GatewayResult, or
 
 
 def send_and_settle(refund: Refund, order_summary_id: str, adapters: GatewayAdapters, *, resuming: bool) -> tuple[GatewayResult, str | None]:
-    """Send one reserved (Pending) refund to its gateway and record the answer.
-
-    A gateway that cannot be configured settles the refund as an error (nothing was sent),
-    unless the run is resuming an earlier one, which may have sent it: then it stays
-    unknown. Returns the gateway's result and a ProcessException id, if one was filed.
-    """
+    """Send one reserved (Pending) refund to its gateway (``send_refund``) and record the
+    answer. Returns the gateway's result and a ProcessException id, if one was filed."""
     with session_scope() as session:
         payment = session.get(Payment, refund.payment_id)
         gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+    result = send_refund(refund, payment, gateway, adapters, resuming=resuming)
+    with session_scope() as session:
+        exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
+    return result, exception_id
+
+
+def send_refund(
+    refund: Refund, payment: Payment, gateway: PaymentGateway, adapters: GatewayAdapters, *, resuming: bool
+) -> GatewayResult:
+    """Send one reserved refund of ``payment`` through ``gateway``; record nothing.
+
+    A gateway that cannot be configured is an error (nothing was sent), unless the run is
+    resuming an earlier one, which may have sent it: then the outcome is unknown.
+    """
     try:
         adapter = adapters.for_gateway(gateway)
     except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
         get_run_logger().exception("no adapter for payment gateway %s", gateway.id)
-        result = GatewayResult(
+        return GatewayResult(
             outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
             result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",
         )
-    else:
-        result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
-    with session_scope() as session:
-        exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
-    return result, exception_id
+    return submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
 
 
 def emit_refund_event(refund: Refund, what: str) -> None:

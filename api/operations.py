@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -26,8 +28,41 @@ _STATUS = {
 }
 
 
-def _client() -> SyncPrefectClient:
-    return get_client(sync_client=True)
+# Called with each flow run this process creates: an executor in the same process takes it
+# at once instead of at its next poll (see runtime.executor).
+_created_listeners: list[Callable[[FlowRun], None]] = []
+
+
+def on_operation_created(listener: Callable[[FlowRun], None]) -> None:
+    _created_listeners.append(listener)
+
+
+class _SharedClient:
+    """One Prefect client for the process, opened on first use and kept (thread-safe: it
+    is an httpx client). A new client per request costs ~30 ms of CPU, mostly building
+    its TLS context, which was most of what accepting an operation took."""
+
+    _lock = threading.Lock()
+    _client: SyncPrefectClient | None = None
+    _api_url: str | None = None
+
+    def __enter__(self) -> SyncPrefectClient:
+        from prefect.settings import get_current_settings
+
+        api_url = get_current_settings().api.url
+        with self._lock:
+            if _SharedClient._client is None or _SharedClient._api_url != api_url:  # tests repoint the API
+                client = get_client(sync_client=True)
+                client.__enter__()
+                _SharedClient._client, _SharedClient._api_url = client, api_url
+            return _SharedClient._client
+
+    def __exit__(self, *exc_info) -> None:
+        return None  # the shared client stays open for the next request
+
+
+def _client() -> _SharedClient:
+    return _SharedClient()
 
 
 @functools.lru_cache(maxsize=32)
@@ -92,6 +127,8 @@ def start_operation(deployment_name: str, parameters: dict[str, Any], *, idempot
         )
     if idempotency_key is not None:
         _same_request(flow_run, parameters)
+    for listener in _created_listeners:
+        listener(flow_run)
     return flow_run.id
 
 

@@ -1,5 +1,9 @@
-"""``python -m bench [--repeats N] [--samples N] [--concurrent 1,10,50] [--out FILE]``: run the
-benchmarks, print a table and write the figures as JSON (with the machine they ran on)."""
+"""``python -m bench``: run the benchmarks, print a table and write the figures as JSON
+(with the machine they ran on).
+
+    python -m bench                                   # everything (about 40 minutes here)
+    python -m bench --parts operations --executors warm --concurrent 1,10
+"""
 
 from __future__ import annotations
 
@@ -8,30 +12,67 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False)
+
+PARTS = ("operations", "profile", "sweep", "store-scale")
 
 
 @app.command()
 def main(
     repeats: int = typer.Option(3, min=1, help="Each figure is the median over this many repeats."),
     samples: int = typer.Option(20, min=1, help="Requests per accept-latency sample set."),
-    concurrent: str = typer.Option("1,10", help="Concurrency levels for the throughput runs, comma-separated."),
+    concurrent: str = typer.Option("1,10,50", help="Concurrency levels for the throughput runs, comma-separated."),
+    executors: str = typer.Option("warm,serve", help="Executors to measure: warm (runtime.executor), serve (stock prefect.serve)."),
+    parts: str = typer.Option(",".join(PARTS), help=f"Which benchmarks: {', '.join(PARTS)}."),
+    sizes: str = typer.Option("1000,100000,1000000", help="store-scale: order summaries in the store, grown in this order."),
     out: Path = typer.Option(Path("bench/results.json"), help="Where the JSON figures go."),
 ) -> None:
-    from bench.operations import run
+    from bench.operations import Results, machine
 
-    results = run(repeats=repeats, samples=samples, concurrent=tuple(int(c) for c in concurrent.split(",")))
+    chosen = [p for p in parts.split(",") if p]
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        raise typer.BadParameter(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
+    results = Results(machine=machine())
+
+    def save() -> None:  # after every part: a later part failing keeps what was measured
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"machine": results.machine, "figures": results.figures}, indent=2))
+
+    if "operations" in chosen:
+        from bench.operations import run
+
+        ran = run(repeats=repeats, samples=samples, concurrent=tuple(int(c) for c in concurrent.split(",")),
+                  executors=tuple(e for e in executors.split(",") if e))
+        results.figures.update(ran.figures)
+        save()
+    if "profile" in chosen:
+        from bench.profile import profile_one_operation
+
+        results.figures.update(profile_one_operation(out.with_name("profile.txt")).figures)
+        save()
+    if "sweep" in chosen:
+        from bench.batch_sweep import main_figures
+
+        main_figures(results, repeats=repeats)  # 1,000 and 10,000 credit memos in one flow run, next to a plain loop
+        save()
+    if "store-scale" in chosen:
+        from bench.store_scale import run as store_scale
+
+        ran = store_scale(sizes=tuple(int(size) for size in sizes.split(",")), operations=100, repeats=repeats)
+        results.figures.update(ran.figures)
+        save()
     table = Table(title="Order Management engine: background operations")
     for column in ("figure", "value", "unit", "floor", "note"):
         table.add_column(column)
     for name, figure in results.figures.items():
-        table.add_row(name, f"{figure['value']:.4f}", figure["unit"],
+        table.add_row(escape(name), f"{figure['value']:.4f}", figure["unit"],
                       "" if figure["floor"] is None else f"{figure['floor']:.4f}", figure["note"])
-    Console().print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": results.machine, "figures": results.figures}, indent=2))
+    Console(width=200).print(table)
+    save()
     Console().print(f"figures written to {out} (machine: {results.machine})")
 
 

@@ -1,26 +1,34 @@
-"""Background-operation speed on the embedded default, next to floors measured in the same run.
+"""Background-operation speed on the embedded default, warm executor next to stock
+``prefect.serve``, each measured in the same run as its floors.
 
-Starts the whole stack (embedded PostgreSQL, Prefect server, served deployments, REST
-facade) in a scratch directory, sets up orders with a credit memo each, then measures:
+For each executor it starts the whole stack (embedded PostgreSQL, Prefect server,
+deployments, REST facade) in a scratch directory with no schedules, sets up orders with a
+credit memo each, then measures:
 
 * accept latency: POST ensure-refunds-async -> backgroundOperationId, p50/p99, at 1 and
   5 concurrent callers; floor: Prefect's own create-flow-run call for the same deployment;
-* create -> Complete latency of one operation at a time (median);
-* completed operations per second with N operations started at once, and the CPU seconds
-  per operation of each part (Prefect server, executor, facade, PostgreSQL) at the highest N.
+* create -> Complete latency of one operation at a time (median of several);
+* completed operations per second with N operations started at once;
+* per operation, at the highest N: CPU seconds of each part (Prefect server, executor,
+  facade, PostgreSQL), and what Prefect's database took (events, logs, state rows,
+  committed transactions).
 
-Every figure is the median over ``repeats``. The executor under test is whatever
-``runtime.serve`` runs (today: stock ``prefect.serve``, with its poll at 1 s instead of 10 s).
+The bench waits for completions by counting unfinished runs every 0.25 s (one read), and
+takes every timestamp from the runs themselves, so its own load is a small constant.
+Every figure is the median over ``repeats``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +36,8 @@ from uuid import UUID
 import httpx
 
 DEPLOYMENT = "ensure-refunds-async/ensure-refunds-async"
-FINAL = {"Complete", "Error", "Canceled"}
+LABELS = {"warm": "warm executor", "warm-separate": "warm executor, own process", "serve": "stock serve"}
+DATABASES = {"orders": "store", "prefect": "Prefect's database", "shared": "shared processes"}
 
 
 @dataclass
@@ -47,7 +56,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def machine() -> dict:
-    import os
     import platform
 
     import psutil
@@ -67,18 +75,55 @@ def _cpu_seconds(pid: int) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _group_cpu(pid: int) -> float:
+    """CPU of a process, its live children and the children it has reaped."""
+    import psutil
+
+    total = _cpu_seconds(pid)
+    with contextlib.suppress(psutil.Error):  # the process or a child may have just exited
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                t = child.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def _postgres_cpu(postmaster_pid: int) -> dict[str, float]:
+    """CPU of PostgreSQL's live backends per database (their process title names it), and
+    of everything else (postmaster, background writers, reaped backends) as ``shared``."""
+    import psutil
+
+    found = {"orders": 0.0, "prefect": 0.0, "shared": _cpu_seconds(postmaster_pid)}
+    try:
+        children = psutil.Process(postmaster_pid).children()
+    except psutil.Error:
+        return found
+    for child in children:
+        try:
+            title, t = " ".join(child.cmdline()), child.cpu_times()
+        except psutil.Error:
+            continue
+        words = title.split()
+        database = words[2] if len(words) > 2 and words[0] == "postgres:" else None
+        found[database if database in ("orders", "prefect") else "shared"] += t.user + t.system
+    return found
+
+
 def _process_groups(stack) -> dict[str, int]:
     """The root pid of each part of the stack whose CPU is counted."""
     import psutil
 
     by_name = {p.name.split(" :")[0]: p.pid for p in stack.processes}
-    groups = {"Prefect server": by_name.get("prefect server"), "executor (runtime.serve)": by_name.get("served deployments"),
+    groups = {"Prefect server": by_name.get("prefect server"),
+              "executor (warm, with the idle facade)": by_name.get("engine"),
+              "executor (warm)": by_name.get("executor"),
+              "executor (prefect.serve + flow-run processes)": by_name.get("served deployments"),
               "REST facade": by_name.get("REST facade")}
     pg_dir = str(stack.config.data_dir / "pg")
     for proc in psutil.process_iter(["pid", "cmdline", "ppid"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if "postgres" in cmdline and pg_dir in cmdline and " -D " in f" {cmdline} ":
-            groups["database (PostgreSQL)"] = proc.info["pid"]
+            groups["postmaster"] = proc.info["pid"]
     return {name: pid for name, pid in groups.items() if pid}
 
 
@@ -111,49 +156,94 @@ def _orders(store_url: str, count: int) -> list[tuple[str, str]]:
     return made
 
 
+class PrefectDatabase:
+    """Counts in Prefect's own database: what one operation costs the server."""
+
+    QUERIES = {
+        "events": "SELECT count(*) FROM events",
+        "logs": "SELECT count(*) FROM log",
+        "flow run states": "SELECT count(*) FROM flow_run_state",
+        "task run states": "SELECT count(*) FROM task_run_state",
+    }
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def counts(self) -> dict[str, int]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            found = {name: conn.execute(sql).fetchone()[0] for name, sql in self.QUERIES.items()}
+            found["transactions"] = conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+        return found
+
+
 class Bench:
     def __init__(self, stack, orders: list[tuple[str, str]]):
+        from prefect.client.orchestration import get_client
+
         self.stack, self.orders = stack, list(orders)
         self.http = httpx.Client(base_url=f"{stack.facade_url}/services/data/v60.0",
-                                 headers={"Authorization": f"Bearer {stack.config.token}"}, timeout=60)
+                                 headers={"Authorization": f"Bearer {stack.config.token}"}, timeout=120)
+        self.prefect = get_client(sync_client=True)
+        self.prefect.__enter__()
 
     def take(self) -> tuple[str, str]:
         return self.orders.pop()
 
-    def accept(self) -> tuple[float, str]:
+    def accept(self) -> tuple[float, UUID]:
         order, memo = self.take()
         started = time.perf_counter()
         answer = self.http.post(f"/commerce/order-management/order-summaries/{order}/async-actions/ensure-refunds-async",
                                 json={"creditMemoId": memo})
         elapsed = time.perf_counter() - started
         answer.raise_for_status()
-        return elapsed, answer.json()["backgroundOperationId"]
+        return elapsed, UUID(answer.json()["backgroundOperationId"])
 
-    def wait(self, operation_id: str, timeout: float = 300) -> tuple[float, str]:
-        from prefect.client.orchestration import get_client
+    def wait_all(self, ids: list[UUID], timeout: float = 900) -> list:
+        """Wait until every run is final (one count per 0.25 s); the runs, all Completed."""
+        from prefect.client.schemas.filters import (
+            FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
 
+        unfinished = FlowRunFilter(id=FlowRunFilterId(any_=ids), state=FlowRunFilterState(
+            type=FlowRunFilterStateType(not_any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED,
+                                                  StateType.CANCELLED])))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.http.get(f"/sobjects/BackgroundOperation/{operation_id}").json()["Status"]
-            if status in FINAL:
-                with get_client(sync_client=True) as client:
-                    run = client.read_flow_run(UUID(operation_id))
-                return (run.end_time - run.created).total_seconds(), status
-            time.sleep(0.05)
-        raise TimeoutError(f"operation {operation_id} not finished after {timeout}s")
+        while self.prefect.count_flow_runs(flow_run_filter=unfinished):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(ids)} operations not finished after {timeout}s")
+            time.sleep(0.25)
+        runs = self.prefect.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
+        bad = [(r.id, r.state.type.value) for r in runs if r.state.type != StateType.COMPLETED]
+        assert not bad, f"operations did not complete: {bad}"
+        return runs
+
+    def create_direct(self) -> UUID:
+        """An operation created through Prefect's API, as the UI or an automation would."""
+        from api.operations import deployment_id
+
+        order, memo = self.take()
+        return self.prefect.create_flow_run_from_deployment(deployment_id(DEPLOYMENT), parameters={
+            "order_summary_id": order, "ensure_refunds_input": {"creditMemoId": memo}}).id
 
     def create_floor(self) -> float:
         """Prefect's own create-flow-run for the deployment (what accepting costs at least)."""
-        from prefect.client.orchestration import get_client
-
         from api.operations import deployment_id
 
-        with get_client(sync_client=True) as client:
-            started = time.perf_counter()
-            run = client.create_flow_run_from_deployment(deployment_id(DEPLOYMENT), parameters={
-                "order_summary_id": "1OsAAAAAAAAAAAAAAA", "ensure_refunds_input": {"excessFundsAmount": "0.01"}})
-            elapsed = time.perf_counter() - started
-            client.set_flow_run_state(run.id, _cancelled(), force=True)  # never executed
+        from datetime import timedelta
+
+        from prefect.states import Scheduled
+
+        not_due = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))  # no executor takes it
+        started = time.perf_counter()
+        run = self.prefect.create_flow_run_from_deployment(deployment_id(DEPLOYMENT), parameters={
+            "order_summary_id": "1OsAAAAAAAAAAAAAAA", "ensure_refunds_input": {"excessFundsAmount": "0.01"}},
+            state=not_due)
+        elapsed = time.perf_counter() - started
+        self.prefect.set_flow_run_state(run.id, _cancelled(), force=True)  # never executed
         return elapsed
 
 
@@ -163,61 +253,118 @@ def _cancelled():
     return Cancelled(message="benchmark floor: created to time the call, never run")
 
 
-def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1, 10), keep: Path | None = None) -> Results:
-    from blocks import SandboxGateway
+def _stack(executor: str, scratch: Path):
     from runtime.processes import free_port
     from runtime.stack import Stack, StackConfig
 
-    import os
+    return Stack(StackConfig(data_dir=scratch, prefect_port=free_port(), api_port=free_port(),
+                             token=secrets.token_urlsafe(16), executor=executor))
 
-    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON"):
+
+def measure(results: Results, *, executor: str, repeats: int, samples: int, concurrent: tuple[int, ...]) -> None:
+    """Every figure of one executor, named ``<figure> [<executor label>]``."""
+    from blocks import SandboxGateway
+
+    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON"):
         os.environ[schedule] = ""  # no scheduled runs competing with the measured ones
-    results = Results(machine=machine())
-    needed = repeats * (2 * samples + 1 + sum(concurrent)) + 10
-    with tempfile.TemporaryDirectory(prefix="om-bench-") as scratch:
-        stack = Stack(StackConfig(data_dir=keep or Path(scratch), prefect_port=free_port(), api_port=free_port(),
-                                  token=secrets.token_urlsafe(16)))
+    label = LABELS[executor]
+    latency_samples = max(3, samples // 2)
+    needed = repeats * (2 * samples + latency_samples + 2 * sum(concurrent)) + 10
+    with tempfile.TemporaryDirectory(prefix=f"om-bench-{executor}-") as scratch:
+        stack = _stack(executor, Path(scratch))
         try:
             stack.start(log=lambda _m: None)
+            from api.operations import deployment_id
+
+            deployment_id.cache_clear()  # a previous stack's deployment ids
             SandboxGateway().save("bench-sandbox", overwrite=True)
             bench = Bench(stack, _orders(stack.store_url, needed))
-            bench.accept()  # warm the facade's first-call path
-            floors, accept_1, accept_5, latency = [], [], [], []
+            prefect_db = PrefectDatabase(stack.postgres.conninfo("prefect"))
+            bench.wait_all([bench.accept()[1]])  # warm the first-call paths
+            floors, floors_5, accept_1, accept_5, latency, accepted = [], [], [], [], [], []
             groups = _process_groups(stack)
-            cpu: dict[str, list[float]] = {name: [] for name in groups}
+            cost: dict[str, list[float]] = {}
             throughput: dict[int, list[float]] = {c: [] for c in concurrent}
+            biggest = max(concurrent)
+
+            def snapshot() -> dict[str, float]:
+                found = {f"CPU s/op: {name}": _group_cpu(pid) for name, pid in groups.items() if name != "postmaster"}
+                for database, seconds in _postgres_cpu(groups["postmaster"]).items():
+                    found[f"CPU s/op: PostgreSQL, {DATABASES[database]}"] = seconds
+                found.update({f"Prefect DB per op: {name}": n for name, n in prefect_db.counts().items()})
+                return found
+
+            def batch(start, c: int, *, costed: bool) -> float:
+                """``c`` operations started at once; completed ops/s, and their cost if ``costed``."""
+                time.sleep(1)  # let the last batch's logs and events land
+                before = snapshot() if costed else {}
+                started = datetime.now(UTC)
+                with ThreadPoolExecutor(min(c, 16)) as pool:
+                    ids = list(pool.map(lambda _: start(), range(c)))
+                runs = bench.wait_all(ids)
+                rate = c / (max(r.end_time for r in runs) - started).total_seconds()
+                if costed:
+                    time.sleep(1.5)
+                    after = snapshot()
+                    for name in after:
+                        cost.setdefault(name, []).append((after[name] - before[name]) / c)
+                return rate
+
             for _ in range(repeats):
-                floors += [bench.create_floor() for _ in range(samples)]
-                accepted = [bench.accept() for _ in range(samples)]
+                # Floor and accept alternate, so both meet the same load (the runs just accepted
+                # are executing meanwhile); floors are created Cancelled and never run.
+                for _ in range(samples):
+                    floors.append(bench.create_floor())
+                    elapsed, operation = bench.accept()
+                    accept_1.append(elapsed)
+                    accepted.append(operation)
+
+                def caller(_):
+                    return bench.create_floor(), bench.accept()
+
                 with ThreadPoolExecutor(5) as pool:
-                    accepted_5 = list(pool.map(lambda _: bench.accept(), range(samples)))
-                accept_1 += [elapsed for elapsed, _ in accepted]
-                accept_5 += [elapsed for elapsed, _ in accepted_5]
-                for _, operation_id in accepted + accepted_5:  # drain: later figures start from an idle executor
-                    bench.wait(operation_id)
-                latency.append(bench.wait(bench.accept()[1])[0])
+                    for floor, (elapsed, operation) in pool.map(caller, range(samples)):
+                        floors_5.append(floor)
+                        accept_5.append(elapsed)
+                        accepted.append(operation)
+                bench.wait_all(accepted)  # later figures start from an idle executor
+                accepted.clear()
+                for _ in range(latency_samples):
+                    (run,) = bench.wait_all([bench.accept()[1]])
+                    latency.append((run.end_time - run.created).total_seconds())
                 for c in concurrent:
-                    cpu_before = {name: _cpu_seconds(pid) for name, pid in groups.items()}
-                    started = time.perf_counter()
-                    with ThreadPoolExecutor(c) as pool:
-                        ids = [op for _, op in pool.map(lambda _: bench.accept(), range(c))]
-                        done = list(pool.map(bench.wait, ids))
-                    assert all(status == "Complete" for _, status in done), done
-                    throughput[c].append(c / (time.perf_counter() - started))
-                    if c == max(concurrent):
-                        for name, pid in groups.items():
-                            cpu[name].append((_cpu_seconds(pid) - cpu_before[name]) / c)
-            results.add("create_flow_run p50", statistics.median(floors), "s", note="Prefect API floor")
-            results.add("accept p50 (1 caller)", statistics.median(accept_1), "s", floor=statistics.median(floors))
-            results.add("accept p99 (1 caller)", percentile(accept_1, 0.99), "s", floor=percentile(floors, 0.99))
-            results.add("accept p50 (5 callers)", statistics.median(accept_5), "s", floor=statistics.median(floors))
-            results.add("accept p99 (5 callers)", percentile(accept_5, 0.99), "s")
-            results.add("create->Complete (1 at a time)", statistics.median(latency), "s", note="executor: runtime.serve")
+                    # stock serve's facade is its own process: its biggest batch is costed as it runs
+                    throughput[c].append(batch(lambda: bench.accept()[1], c, costed=executor != "warm" and c == biggest))
+                if executor == "warm":  # the facade shares the executor's process: cost a batch it does not serve
+                    batch(bench.create_direct, biggest, costed=True)
+            results.add(f"create_flow_run p50 [{label}]", statistics.median(floors), "s", note="Prefect API floor")
+            results.add(f"accept p50, 1 caller [{label}]", statistics.median(accept_1), "s", floor=statistics.median(floors))
+            results.add(f"accept p99, 1 caller [{label}]", percentile(accept_1, 0.99), "s", floor=percentile(floors, 0.99))
+            results.add(f"accept p50, 5 callers [{label}]", statistics.median(accept_5), "s", floor=statistics.median(floors_5))
+            results.add(f"accept p99, 5 callers [{label}]", percentile(accept_5, 0.99), "s", floor=percentile(floors_5, 0.99))
+            results.add(f"create->Complete p50, 1 at a time [{label}]", statistics.median(latency), "s",
+                        note=f"{len(latency)} operations")
             for c, rates in throughput.items():
-                results.add(f"completed ops/s ({c} concurrent)", statistics.median(rates), "ops/s")
-            for name, seconds in cpu.items():
-                results.add(f"CPU s/op: {name}", statistics.median(seconds), "s",
-                            note=f"at {max(concurrent)} concurrent")
+                results.add(f"completed ops/s, {c} concurrent [{label}]", statistics.median(rates), "ops/s")
+            how = "created through Prefect's API" if executor == "warm" else "created through the facade"  # noqa: E501
+            for name, per_op in cost.items():
+                unit = "s" if name.startswith("CPU") else "commits" if name.endswith("transactions") else "rows"
+                results.add(f"{name} [{label}]", statistics.median(per_op), unit, note=f"{biggest} at once, {how}")
         finally:
             stack.stop()
+
+
+def run(*, repeats: int = 3, samples: int = 20, concurrent: tuple[int, ...] = (1, 10, 50),
+        executors: tuple[str, ...] = ("warm", "serve")) -> Results:
+    results = Results(machine=machine())
+    for executor in executors:
+        measure(results, executor=executor, repeats=repeats, samples=samples, concurrent=concurrent)
+    if set(executors) == {"warm", "serve"}:
+        for c in concurrent:
+            warm = results.figures[f"completed ops/s, {c} concurrent [warm executor]"]["value"]
+            stock = results.figures[f"completed ops/s, {c} concurrent [stock serve]"]["value"]
+            results.add(f"speed-up, ops/s at {c} concurrent (warm / stock serve)", warm / stock, "x")
+        warm = results.figures["create->Complete p50, 1 at a time [warm executor]"]["value"]
+        stock = results.figures["create->Complete p50, 1 at a time [stock serve]"]["value"]
+        results.add("speed-up, create->Complete (stock serve / warm)", stock / warm, "x")
     return results

@@ -19,6 +19,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from runtime.executor.__main__ import main as run_executor  # imports nothing heavy until it runs
+
 app = typer.Typer(help="Order Management money engine on Prefect.", no_args_is_help=True)
 console = Console()
 
@@ -113,6 +115,13 @@ def _print_welcome(stack, demo_order) -> None:
             f"\"fulfillItemsInput\": {{\"fulfillmentItems\": [{items}]}}}}]}}'"
         )
     say("\nRefunds of 13.13 are declined and of 66.60 time out (the om-demo-sandbox block). Ctrl-C stops everything.")
+
+
+app.command(
+    name="executor",
+    help="Run a warm executor: it applies the deployments into its work pool (om-warm) and runs their flow runs "
+         "in this process. Needs PREFECT_API_URL and OM_DATABASE_URL; run several, on several machines, to scale out.",
+)(run_executor)
 
 
 @app.command()

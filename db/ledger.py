@@ -8,7 +8,7 @@ in the same order (order summary, then its children): no deadlocks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TypeVar
 
@@ -45,6 +45,17 @@ def lock_order_summary(session: Session, order_summary_id: str) -> OrderSummary:
     return get_or_raise(session, OrderSummary, order_summary_id, for_update=True)
 
 
+def lock_order_summaries(session: Session, order_summary_ids: Iterable[str]) -> dict[str, OrderSummary]:
+    """Several orders' locks in one statement, taken in Id order, so callers that lock more
+    than one order cannot deadlock each other (and single-order callers never wait on them
+    while holding what they need)."""
+    statement = (
+        select(OrderSummary).where(col(OrderSummary.id).in_(sorted(set(order_summary_ids))))
+        .order_by(col(OrderSummary.id)).with_for_update()
+    )
+    return {order.id: order for order in session.exec(statement)}
+
+
 def order_payment_summaries(session: Session, order_summary_id: str, *, for_update: bool = False) -> list[OrderPaymentSummary]:
     """The order's payment summaries, oldest first (the allocation's tie-break order)."""
     statement = (
@@ -69,11 +80,15 @@ def refundable_payments(session: Session, order_payment_summary_id: str) -> list
 
 
 def credit_memo_of_order(session: Session, credit_memo_id: str, order: OrderSummary, *, for_update: bool) -> CreditMemo:
-    memo = get_or_raise(session, CreditMemo, credit_memo_id, for_update=for_update)
+    return check_credit_memo_of_order(get_or_raise(session, CreditMemo, credit_memo_id, for_update=for_update), order)
+
+
+def check_credit_memo_of_order(memo: CreditMemo, order: OrderSummary) -> CreditMemo:
+    """The memo, if it belongs to ``order`` and is in its currency."""
     if memo.order_summary_id != order.id:
-        raise InvalidInputError(f"credit memo {credit_memo_id} belongs to another order summary")
+        raise InvalidInputError(f"credit memo {memo.id} belongs to another order summary")
     if memo.currency_iso_code != order.currency_iso_code:
-        raise CurrencyMismatchError(f"credit memo {credit_memo_id} is in {memo.currency_iso_code}, the order in {order.currency_iso_code}")
+        raise CurrencyMismatchError(f"credit memo {memo.id} is in {memo.currency_iso_code}, the order in {order.currency_iso_code}")
     return memo
 
 

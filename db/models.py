@@ -706,7 +706,7 @@ class CreditMemoInvApplication(SQLModel, table=True):
     invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
     amount: Decimal = Field(sa_type=MoneyAmount)
     currency_iso_code: str = Field(max_length=3)
-    background_operation_id: str | None = Field(default=None, max_length=36)
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True)
     applied_date: datetime = _created_column()
 
 
@@ -836,6 +836,7 @@ class ProcessException(SQLModel, table=True):
 
 
 Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds
+Index("ix_payment_status_created", Payment.status, Payment.created_date)  # resolve-captures: Draft captures, oldest first
 
 
 # --- the REST facade's idempotency keys for synchronous actions -------------------------
@@ -871,6 +872,9 @@ class RefundEvent(SQLModel, table=True):
     created_date: datetime = _created_column()
 
 
+Index("ix_refund_event_created_date", RefundEvent.created_date)  # webhook enqueue: events since a time
+
+
 class WebhookDelivery(SQLModel, table=True):
     """One event for one subscription: delivered, waiting for its next attempt, or given up."""
 
@@ -884,3 +888,29 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: datetime = _created_column()
     last_error: str | None = Field(default=None, max_length=1000)
     delivered_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ExecutorHeartbeat(SQLModel, table=True):
+    """A warm executor's liveness: written every second with the flow runs it holds, so any
+    executor can tell a dead one's runs (held by nobody alive) and mark them Crashed."""
+
+    __tablename__ = "executor_heartbeat"
+    executor_id: str = Field(primary_key=True, max_length=100, description="host:pid:random, unique per process.")
+    work_pool: str = Field(max_length=255, description="The Prefect work pool it executes.")
+    started_at: datetime = _created_column()
+    beat_at: datetime = _created_column()
+    run_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"),
+                         description="JSON list of the flow run ids it holds.")
+
+
+class ExecutorClaim(SQLModel, table=True):
+    """Who took a flow run out of one particular Scheduled state. The first insert wins, so
+    an executor acting on a stale read (the run was since claimed, run and finished) can
+    never claim it again: Prefect itself accepts PENDING after a final state when results
+    are not persisted."""
+
+    __tablename__ = "executor_claim"
+    flow_run_id: str = Field(primary_key=True, max_length=36)
+    scheduled_state_id: str = Field(primary_key=True, max_length=36)
+    executor_id: str = Field(max_length=100)
+    claimed_at: datetime = _created_column()

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from db.models import GatewayProvider, PaymentGateway
 from domain.errors import GatewayError
 from gateways.contract import PaymentGatewayAdapter
 from gateways.sandbox import SandboxGatewayAdapter
+
+
+BLOCK_CACHE_SECONDS = 10.0
+_cache_lock = threading.Lock()
+_loaded: dict[str, tuple[float, object]] = {}
+
+
+def _load_sandbox_block(name: str):
+    """The block, loaded at most once per ``BLOCK_CACHE_SECONDS`` per process: loading is
+    a Prefect API call, and was a sixth of an operation's wall time. A changed block
+    takes effect in running executors within that time."""
+    from blocks.sandbox_gateway import SandboxGateway
+
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _loaded.get(name)
+        if cached is not None and now - cached[0] < BLOCK_CACHE_SECONDS:
+            return cached[1]
+    config = SandboxGateway.load(name)
+    with _cache_lock:
+        _loaded[name] = (now, config)
+    return config
 
 
 def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> PaymentGatewayAdapter:
@@ -16,7 +41,7 @@ def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> Pay
         config = SandboxGateway()
         if gateway.merchant_credential_name:
             try:
-                config = SandboxGateway.load(gateway.merchant_credential_name)
+                config = _load_sandbox_block(gateway.merchant_credential_name)
             except Exception as exc:  # missing document, or one saved with invalid values
                 raise GatewayError(
                     f"payment gateway {gateway.id}: no valid sandbox gateway block named "

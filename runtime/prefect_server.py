@@ -56,6 +56,9 @@ def start_prefect_server(
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_API_PORT=str(port),
     )
+    # A run that finds its deployment's concurrency limit full is rescheduled this much later
+    # (default 30 s): an operation should wait for a slot about as long as a slot is held.
+    env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     process = ManagedProcess.start(

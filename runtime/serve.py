@@ -26,6 +26,7 @@ DEPLOYMENTS: tuple[str, ...] = (
     "deliver-webhooks/deliver-webhooks",
     "export-refunds/export-refunds",
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
+    "sweep-credit-memos/sweep-credit-memos",
 )
 
 VERSION = "0.1.0"
@@ -34,6 +35,7 @@ AUDIT_CRON = os.environ.get("OM_AUDIT_CRON", "*/15 * * * *")  # empty: no schedu
 RESOLVE_CRON = os.environ.get("OM_RESOLVE_CRON", "*/10 * * * *")  # empty: no schedule
 WEBHOOK_CRON = os.environ.get("OM_WEBHOOK_CRON", "* * * * *")  # empty: no schedule
 EXPORT_CRON = os.environ.get("OM_EXPORT_CRON", "*/5 * * * *")  # empty: no schedule
+SWEEP_CRON = os.environ.get("OM_SWEEP_CRON", "30 * * * *")  # empty: no schedule
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
@@ -60,6 +62,8 @@ OPTIONS: dict[str, dict] = {
         "concurrency_limit": 1,
         **({"cron": AUDIT_CRON} if AUDIT_CRON else {}),
     },
+    "sweep-credit-memos": {"tags": ["order-management", "refunds", "reconciliation"], "concurrency_limit": 1,
+                           **({"cron": SWEEP_CRON} if SWEEP_CRON else {})},
     "resolve-gateway-outcomes": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,
@@ -68,37 +72,52 @@ OPTIONS: dict[str, dict] = {
 }
 
 
-def load_flows() -> list:
-    """Every ``prefect.Flow`` defined at module level in the ``flows`` package."""
+def _flows_of(module) -> dict:
     from prefect import Flow
 
+    return {value.name: value for value in vars(module).values()
+            if isinstance(value, Flow) and value.fn.__module__ == module.__name__}
+
+
+def load_flows(module_name: str | None = None) -> list:
+    """Every ``prefect.Flow`` defined at module level in the ``flows`` package, or in
+    ``module_name``."""
     import flows
 
     found = {}
-    for module_info in pkgutil.iter_modules(flows.__path__, prefix="flows."):
-        module = importlib.import_module(module_info.name)
-        for value in vars(module).values():
-            if isinstance(value, Flow) and value.fn.__module__ == module.__name__:
-                found[value.name] = value
+    if module_name:
+        found.update(_flows_of(importlib.import_module(module_name)))
+    else:
+        for module_info in pkgutil.iter_modules(flows.__path__, prefix="flows."):
+            found.update(_flows_of(importlib.import_module(module_info.name)))
     return [found[name] for name in sorted(found)]
 
 
-def deployments() -> list:
+def served(*, deployment_name: str | None = None, module_name: str | None = None) -> list:
+    """Each flow of flows/ (or of ``module_name``) with its deployment, not yet applied.
+
+    Deployments are named ``<flow>/<flow>`` (what the facade starts), or
+    ``<flow>/<deployment_name>`` for a separate set of the same flows (tests, rehearsals).
+    """
     from prefect.deployments.runner import EntrypointType
 
-    flows = load_flows()
+    flows = load_flows(module_name)
     names = {f"{flow.name}/{flow.name}" for flow in flows}
-    if names != set(DEPLOYMENTS):
+    if module_name is None and names != set(DEPLOYMENTS):
         raise RuntimeError(f"runtime.serve.DEPLOYMENTS {sorted(DEPLOYMENTS)} != flows found in flows/ {sorted(names)}")
     return [
-        flow.to_deployment(
-            name=flow.name,
+        (flow, flow.to_deployment(
+            name=deployment_name or flow.name,
             version=VERSION,
             entrypoint_type=EntrypointType.MODULE_PATH,  # importable from PYTHONPATH, whatever the cwd
-            **OPTIONS.get(flow.name, {}),
-        )
+            **({} if deployment_name else OPTIONS.get(flow.name, {})),
+        ))
         for flow in flows
     ]
+
+
+def deployments() -> list:
+    return [deployment for _flow, deployment in served()]
 
 
 def main() -> None:

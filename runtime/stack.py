@@ -29,6 +29,11 @@ class StackConfig:
     prefect_api_url: str | None = None
     store_url: str | None = None
     extra_tokens: dict[str, list[str]] = field(default_factory=dict)  # token -> permissions
+    # "warm": one process runs the facade and a warm executor (runtime.executor), which
+    # takes the runs the facade creates at once; "warm-separate": the executor in its own
+    # process, polling; "serve": stock prefect.serve beside the facade (for comparison).
+    executor: str = "warm"
+    executor_limit: int = 10
 
 
 class Stack:
@@ -97,18 +102,49 @@ class Stack:
         register_blocks(self.store_url, self.config.data_dir)
         log("blocks registered")
 
-        serve = ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
-                                     log_path=self.logs / "serve.log", name="served deployments")
-        self.processes.append(serve)
-        facade_args = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(cfg.api_port)]
+        if cfg.executor == "serve":
+            self._start_serve_and_facade()
+        elif cfg.executor == "warm-separate":
+            self._start_executor_and_facade()
+        else:
+            self._start_engine()
+        log(f"REST facade up at {self.facade_url}, deployments served ({cfg.executor})")
+
+    def _facade_args(self) -> list[str]:
+        cfg = self.config
+        args = ["--host", "127.0.0.1"]
         if cfg.certfile:
-            facade_args += ["--certfile", str(cfg.certfile), "--keyfile", str(cfg.keyfile)]
+            args += ["--certfile", str(cfg.certfile), "--keyfile", str(cfg.keyfile)]
+        return args
+
+    def _start_engine(self) -> None:
+        """The warm executor with the facade in one process: it applies the deployments
+        before the facade answers, so a healthy facade means served deployments."""
+        args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit),
+                "--facade-port", str(self.config.api_port), *self._facade_args()]
+        engine = ManagedProcess.start(args, env=self.env, log_path=self.logs / "engine.log", name="engine")
+        self.processes.append(engine)
+        wait_for_http(f"{self.facade_url}/health", timeout=90, process=engine, verify=False)
+
+    def _start_executor_and_facade(self) -> None:
+        args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit)]
+        executor = ManagedProcess.start(args, env=self.env, log_path=self.logs / "executor.log", name="executor")
+        self.processes.append(executor)
+        wait_for_log_line(executor, "warm executor", timeout=90)
+        self._start_facade()
+
+    def _start_facade(self) -> None:
+        facade_args = [sys.executable, "-m", "api", "--port", str(self.config.api_port), *self._facade_args()]
         facade = ManagedProcess.start(facade_args, env=self.env, log_path=self.logs / "facade.log", name="REST facade")
         self.processes.append(facade)
         wait_for_http(f"{self.facade_url}/health", timeout=60, process=facade, verify=False)
-        log(f"REST facade up at {self.facade_url}")
+
+    def _start_serve_and_facade(self) -> None:
+        serve = ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
+                                     log_path=self.logs / "serve.log", name="served deployments")
+        self.processes.append(serve)
+        self._start_facade()
         wait_for_deployments(timeout=90, process=serve)
-        log("deployments served")
 
     def _configure_this_process(self) -> None:
         """This process registers blocks and loads the demo: point it at the same places."""
@@ -160,6 +196,16 @@ def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
             AccountingExport.load("accounting")
         except (ValueError, ObjectNotFound):
             AccountingExport(path=str(data_dir / "accounting" / "refunds-ledger.json")).save("accounting")
+
+
+def wait_for_log_line(process: ManagedProcess, text: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in process.log_path.read_text(errors="replace"):
+        if not process.alive():
+            raise RuntimeError(f"{process.name} died:\n{process.tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.name} did not log {text!r} within {timeout}s")
+        time.sleep(0.2)
 
 
 def wait_for_deployments(*, timeout: float, process: ManagedProcess | None = None) -> None:

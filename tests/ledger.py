@@ -62,8 +62,8 @@ def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
             assert keys.get(key) == 1, f"processed capture {payment.id} not booked by the gateway"
 
 
-# Moved by the scheduled webhook deliveries, whatever a request did.
-BACKGROUND_TABLES = {"webhook_delivery"}
+# Moved by the scheduled webhook deliveries and executor heartbeats, whatever a request did.
+BACKGROUND_TABLES = {"webhook_delivery", "executor_heartbeat"}
 
 
 def snapshot(store_url: str) -> dict[str, list[dict]]:

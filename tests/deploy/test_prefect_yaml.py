@@ -101,7 +101,7 @@ def test_project_prefect_yaml_declares_the_served_deployments():
     assert {ENSURE, AUDIT} <= set(by_name)
     assert {f"{name}/{name}" for name in by_name} == set(DEPLOYMENTS)
     for name, deployment in by_name.items():
-        assert deployment["work_pool"]["name"] == "om-process"
+        assert deployment["work_pool"]["name"] == "om-warm"
         module, _, function = deployment["entrypoint"].partition(":")
         assert (PROJECT_ROOT / module).is_file()
         flow = getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), function)

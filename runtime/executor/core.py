@@ -1,0 +1,372 @@
+"""The warm executor: a long-lived process that has imported the flows once and runs the
+flow runs of their deployments on threads, with Prefect's own flow engine.
+
+Every operation is still a flow run of a deployed flow, created by whoever starts it (the
+REST facade, the Prefect UI or API, a schedule, an automation): its id is the background
+operation id and its states, task runs and logs are in the UI. What changes is the
+time between creation and completion: no poll interval to wait for and no new Python
+process to start.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import contextvars
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+from prefect import Flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.logging import get_logger
+from prefect.states import Crashed
+
+from runtime.executor import claims, liveness
+from runtime.executor.inprocess import (
+    CancellableThreads,
+    OperationCancelled,
+    prepare_run_thread,
+    request_suspension,
+    run_flow_in_thread,
+)
+
+logger = get_logger("om.executor")  # under "prefect.": Prefect's console handler shows it
+
+WORK_POOL_TYPE = "om-warm"  # the executor's work pools; no stock Prefect worker serves this type
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    work_pool: str = "om-warm"
+    limit: int = 10  # flow runs at a time in this process
+    poll_seconds: float = 0.15  # a read; runs created in this process are taken at once
+    heartbeat_seconds: float = 1.0
+    orphan_grace: timedelta = timedelta(seconds=15)
+    cancel_check_seconds: float = 0.5
+    reap_seconds: float = 5.0
+    drain_seconds: float = 30.0
+    recovery_flow: str | None = "resolve-gateway-outcomes"  # run at once after marking runs Crashed
+    store_url: str | None = None  # None: the configured store (OM_DATABASE_URL)
+    executor_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
+
+
+class WarmExecutor:
+    """Claims due runs of its deployments and runs them in this process.
+
+    Example:
+        ```python
+        from runtime.executor import ExecutorSettings, WarmExecutor
+        from runtime.serve import served
+
+        executor = WarmExecutor(served(), ExecutorSettings(limit=8))
+        executor.start()          # applies the deployments into the work pool, then polls
+        ...
+        executor.stop()           # drains: finishes what it holds, claims nothing new
+        ```
+    """
+
+    def __init__(self, served: list[tuple[Flow, RunnerDeployment]], settings: ExecutorSettings | None = None):
+        self.settings = settings or ExecutorSettings()
+        self._served = served
+        self._flows: dict[UUID, Flow] = {}
+        self._deployment_ids: dict[str, UUID] = {}  # "flow/deployment" -> id
+        self._deployment_of_flow: dict[str, UUID] = {}
+        self._active: dict[UUID, Future] = {}
+        self._active_deployments: dict[UUID, UUID] = {}  # run -> deployment
+        self._active_lock = threading.Lock()
+        self._offered: collections.deque[FlowRun] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()  # claim nothing new
+        self._closed = threading.Event()  # drained: heartbeats and housekeeping end
+        self._paused = False
+        self._threads: list[threading.Thread] = []
+        self._cancellable = CancellableThreads()
+        self._thread_state = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_limit: int | None = None
+        self._deployment_limits: dict[UUID, int] = {}
+        self.started_runs = 0
+        self.crashed_orphans = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        with get_client(sync_client=True) as client:
+            self._ensure_work_pool(client)
+        for flow, deployment in self._served:
+            deployment_id = deployment.apply(work_pool_name=self.settings.work_pool)
+            self._flows[deployment_id] = flow
+            self._deployment_ids[f"{flow.name}/{deployment.name}"] = deployment_id
+            self._deployment_of_flow[flow.name] = deployment_id
+        with get_client(sync_client=True) as client:
+            self._read_limits(client)
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.limit, thread_name_prefix="om-run",
+                                        initializer=prepare_run_thread)
+        liveness.beat(store_url=self.settings.store_url, executor_id=self.settings.executor_id,
+                      work_pool=self.settings.work_pool, run_ids=[])
+        for target in (self._dispatch_loop, self._housekeeping_loop, self._heartbeat_loop):
+            thread = threading.Thread(target=target, name=f"om-executor-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        logger.info("warm executor %s serving %d deployments from work pool %r, %d at a time",
+                    self.settings.executor_id, len(self._flows), self.settings.work_pool, self.settings.limit)
+
+    def stop(self) -> None:
+        """Graceful drain: claim nothing new, let held runs finish for up to
+        ``drain_seconds`` (still beating, so no other executor takes them for dead), then
+        cancel any still going, mark them Crashed and start the resolver for their money."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        self._threads[0].join(timeout=5)  # the dispatcher: no claim in flight after this
+        deadline = time.monotonic() + self.settings.drain_seconds
+        while self.active_run_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftovers = self.active_run_ids()
+        for run_id in leftovers:
+            self._cancellable.cancel(run_id)  # stop it where it is
+        deadline = time.monotonic() + 5
+        while self.active_run_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if leftovers:
+            with get_client(sync_client=True) as client:
+                for run_id in leftovers:  # not final if its thread could not record Cancelled
+                    self._crash(client, run_id, "The executor stopped before the run finished.")
+                self._start_recovery(client)
+        self._closed.set()
+        for thread in self._threads[1:]:
+            thread.join(timeout=5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        liveness.forget(store_url=self.settings.store_url, executor_id=self.settings.executor_id)
+        logger.info("warm executor %s stopped after %d runs (%d left to recovery)",
+                    self.settings.executor_id, self.started_runs, len(leftovers))
+
+    @property
+    def deployment_ids(self) -> dict[str, UUID]:
+        return dict(self._deployment_ids)
+
+    def active_run_ids(self) -> list[UUID]:
+        with self._active_lock:
+            return list(self._active)
+
+    def offer(self, flow_run: FlowRun) -> None:
+        """A run just created in this process (by the facade): claim it now, not at the next poll."""
+        if (flow_run.deployment_id in self._flows and not self._stopping.is_set()
+                and flow_run.state is not None and flow_run.state.is_scheduled()):
+            self._offered.append(flow_run)
+            self._wake.set()
+
+    # --- dispatching -------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        with get_client(sync_client=True) as client:
+            while not self._stopping.is_set():
+                self._wake.wait(self.settings.poll_seconds)
+                self._wake.clear()
+                try:
+                    self._dispatch_once(client)
+                except Exception:
+                    logger.exception("dispatch failed; retrying")
+                    self._stopping.wait(1)
+
+    def _free_slots(self) -> int:
+        with self._active_lock:
+            return self.settings.limit - len(self._active)
+
+    def _dispatch_once(self, client: SyncPrefectClient) -> None:
+        candidates: list[FlowRun] = []
+        while self._offered:
+            candidates.append(self._offered.popleft())
+        if self._paused:
+            return  # a paused work pool is the operators' kill switch: its runs stay Scheduled
+        free = self._free_slots()
+        if free > len(candidates):
+            candidates += claims.due_runs(client, work_pool=self.settings.work_pool,
+                                          deployment_ids=list(self._flows), limit=free - len(candidates))
+        if candidates and self._pool_limit is not None:
+            free = min(free, self._pool_limit - claims.active_in_pool(client, self.settings.work_pool))
+        seen: set[UUID] = set()
+        for flow_run in candidates:
+            if free <= 0 or self._stopping.is_set() or self._deployment_full(flow_run.deployment_id):
+                continue  # left SCHEDULED: a later poll (here or elsewhere) takes it
+            if flow_run.id in seen or flow_run.id in self._active:
+                continue
+            seen.add(flow_run.id)
+            claimed = claims.claim(client, flow_run, reserve=self._reserve)
+            if claimed is None:
+                continue
+            free -= 1
+            self._submit(claimed)
+
+    def _reserve(self, flow_run: FlowRun) -> bool:
+        return liveness.reserve_claim(store_url=self.settings.store_url, executor_id=self.settings.executor_id,
+                                      flow_run=flow_run)
+
+    def _deployment_full(self, deployment_id: UUID) -> bool:
+        """The deployment's concurrency limit is reached by this executor's own runs. The
+        server enforces the limit across executors too, but by rescheduling the run
+        (AwaitingConcurrencySlot, PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS
+        later): better not to claim what cannot start."""
+        limit = self._deployment_limits.get(deployment_id)
+        if limit is None:
+            return False
+        with self._active_lock:
+            mine = sum(1 for future_run in self._active_deployments.values() if future_run == deployment_id)
+        return mine >= limit
+
+    def _submit(self, flow_run: FlowRun) -> None:
+        flow = self._flows[flow_run.deployment_id]
+        with self._active_lock:
+            self._active_deployments[flow_run.id] = flow_run.deployment_id
+            self._active[flow_run.id] = self._pool.submit(self._run, flow, flow_run)
+        self.started_runs += 1
+
+    def _run(self, flow: Flow, flow_run: FlowRun) -> None:
+        self._cancellable.enter(flow_run.id)
+        try:
+            # a fresh copy of the thread's base context: nothing one run leaves set reaches the next
+            state = self._base_context().run(run_flow_in_thread, flow, flow_run)
+            logger.debug("flow run %s ended %s", flow_run.id, state.type.value)
+        except OperationCancelled:
+            logger.info("flow run %s was cancelled outside its flow function", flow_run.id)
+        except Exception as exc:  # before the engine started (parameters, flow kind): fail it now
+            logger.exception("flow run %s could not start", flow_run.id)
+            self._fail(flow_run.id, f"The executor could not start the run: {exc!r}")
+        except BaseException:
+            logger.exception("flow run %s: the engine raised", flow_run.id)
+        finally:
+            while True:  # a cancellation (or a timeout) may still land until leave() has cleared it
+                try:
+                    self._cancellable.leave(flow_run.id)
+                    break
+                except BaseException:
+                    continue
+            with self._active_lock:
+                self._active.pop(flow_run.id, None)
+                self._active_deployments.pop(flow_run.id, None)
+            self._wake.set()  # a slot is free
+
+    def _base_context(self) -> contextvars.Context:
+        """A copy of this pool thread's context as it was before its first run (its Prefect
+        client and settings, from :func:`prepare_run_thread`)."""
+        base = getattr(self._thread_state, "context", None)
+        if base is None:
+            base = self._thread_state.context = contextvars.copy_context()
+        return base.copy()
+
+    def _fail(self, flow_run_id: UUID, message: str) -> None:
+        from prefect.states import Failed
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(flow_run_id, Failed(message=message))
+        except Exception:
+            logger.exception("could not mark flow run %s Failed", flow_run_id)
+
+    # --- housekeeping: liveness, cancellation, orphans, pool limit ------------------------
+
+    def _heartbeat_loop(self) -> None:
+        """Its own thread and nothing else, so slow Prefect calls never delay a beat; it
+        beats until the drain is over."""
+        settings = self.settings
+        while not self._closed.wait(settings.heartbeat_seconds):
+            try:
+                liveness.beat(store_url=settings.store_url, executor_id=settings.executor_id,
+                              work_pool=settings.work_pool, run_ids=self.active_run_ids())
+            except Exception:
+                logger.exception("heartbeat failed; retrying")
+
+    def _housekeeping_loop(self) -> None:
+        settings = self.settings
+        next_cancel = 0.0
+        next_pool = time.monotonic() + 5
+        next_reap = time.monotonic() + random.uniform(0, settings.reap_seconds)  # executors spread out
+        next_worker_beat = 0.0
+        with get_client(sync_client=True) as client:
+            while not self._closed.is_set():
+                now = time.monotonic()
+                try:
+                    if now >= next_cancel:  # also while draining: a cancel still stops a held run
+                        next_cancel = now + settings.cancel_check_seconds
+                        self._deliver_cancellations(client)
+                    if not self._stopping.is_set():
+                        if now >= next_pool:
+                            next_pool = now + 5
+                            self._read_limits(client)
+                        if now >= next_worker_beat:  # shows the executor under the work pool in the UI
+                            next_worker_beat = now + 15
+                            client.send_worker_heartbeat(settings.work_pool, settings.executor_id,
+                                                         heartbeat_interval_seconds=15)
+                        if now >= next_reap:
+                            next_reap = now + settings.reap_seconds
+                            self._crash_orphans(client)
+                except Exception:
+                    logger.exception("housekeeping failed; retrying")
+                self._closed.wait(0.1)
+
+    def _read_limits(self, client: SyncPrefectClient) -> None:
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        pool = client.read_work_pool(self.settings.work_pool)
+        self._pool_limit, self._paused = pool.concurrency_limit, pool.is_paused
+        deployments = client.read_deployments(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(self._flows))))
+        self._deployment_limits = {d.id: d.global_concurrency_limit.limit for d in deployments
+                                   if d.global_concurrency_limit is not None and d.global_concurrency_limit.active}
+
+    def _deliver_cancellations(self, client: SyncPrefectClient) -> None:
+        """Cancellations and suspensions (Prefect's per-run watchers do this by websocket)."""
+        for flow_run in claims.runs_in_states(client, self.active_run_ids(), [StateType.CANCELLING, StateType.PAUSED]):
+            if flow_run.state.type == StateType.PAUSED:
+                request_suspension(flow_run.id, flow_run.state)
+            elif self._cancellable.cancel(flow_run.id):
+                logger.info("cancelling flow run %s", flow_run.id)
+
+    def _crash_orphans(self, client: SyncPrefectClient) -> None:
+        orphans = liveness.orphaned_runs(client, store_url=self.settings.store_url, work_pool=self.settings.work_pool,
+                                         deployment_ids=list(self._flows), grace=self.settings.orphan_grace)
+        for flow_run in orphans:
+            logger.warning("flow run %s is held by no live executor: marking it Crashed", flow_run.id)
+            self._crash(client, flow_run.id, "The executor running this operation stopped responding.")
+            self.crashed_orphans += 1
+        if orphans:
+            self._start_recovery(client)
+
+    def _crash(self, client: SyncPrefectClient, flow_run_id: UUID, message: str) -> None:
+        # Not forced: a run that finished meanwhile keeps its final state (Prefect refuses
+        # final -> Crashed), so a completed operation is never reported as an error.
+        with contextlib.suppress(ObjectNotFound):  # deleted meanwhile: nothing to mark
+            client.set_flow_run_state(flow_run_id, Crashed(message=message))
+
+    def _start_recovery(self, client: SyncPrefectClient) -> None:
+        """Resolve the money a crashed run may have left reserved, now rather than at the
+        resolver's next schedule (it never retries blind: it asks the gateway by key)."""
+        name = self.settings.recovery_flow
+        if name and name in self._deployment_of_flow:
+            # only what has waited at least the grace period: a refund recorded a moment ago
+            # by a live operation (its send run not yet created) is not the crashed run's
+            margin = int(self.settings.orphan_grace.total_seconds())
+            client.create_flow_run_from_deployment(self._deployment_of_flow[name], parameters={"older_than_seconds": margin})
+
+    def _ensure_work_pool(self, client: SyncPrefectClient) -> None:
+        try:
+            client.read_work_pool(self.settings.work_pool)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another executor made it first
+                client.create_work_pool(WorkPoolCreate(
+                    name=self.settings.work_pool, type=WORK_POOL_TYPE,
+                    description="Order Management operations, run by warm executors (om-engine executor).",
+                ))

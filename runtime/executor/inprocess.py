@@ -1,0 +1,135 @@
+"""Run a claimed flow run in this process, on this thread, with Prefect's own flow engine.
+
+This is what ``python -m prefect.engine`` does in the subprocess a runner starts, minus the
+process: the same ``FlowRunEngine`` proposes Running, runs the flow and its task runs,
+sends logs and reports the final state, so the run looks the same in the UI. Two things
+differ:
+
+* Flow heartbeats are off for the run (the engine joins its heartbeat thread at the end,
+  which costs up to a second); the executor's own liveness signal replaces them.
+* The engine would start, per run, a thread with its own event loop and a websocket
+  subscription watching for a suspension request, and join it at the end (~150 ms of each
+  run). The executor watches all its runs with one read instead and hands a suspension to
+  the run with :func:`request_suspension`, the same call that watcher makes.
+* Cancellation cannot kill a process, so :class:`OperationCancelled` is raised inside the
+  run's thread (see :class:`CancellableThreads`); the engine then records
+  Cancelling -> Cancelled. Whatever the operation had recorded stays recorded: a refund
+  reserved but not yet answered by the gateway is resolved later by its idempotency key,
+  exactly as after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import threading
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from prefect import Flow
+from prefect._flow_run_suspension import (
+    FlowRunSuspensionRequest,
+    mark_flow_run_suspension_requested,
+    register_flow_run_suspension_request,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.context import SettingsContext, SyncClientContext, get_settings_context
+from prefect.flow_engine import FlowRunEngine, _flow_parameters
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+from prefect.states import State
+
+
+class OperationCancelled(BaseException):
+    """Raised inside a run's thread when its flow run was cancelled (a BaseException, so
+    the flow's own ``except Exception`` handlers do not swallow it)."""
+
+
+class WarmFlowRunEngine(FlowRunEngine):
+    """Prefect's engine with the per-run suspension watcher left to the executor."""
+
+    @contextlib.contextmanager
+    def setup_flow_run_suspension_request(self) -> Iterator[FlowRunSuspensionRequest]:
+        request = self._get_flow_run_suspension_request()
+        with register_flow_run_suspension_request(self.flow_run.id, request):
+            request.raise_if_requested()
+            yield request
+
+
+def request_suspension(flow_run_id: UUID, state: State) -> bool:
+    """Tell a run of this process that it was suspended (it stops at its next check)."""
+    return mark_flow_run_suspension_requested(flow_run_id, state)
+
+
+@functools.cache
+def _settings_without_heartbeats() -> SettingsContext:
+    # Built once: a settings copy costs ~90 ms of validation.
+    context = get_settings_context()
+    return SettingsContext(
+        profile=context.profile,
+        settings=context.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    )
+
+
+def prepare_run_thread() -> None:
+    """Initializer of the threads that run flows: their runs share one Prefect client per
+    thread (a new one costs ~30 ms, mostly building its TLS context) and the settings
+    without heartbeats. Entered for the thread's life, never left."""
+    _settings_without_heartbeats().model_copy().__enter__()
+    SyncClientContext().__enter__()
+
+
+def run_flow_in_thread(flow: Flow, flow_run: FlowRun) -> State:
+    """Run ``flow_run`` (already claimed: Pending) to a final state on the current thread."""
+    if flow.isasync or flow.isgenerator:
+        raise TypeError(f"flow {flow.name!r}: the warm executor runs plain synchronous flows")
+    parameters: dict[str, Any] = _flow_parameters(flow=flow, flow_run=flow_run, parameters=None)
+    engine = WarmFlowRunEngine(flow=flow, flow_run=flow_run, parameters=parameters)
+    with _settings_without_heartbeats().model_copy(), SyncClientContext.get_or_create():
+        with engine.start():
+            while engine.is_running():
+                try:
+                    with engine.run_context():
+                        engine.call_flow_fn()
+                except OperationCancelled as exc:
+                    engine.handle_cancellation(exc)
+    return engine.state
+
+
+class CancellableThreads:
+    """Which thread runs which flow run, so a cancellation reaches that run and no other.
+
+    ``PyThreadState_SetAsyncExc`` raises an exception in another thread at its next
+    bytecode. The lock makes delivery and the end of a run mutually exclusive, and the end
+    of a run clears anything pending, so an exception meant for one run can never land in
+    the next run a pooled thread picks up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[UUID, int] = {}
+        self._delivered: set[UUID] = set()
+
+    def enter(self, flow_run_id: UUID) -> None:
+        with self._lock:
+            self._threads[flow_run_id] = threading.get_ident()
+
+    def leave(self, flow_run_id: UUID) -> None:
+        with self._lock:
+            thread_id = self._threads.pop(flow_run_id, None)
+            self._delivered.discard(flow_run_id)
+            if thread_id is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+
+    def cancel(self, flow_run_id: UUID) -> bool:
+        """Raise :class:`OperationCancelled` in the run's thread, once; False if it is not
+        running here or was already told (a second exception would land in the engine's
+        own handling of the first)."""
+        with self._lock:
+            thread_id = self._threads.get(flow_run_id)
+            if thread_id is None or flow_run_id in self._delivered:
+                return False
+            self._delivered.add(flow_run_id)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(OperationCancelled))
+            return True

@@ -1,0 +1,252 @@
+"""The warm executor against the session's real Prefect server: it claims and runs flow
+runs of its deployments in this process, several at a time, within the deployment's and
+the work pool's concurrency limits; cancels; drains; and finds a dead executor's runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolUpdate
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelling
+
+from runtime.executor import ExecutorSettings, WarmExecutor
+from tests.runtime import executor_flows
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def wait_final(run_id, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            assert time.monotonic() < deadline, f"run {run_id} still {run.state.type if run.state else None}"
+            time.sleep(0.1)
+
+
+def wait_for(predicate, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def state_types(run_id) -> list[StateType]:
+    with get_client(sync_client=True) as client:
+        return [state.type for state in client.read_flow_run_states(run_id)]
+
+
+@pytest.fixture
+def start_executor(store):
+    """Start an executor on a work pool and deployment name of its own; stopped afterwards."""
+    started: list[WarmExecutor] = []
+
+    def start(*flows, deployment_options: dict | None = None, **settings) -> WarmExecutor:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        served = [(f, f.to_deployment(name=name, **(deployment_options or {}))) for f in flows]
+        settings.setdefault("work_pool", name)
+        settings.setdefault("recovery_flow", None)
+        executor = WarmExecutor(served, ExecutorSettings(store_url=store, **settings))
+        executor.start()
+        started.append(executor)
+        return executor
+
+    yield start
+    for executor in started:
+        executor.stop()
+
+
+def create_run(executor: WarmExecutor, flow_name: str, **parameters):
+    deployment_id = next(dep_id for name, dep_id in executor.deployment_ids.items() if name.startswith(f"{flow_name}/"))
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+
+def test_a_created_run_is_claimed_and_run_with_its_task_runs(start_executor):
+    executor = start_executor(executor_flows.add_one)
+    run = create_run(executor, "exec-add-one", value=41)
+    final = wait_final(run.id)
+    assert final.state.type == StateType.COMPLETED
+    assert state_types(run.id) == [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    def task_runs():  # recorded from events, a moment after the flow run ends
+        with get_client(sync_client=True) as client:
+            return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+
+    wait_for(lambda: task_runs(), timeout=30)
+    assert [t.name.split("-")[0] for t in task_runs()] == ["step"]
+
+
+def test_an_offered_run_is_taken_without_waiting_for_a_poll(start_executor):
+    executor = start_executor(executor_flows.add_one, poll_seconds=3600)  # it will never poll
+    time.sleep(0.5)  # past its first poll
+    run = create_run(executor, "exec-add-one")
+    executor.offer(run)
+    assert wait_final(run.id, timeout=30).state.type == StateType.COMPLETED
+
+
+def test_runs_created_elsewhere_are_found_by_polling(start_executor):
+    executor = start_executor(executor_flows.add_one)
+    runs = [create_run(executor, "exec-add-one", value=i) for i in range(5)]
+    assert {wait_final(r.id).state.type for r in runs} == {StateType.COMPLETED}
+    assert executor.started_runs == 5
+
+
+def test_several_runs_at_once(start_executor):
+    executor_flows.barrier = threading.Barrier(3)
+    executor = start_executor(executor_flows.meet, limit=3)
+    runs = [create_run(executor, "exec-meet") for _ in range(3)]
+    assert {wait_final(r.id).state.type for r in runs} == {StateType.COMPLETED}
+
+
+def test_the_deployment_concurrency_limit_holds(start_executor):
+    executor_flows.most_running = 0
+    executor = start_executor(executor_flows.overlap, limit=5, deployment_options={"concurrency_limit": 1})
+    runs = [create_run(executor, "exec-overlap") for _ in range(4)]
+    assert {wait_final(r.id).state.type for r in runs} == {StateType.COMPLETED}
+    assert executor_flows.most_running == 1
+
+
+def test_the_work_pool_concurrency_limit_holds(start_executor):
+    executor_flows.most_running = 0
+    executor = start_executor(executor_flows.overlap, limit=6)
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(executor.settings.work_pool, WorkPoolUpdate(concurrency_limit=2))
+    time.sleep(5.5)  # the executor rereads the pool's limit every 5 s
+    runs = [create_run(executor, "exec-overlap") for _ in range(6)]
+    assert {wait_final(r.id).state.type for r in runs} == {StateType.COMPLETED}
+    assert executor_flows.most_running == 2
+
+
+def test_a_cancelled_run_stops_and_is_cancelled(start_executor, tmp_path):
+    executor = start_executor(executor_flows.sleep_for, cancel_check_seconds=0.2)
+    marker = tmp_path / "started"
+    run = create_run(executor, "exec-sleep", seconds=60, marker=str(marker))
+    wait_for(marker.exists)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelling(message="operator cancelled"), force=True)
+    final = wait_final(run.id, timeout=30)
+    assert final.state.type == StateType.CANCELLED
+    wait_for(lambda: executor.active_run_ids() == [], timeout=5)
+    # the slot is free again
+    again = create_run(executor, "exec-sleep", seconds=0)
+    assert wait_final(again.id).state.type == StateType.COMPLETED
+
+
+def test_stop_drains_held_runs_and_claims_nothing_new(start_executor, tmp_path):
+    executor = start_executor(executor_flows.sleep_for)
+    marker = tmp_path / "started"
+    held = create_run(executor, "exec-sleep", seconds=1.5, marker=str(marker))
+    wait_for(marker.exists)
+    executor.stop()
+    assert wait_final(held.id, timeout=5).state.type == StateType.COMPLETED
+    later = create_run(executor, "exec-sleep", seconds=0)
+    time.sleep(1)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(later.id).state.type == StateType.SCHEDULED
+
+
+def test_runs_still_going_after_the_drain_period_are_crashed(start_executor, tmp_path):
+    executor = start_executor(executor_flows.sleep_for, drain_seconds=0.5)
+    marker = tmp_path / "started"
+    held = create_run(executor, "exec-sleep", seconds=30, marker=str(marker))
+    wait_for(marker.exists)
+    executor.stop()
+    assert wait_final(held.id, timeout=5).state.type in (StateType.CRASHED, StateType.CANCELLED)
+
+
+def test_a_run_held_by_no_live_executor_is_crashed_and_recovery_starts(start_executor, store):
+    """An executor that dies stops beating; another one finds its runs and marks them
+    Crashed, then starts the recovery flow."""
+    from runtime.executor import claims
+
+    executor = start_executor(executor_flows.sleep_for, executor_flows.recovered, recovery_flow="exec-recovered",
+                              orphan_grace=timedelta(seconds=3), reap_seconds=0.5, poll_seconds=3600)
+    time.sleep(0.5)
+    # a "dead executor's" run: claimed (Pending) by someone who is not beating
+    run = create_run(executor, "exec-sleep", seconds=0)
+    with get_client(sync_client=True) as client:
+        assert claims.claim(client, run) is not None
+    final = wait_final(run.id, timeout=30)
+    assert final.state.type == StateType.CRASHED
+    assert "stopped responding" in final.state.message
+    assert executor.crashed_orphans == 1
+    with get_client(sync_client=True) as client:
+        recovery_id = executor.deployment_ids[next(n for n in executor.deployment_ids if n.startswith("exec-recovered/"))]
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        recoveries = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[recovery_id])))
+    # the resolver looks only at what has waited the grace period, not at refunds just made
+    assert [r.parameters for r in recoveries] == [{"older_than_seconds": 3}]
+
+
+def test_a_stale_read_never_claims_a_run_again(start_executor, store):
+    """Prefect accepts PENDING after a final state (no persisted result): only the claim
+    record keyed by the Scheduled state the run was read in stops a stale poller."""
+    from runtime.executor import claims, liveness
+
+    executor = start_executor(executor_flows.add_one)
+    stale = create_run(executor, "exec-add-one")  # read while Scheduled
+    assert wait_final(stale.id).state.type == StateType.COMPLETED
+    with get_client(sync_client=True) as client:
+        again = claims.claim(client, stale, reserve=lambda run: liveness.reserve_claim(
+            store_url=store, executor_id="a-late-executor", flow_run=run))
+        assert again is None
+        assert client.read_flow_run(stale.id).state.type == StateType.COMPLETED
+    assert state_types(stale.id).count(StateType.RUNNING) == 1
+
+
+def test_a_paused_work_pool_is_not_served(start_executor):
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    executor = start_executor(executor_flows.add_one)
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(executor.settings.work_pool, WorkPoolUpdate(is_paused=True))
+        wait_for(lambda: executor._paused, timeout=10)
+        run = create_run(executor, "exec-add-one")
+        executor.offer(run)
+        time.sleep(1)
+        assert client.read_flow_run(run.id).state.type == StateType.SCHEDULED
+        client.update_work_pool(executor.settings.work_pool, WorkPoolUpdate(is_paused=False))
+    assert wait_final(run.id).state.type == StateType.COMPLETED
+
+
+def test_heartbeats_go_on_while_draining(start_executor, store, tmp_path):
+    from db.engine import session_scope
+    from db.models import ExecutorHeartbeat
+
+    executor = start_executor(executor_flows.sleep_for)
+    marker = tmp_path / "started"
+    held = create_run(executor, "exec-sleep", seconds=3, marker=str(marker))
+    wait_for(marker.exists)
+    stopping = threading.Thread(target=executor.stop)
+    stopping.start()
+
+    def beat_at():
+        with session_scope(store) as session:
+            row = session.get(ExecutorHeartbeat, executor.settings.executor_id)
+            return row.beat_at if row else None
+
+    first = beat_at()
+    wait_for(lambda: beat_at() != first, timeout=5)  # still beating, and listing its run
+    stopping.join(30)
+    assert wait_final(held.id).state.type == StateType.COMPLETED
+    assert beat_at() is None  # a clean stop forgets the executor
+
+
+def test_a_finished_run_is_never_marked_crashed(start_executor):
+    executor = start_executor(executor_flows.add_one)
+    run = create_run(executor, "exec-add-one")
+    assert wait_final(run.id).state.type == StateType.COMPLETED
+    with get_client(sync_client=True) as client:
+        executor._crash(client, run.id, "late reaper")
+        assert client.read_flow_run(run.id).state.type == StateType.COMPLETED
