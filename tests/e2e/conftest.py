@@ -10,9 +10,24 @@ import requests
 import trustme
 from simple_salesforce import Salesforce
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
 from blocks import SandboxGateway
 
 E2E_GATEWAY_BLOCK = "e2e-scripted-gateway"
+
+
+def count_requested_runs() -> int:
+    """Flow runs of the deployments that only a request starts (those without a schedule).
+
+    Prefect's scheduler keeps adding runs of the scheduled deployments (deliver-webhooks
+    every minute, ...) while a test runs, so a count of every run is not a count of what
+    a request started.
+    """
+    with get_client(sync_client=True) as client:
+        on_request = [d.id for d in client.read_deployments() if not d.schedules]
+        return client.count_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=on_request)))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from simple_salesforce.exceptions import SalesforceError
 
-from tests.e2e.conftest import E2E_GATEWAY_BLOCK
+from tests.e2e.conftest import E2E_GATEWAY_BLOCK, count_requested_runs
 from tests.e2e.test_ensure_refunds_async import wait_for_operation
 from tests.ledger import assert_ledger_invariants, snapshot
 
@@ -138,8 +138,7 @@ def test_bad_requests_change_nothing_and_start_nothing(sf, engine):
     return_order = sf.restful(RETURNS, method="POST", json={
         "orderSummaryId": order, "returnOrderLineItems": [{"orderItemSummaryId": shirt, "quantityExpected": 1}]})
     before = snapshot(engine.store_url)
-    with get_client(sync_client=True) as client:
-        runs_before = client.count_flow_runs()
+    runs_before = count_requested_runs()
     refused = [
         (ORDERS.format(order) + "actions/fulfill-items", {"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]}),
         (ORDERS.format(order) + "actions/submit-return", {"changeItems": [{"orderItemSummaryId": mug, "quantity": 1}]}),
@@ -165,8 +164,7 @@ def test_bad_requests_change_nothing_and_start_nothing(sf, engine):
         sf.restful("actions/custom/flow/no_such_flow", method="POST", json={"inputs": [{}]})
     assert unknown.value.status == 404
     assert snapshot(engine.store_url) == before
-    with get_client(sync_client=True) as client:
-        assert client.count_flow_runs() == runs_before
+    assert count_requested_runs() == runs_before
 
 
 def test_a_retried_sync_action_with_the_same_idempotency_key_acts_once(sf, engine, tls):
@@ -219,14 +217,12 @@ def test_inputs_that_together_ask_too_much_start_nothing(sf, engine):
     """Each input alone could cancel 2 of the 3 shirts; together they cannot: refused, no run."""
     order, shirt, *_ = new_order(sf, captured=99, authorized=1)
     before = snapshot(engine.store_url)
-    with get_client(sync_client=True) as client:
-        runs_before = client.count_flow_runs()
+    runs_before = count_requested_runs()
     one = {"orderSummaryId": order, "submitCancelInput": {"changeItems": [{"orderItemSummaryId": shirt, "quantity": 2}]}}
     with pytest.raises(SalesforceError) as refused:
         sf.restful("actions/custom/flow/cancel_to_refund", method="POST", json={"inputs": [one, one]})
     assert refused.value.status == 400 and "exceeds" in refused.value.content[0]["message"]
-    with get_client(sync_client=True) as client:
-        assert client.count_flow_runs() == runs_before
+    assert count_requested_runs() == runs_before
     assert snapshot(engine.store_url) == before
 
 
