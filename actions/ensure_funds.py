@@ -160,7 +160,7 @@ def submit_capture(payment: Payment, adapter: PaymentGatewayAdapter, authorizati
         metadata={"payment_id": payment.id, "payment_authorization_id": payment.payment_authorization_id or ""},
     )
     try:
-        if look_up_first and (known := adapter.lookup_capture(key)) is not None:
+        if look_up_first and (known := adapter.lookup_capture(command)) is not None:
             return known
         return adapter.capture(command)
     except Exception as exc:  # noqa: BLE001

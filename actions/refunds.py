@@ -46,7 +46,7 @@ def submit_refund(
         metadata={"refund_id": refund.id, "order_payment_summary_id": refund.order_payment_summary_id},
     )
     try:
-        if look_up_first and (known := adapter.lookup_refund(refund.idempotency_key)) is not None:
+        if look_up_first and (known := adapter.lookup_refund(command)) is not None:
             return known
         return adapter.refund(command)
     except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed

@@ -3,6 +3,7 @@
 from blocks.accounting import AccountingExport
 from blocks.sandbox_gateway import SandboxGateway
 from blocks.store_database import StoreDatabase
+from blocks.stripe_gateway import StripeGateway
 from blocks.webhooks import WebhookSubscription
 
-__all__ = ["AccountingExport", "SandboxGateway", "StoreDatabase", "WebhookSubscription"]
+__all__ = ["AccountingExport", "SandboxGateway", "StoreDatabase", "StripeGateway", "WebhookSubscription"]

@@ -41,8 +41,8 @@ def create_order_summary(*, session: Session, obj_in: OrderSummaryCreate) -> Ord
 
 
 def create_payment_gateway(*, session: Session, obj_in: PaymentGatewayCreate) -> PaymentGateway:
-    if obj_in.gateway_provider != GatewayProvider.SANDBOX:
-        raise InvalidInputError(f"GatewayProvider {obj_in.gateway_provider} has no adapter yet; use Sandbox")
+    if obj_in.gateway_provider == GatewayProvider.STRIPE and not obj_in.merchant_credential_name:
+        raise InvalidInputError("MerchantCredentialName is required for a Stripe gateway: it names the OM Stripe Gateway block")
     record = PaymentGateway(id=new_id("PaymentGateway"), **obj_in.model_dump())
     session.add(record)
     return record

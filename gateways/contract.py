@@ -62,12 +62,12 @@ class PaymentGatewayAdapter(Protocol):
 
     def refund(self, command: RefundCommand) -> GatewayResult: ...
 
-    def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
-        """The gateway's record of the refund sent with this key, or None if it has none."""
+    def lookup_refund(self, command: RefundCommand) -> GatewayResult | None:
+        """The gateway's record of the refund sent with this command's key, or None if it has none."""
         ...
 
     def capture(self, command: CaptureCommand) -> GatewayResult: ...
 
-    def lookup_capture(self, idempotency_key: str) -> GatewayResult | None:
-        """The gateway's record of the capture sent with this key, or None if it has none."""
+    def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
+        """The gateway's record of the capture sent with this command's key, or None if it has none."""
         ...

@@ -9,6 +9,7 @@ from db.models import GatewayProvider, PaymentGateway
 from domain.errors import GatewayError
 from gateways.contract import PaymentGatewayAdapter
 from gateways.sandbox import SandboxGatewayAdapter
+from gateways.stripe import StripeGatewayAdapter
 
 
 BLOCK_CACHE_SECONDS = 10.0
@@ -16,21 +17,30 @@ _cache_lock = threading.Lock()
 _loaded: dict[str, tuple[float, object]] = {}
 
 
-def _load_sandbox_block(name: str):
+def _load_block(block_type: type, name: str):
     """The block, loaded at most once per ``BLOCK_CACHE_SECONDS`` per process: loading is
     a Prefect API call, and was a sixth of an operation's wall time. A changed block
     takes effect in running executors within that time."""
-    from blocks.sandbox_gateway import SandboxGateway
-
     now = time.monotonic()
+    cache_key = f"{block_type.get_block_type_slug()}/{name}"
     with _cache_lock:
-        cached = _loaded.get(name)
+        cached = _loaded.get(cache_key)
         if cached is not None and now - cached[0] < BLOCK_CACHE_SECONDS:
             return cached[1]
-    config = SandboxGateway.load(name)
+    config = block_type.load(name)
     with _cache_lock:
-        _loaded[name] = (now, config)
+        _loaded[cache_key] = (now, config)
     return config
+
+
+def _gateway_block(gateway: PaymentGateway, block_type: type):
+    try:
+        return _load_block(block_type, gateway.merchant_credential_name)
+    except Exception as exc:  # missing document, or one saved with invalid values
+        raise GatewayError(
+            f"payment gateway {gateway.id}: no valid {block_type.get_block_type_name()} block named "
+            f"'{gateway.merchant_credential_name}' can be loaded: {exc}"
+        ) from exc
 
 
 def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> PaymentGatewayAdapter:
@@ -38,21 +48,23 @@ def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> Pay
     if gateway.gateway_provider == GatewayProvider.SANDBOX:
         from blocks.sandbox_gateway import SandboxGateway
 
-        config = SandboxGateway()
-        if gateway.merchant_credential_name:
-            try:
-                config = _load_sandbox_block(gateway.merchant_credential_name)
-            except Exception as exc:  # missing document, or one saved with invalid values
-                raise GatewayError(
-                    f"payment gateway {gateway.id}: no valid sandbox gateway block named "
-                    f"'{gateway.merchant_credential_name}' can be loaded: {exc}"
-                ) from exc
+        config = _gateway_block(gateway, SandboxGateway) if gateway.merchant_credential_name else SandboxGateway()
         return SandboxGatewayAdapter(
             store_url=store_url,
             default_outcome=config.default_outcome,
             outcomes_by_amount=dict(config.outcomes_by_amount),
             latency_seconds=config.latency_seconds,
             honour_idempotency_keys=config.honour_idempotency_keys,
+        )
+    if gateway.gateway_provider == GatewayProvider.STRIPE:
+        from blocks.stripe_gateway import StripeGateway
+
+        if not gateway.merchant_credential_name:
+            raise GatewayError(f"payment gateway {gateway.id}: a Stripe gateway names its credentials block in MerchantCredentialName")
+        account = _gateway_block(gateway, StripeGateway)
+        return StripeGatewayAdapter(
+            api_key=account.api_key.get_secret_value(), api_base=account.api_base,
+            stripe_account=account.stripe_account, timeout_seconds=account.timeout_seconds,
         )
     raise GatewayError(f"payment gateway {gateway.id}: provider {gateway.gateway_provider} has no adapter yet")
 

@@ -69,15 +69,15 @@ class SandboxGatewayAdapter:
         return self._book(SandboxGatewayRefund, "re_sbx_", command.idempotency_key, command.charge_reference,
                           command.amount, command.currency, command.metadata)
 
-    def lookup_refund(self, idempotency_key: str) -> GatewayResult | None:
-        return self._lookup(SandboxGatewayRefund, idempotency_key)
+    def lookup_refund(self, command: RefundCommand) -> GatewayResult | None:
+        return self._lookup(SandboxGatewayRefund, command.idempotency_key)
 
     def capture(self, command: CaptureCommand) -> GatewayResult:
         return self._book(SandboxGatewayCapture, "ch_sbx_", command.idempotency_key, command.authorization_reference,
                           command.amount, command.currency, command.metadata)
 
-    def lookup_capture(self, idempotency_key: str) -> GatewayResult | None:
-        return self._lookup(SandboxGatewayCapture, idempotency_key)
+    def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
+        return self._lookup(SandboxGatewayCapture, command.idempotency_key)
 
     def _book(self, books: type[SandboxGatewayBooking], prefix: str, key: str, reference: str, amount: Decimal,
               currency: str, metadata: dict[str, str]) -> GatewayResult:

@@ -186,10 +186,11 @@ def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
     exists, an accounting export into the data directory."""
     from prefect.exceptions import ObjectNotFound
 
-    from blocks import AccountingExport, SandboxGateway, StoreDatabase, WebhookSubscription
+    import blocks
+    from blocks import AccountingExport, StoreDatabase
 
-    for block in (AccountingExport, SandboxGateway, StoreDatabase, WebhookSubscription):
-        block.register_type_and_schema()
+    for name in blocks.__all__:
+        getattr(blocks, name).register_type_and_schema()
     StoreDatabase(connection_url=store_url).save("store", overwrite=True)
     if data_dir is not None:
         try:

@@ -8,6 +8,7 @@ it answers, else the embedded one).
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
@@ -58,6 +59,34 @@ def prefect_api(embedded_postgres, tmp_path_factory):
 
     APILogHandler().flush()  # before the server goes, or the last logs have nowhere to go
     server.stop()
+
+
+# localstripe's own entry point listens on every interface; tests keep it on loopback.
+_LOCALSTRIPE_ON_LOOPBACK = (
+    "import sys; from aiohttp import web; from localstripe.server import app; "
+    "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None)"
+)
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory) -> str:
+    """localstripe, a Stripe API double, on 127.0.0.1; its base URL (any ``sk_...`` key works).
+
+    It accepts everything: it neither replays idempotency keys nor caps refunds, so what
+    the tests show about money does not lean on the gateway."""
+    from runtime.processes import ManagedProcess, free_port, wait_for_http
+
+    port = free_port()
+    process = ManagedProcess.start(
+        [sys.executable, "-c", _LOCALSTRIPE_ON_LOOPBACK, str(port)], env=dict(os.environ),
+        log_path=tmp_path_factory.mktemp("localstripe") / "localstripe.log", name="localstripe",
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base_url}/js.stripe.com/v3/", timeout=30, process=process)
+        yield base_url
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -8,19 +8,27 @@ from sqlmodel import select
 
 from actions.audit_ledger import find_violations
 from db.engine import session_scope
-from db.models import Refund, RefundStatus
+from db.models import GatewayProvider, Payment, PaymentGateway, Refund, RefundStatus
 from gateways.sandbox_ledger import SandboxGatewayRefund
 
 
 def assert_ledger_invariants(store_url: str) -> None:
     """Refunded + PendingRefund <= Captured + PendingCapture per summary and payment;
     rollups equal their parts; balances within 0..total; one gateway log row per refund;
-    and the sandbox gateway's books agree with ours: each approved gateway refund is one
-    of our refunds (Processed, or Unknown after a timeout) for the same amount, once."""
+    and each gateway's books agree with ours (the sandbox's, and Stripe's as localstripe
+    keeps them): each approved gateway refund is one of our refunds (Processed, or Unknown
+    after a timeout) for the same amount, once."""
     with session_scope(store_url) as session:
         _checked, violations = find_violations(session)
         assert violations == [], violations
-        refunds = {r.idempotency_key: r for r in session.exec(select(Refund))}
+        through_stripe = session.exec(
+            select(Refund, Payment.gateway_ref_number, PaymentGateway.merchant_credential_name)
+            .join(Payment, Refund.payment_id == Payment.id)
+            .join(PaymentGateway, Payment.payment_gateway_id == PaymentGateway.id)
+            .where(PaymentGateway.gateway_provider == GatewayProvider.STRIPE)
+        ).all()
+        stripe_keys = {refund.idempotency_key for refund, _charge, _block in through_stripe}
+        refunds = {r.idempotency_key: r for r in session.exec(select(Refund)) if r.idempotency_key not in stripe_keys}
         gateway_rows = list(session.exec(select(SandboxGatewayRefund)))
     keys = Counter(row.idempotency_key for row in gateway_rows)
     assert all(count == 1 for count in keys.values())
@@ -38,6 +46,40 @@ def assert_ledger_invariants(store_url: str) -> None:
         if refund.status == RefundStatus.PROCESSED:
             assert keys.get(key) == 1, f"processed refund {refund.id} not booked by the gateway"
     _assert_captures_agree_with_the_gateway(store_url)
+    _assert_stripe_agrees(through_stripe)
+
+
+def _assert_stripe_agrees(through_stripe: list[tuple[Refund, str, str]]) -> None:
+    """Stripe's refunds of each charge we refunded through it carry our keys: each key at
+    Stripe is one of our refunds, once, for the same amount; each Processed refund is there."""
+    import stripe
+
+    from blocks import StripeGateway
+    from gateways.stripe import KEY_METADATA, from_stripe_amount
+
+    charges: dict[tuple[str, str], list[Refund]] = {}
+    for refund, charge, block in through_stripe:
+        charges.setdefault((block, charge), []).append(refund)
+    for (block, charge), ours in charges.items():
+        account = StripeGateway.load(block)
+        client = stripe.StripeClient(account.api_key.get_secret_value(), base_addresses={"api": account.api_base})
+        reference = {"payment_intent" if charge.startswith("pi_") else "charge": charge, "limit": 100}
+        at_stripe = [r.to_dict() for r in client.v1.refunds.list(params=reference).auto_paging_iter()]
+        keys = Counter(r["metadata"].get(KEY_METADATA) for r in at_stripe if KEY_METADATA in r["metadata"])
+        assert all(count == 1 for count in keys.values()), f"a key refunded twice at Stripe: {keys}"
+        by_key = {r.idempotency_key: r for r in ours}
+        for booked in at_stripe:
+            key = booked["metadata"].get(KEY_METADATA)
+            if key is None:
+                continue
+            refund = by_key.get(key)
+            assert refund is not None, f"Stripe refund {booked['id']} ({key}) has no Refund row"
+            assert from_stripe_amount(booked["amount"], booked["currency"]) == refund.amount
+            if booked["status"] == "succeeded":
+                assert refund.status in (RefundStatus.PROCESSED, RefundStatus.UNKNOWN), (refund.id, refund.status)
+        for refund in ours:
+            if refund.status == RefundStatus.PROCESSED:
+                assert keys.get(refund.idempotency_key) == 1, f"processed refund {refund.id} not at Stripe"
 
 
 def _assert_captures_agree_with_the_gateway(store_url: str) -> None:

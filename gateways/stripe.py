@@ -1,0 +1,198 @@
+"""The Stripe adapter: refunds and captures through the stripe SDK.
+
+What Stripe answers becomes an outcome, never an exception:
+
+* a refund that ``succeeded`` is approved; one that is ``pending`` or ``requires_action``
+  is unknown until Stripe settles it (the resolver asks again); ``failed`` or
+  ``canceled`` is declined;
+* Stripe refusing the request (``CardError``, ``InvalidRequestError``: no such charge,
+  already refunded, amount too large) is declined: nothing moved;
+* a refusal that says nothing about the request (authentication, permission, rate limit)
+  is an error: nothing moved;
+* no answer, a 5xx, or an idempotency conflict is unknown: Stripe may have acted.
+
+Every refund carries its idempotency key twice: as Stripe's ``Idempotency-Key`` header
+and in its metadata (``om_idempotency_key``). Stripe keeps keys for only 24 hours and
+test doubles such as localstripe ignore them, so ``lookup_refund`` finds a refund by the
+metadata among the charge's refunds instead of by sending it again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from domain.money import minor_units
+from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
+
+KEY_METADATA = "om_idempotency_key"
+
+# Stripe counts these in hundredths although ISO 4217 gives them no minor unit.
+_STRIPE_DECIMALS = {"ISK": 2, "UGX": 2}
+
+_REFUND_OUTCOMES = {
+    "succeeded": GatewayOutcome.APPROVED,
+    "pending": GatewayOutcome.TIMEOUT,
+    "requires_action": GatewayOutcome.TIMEOUT,
+    "failed": GatewayOutcome.DECLINED,
+    "canceled": GatewayOutcome.DECLINED,
+}
+
+
+def to_stripe_amount(amount: Decimal, currency: str) -> int:
+    """``amount`` in the currency's smallest unit as Stripe counts it (12.34 USD -> 1234,
+    500 JPY -> 500); ValueError if it has more decimals than the currency."""
+    scaled = amount.scaleb(_STRIPE_DECIMALS.get(currency.upper(), minor_units(currency)))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} {currency} has more decimals than {currency} allows")
+    return int(scaled)
+
+
+def from_stripe_amount(amount: int, currency: str) -> Decimal:
+    return Decimal(amount).scaleb(-_STRIPE_DECIMALS.get(currency.upper(), minor_units(currency)))
+
+
+class StripeGatewayAdapter:
+    """Refunds and captures on one Stripe account.
+
+    Args:
+        api_key: the account's secret or restricted key.
+        api_base: the API's base URL (a test double's, in tests).
+        stripe_account: a connected account to act for, if any.
+        timeout_seconds: how long one call may take before its outcome counts as unknown.
+    """
+
+    def __init__(
+        self, *, api_key: str, api_base: str = "https://api.stripe.com", stripe_account: str | None = None,
+        timeout_seconds: float = 30.0,
+    ):
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base},
+            stripe_account=stripe_account,
+            # Never a retry by the SDK: the engine decides, after looking the request up.
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=timeout_seconds),
+        )
+
+    # --- refunds ---------------------------------------------------------------------------
+
+    def refund(self, command: RefundCommand) -> GatewayResult:
+        try:
+            amount = to_stripe_amount(command.amount, command.currency)
+        except ValueError as exc:
+            return GatewayResult(outcome=GatewayOutcome.ERROR, result_code="invalid_amount", message=str(exc))
+        params: dict[str, Any] = {
+            _reference_param(command.charge_reference): command.charge_reference,
+            "amount": amount,
+            "metadata": {**command.metadata, KEY_METADATA: command.idempotency_key},
+        }
+        request = {**params, "idempotency_key": command.idempotency_key}
+        try:
+            refund = self._client.v1.refunds.create(params=params, options={"idempotency_key": command.idempotency_key})
+        except stripe.StripeError as exc:
+            return _failure(exc, request)
+        return _refund_result(refund, request)
+
+    def lookup_refund(self, command: RefundCommand) -> GatewayResult | None:
+        params = {_reference_param(command.charge_reference): command.charge_reference, "limit": 100}
+        for refund in self._client.v1.refunds.list(params=params).auto_paging_iter():
+            if refund.to_dict().get("metadata", {}).get(KEY_METADATA) == command.idempotency_key:
+                return _refund_result(refund, {"lookup": params, "idempotency_key": command.idempotency_key})
+        return None
+
+    # --- captures --------------------------------------------------------------------------
+
+    def capture(self, command: CaptureCommand) -> GatewayResult:
+        try:
+            amount = to_stripe_amount(command.amount, command.currency)
+        except ValueError as exc:
+            return GatewayResult(outcome=GatewayOutcome.ERROR, result_code="invalid_amount", message=str(exc))
+        reference = command.authorization_reference
+        options = {"idempotency_key": command.idempotency_key}
+        request: dict[str, Any] = {"authorization": reference, "amount": amount, "idempotency_key": command.idempotency_key}
+        try:
+            if reference.startswith("pi_"):
+                captured = self._client.v1.payment_intents.capture(
+                    reference, params={"amount_to_capture": amount}, options=options)
+            else:
+                captured = self._client.v1.charges.capture(reference, params={"amount": amount}, options=options)
+        except stripe.StripeError as exc:
+            return _failure(exc, request)
+        return _capture_result(captured, command, request)
+
+    def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
+        """The authorization's capture, if it has one. Stripe captures an authorization once,
+        so a captured one was captured by this command (or by someone outside the engine,
+        which a different amount shows: that is left unknown for a person to settle)."""
+        reference = command.authorization_reference
+        if reference.startswith("pi_"):
+            current = self._client.v1.payment_intents.retrieve(reference)
+            captured = current.status in ("succeeded", "processing")
+        else:
+            current = self._client.v1.charges.retrieve(reference)
+            captured = bool(current.captured)
+        if not captured:
+            return None
+        return _capture_result(current, command, {"lookup": reference, "idempotency_key": command.idempotency_key})
+
+
+def _reference_param(reference: str) -> str:
+    return "payment_intent" if reference.startswith("pi_") else "charge"
+
+
+def _refund_result(refund: Any, request: dict) -> GatewayResult:
+    status = refund.status or "pending"
+    outcome = _REFUND_OUTCOMES.get(status, GatewayOutcome.TIMEOUT)
+    if outcome is GatewayOutcome.APPROVED:
+        code, message = "succeeded", "Refund succeeded"
+    elif outcome is GatewayOutcome.TIMEOUT:
+        code, message = status, f"Stripe holds the refund as {status}; it is settled when Stripe settles it"
+    else:
+        code = refund.to_dict().get("failure_reason") or status
+        message = f"Stripe reports the refund {status}"
+    return GatewayResult(outcome=outcome, gateway_reference=refund.id, result_code=code, message=message,
+                         request=request, response=refund.to_dict())
+
+
+def _capture_result(captured: Any, command: CaptureCommand, request: dict) -> GatewayResult:
+    # amount_received / amount_captured are Stripe's; a double that lacks them (localstripe) skips the check.
+    response = captured.to_dict()
+    if captured.object == "payment_intent":
+        done, in_flight = captured.status == "succeeded", captured.status == "processing"
+        amount = response.get("amount_received")
+    else:
+        done, in_flight, amount = bool(captured.captured), False, response.get("amount_captured")
+    expected = to_stripe_amount(command.amount, command.currency)
+    if in_flight:
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, gateway_reference=captured.id, result_code="processing",
+                             message="Stripe is still processing the capture", request=request, response=response)
+    if not done:
+        return GatewayResult(outcome=GatewayOutcome.DECLINED, gateway_reference=captured.id, result_code=captured.status,
+                             message=f"Stripe left the authorization {captured.status}", request=request,
+                             response=response)
+    if amount is not None and amount != expected:
+        return GatewayResult(
+            outcome=GatewayOutcome.TIMEOUT, gateway_reference=captured.id, result_code="amount_mismatch",
+            message=f"Stripe captured {amount} (smallest units), not the {expected} asked for: settle it by hand",
+            request=request, response=response,
+        )
+    return GatewayResult(outcome=GatewayOutcome.APPROVED, gateway_reference=captured.id, result_code="succeeded",
+                         message="Capture succeeded", request=request, response=response)
+
+
+def _failure(exc: stripe.StripeError, request: dict) -> GatewayResult:
+    """What a raised Stripe error means for the money (see the module's docstring)."""
+    if isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
+        outcome = GatewayOutcome.DECLINED
+    elif isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError, stripe.RateLimitError)):
+        outcome = GatewayOutcome.ERROR
+    else:  # APIConnectionError, APIError (5xx), IdempotencyError: Stripe may have acted
+        outcome = GatewayOutcome.TIMEOUT
+    code = exc.code or type(exc).__name__
+    return GatewayResult(
+        outcome=outcome, result_code=code, message=f"{type(exc).__name__}: {exc.user_message or exc}",
+        request=request, response=exc.json_body or {"http_status": exc.http_status},
+    )
