@@ -84,12 +84,22 @@ def _assert_stripe_agrees(through_stripe: list[tuple[Refund, str, str]]) -> None
 
 def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
     """Each capture the sandbox booked is one of our capture Payments (Processed, or Draft
-    after a timeout) for the same amount, once; each Processed capture was booked."""
-    from db.models import Payment, PaymentStatus
+    after a timeout) for the same amount, once; each Processed capture was booked. Stripe
+    captures an authorization once: at most one of ours is Processed, and it is captured
+    at Stripe; one captured at Stripe is ours (Processed, or Draft after a timeout)."""
+    from db.models import Payment, PaymentAuthorization, PaymentStatus
     from gateways.sandbox_ledger import SandboxGatewayCapture
 
     with session_scope(store_url) as session:
-        captures = {f"om-capture-{p.id}": p for p in session.exec(select(Payment).where(Payment.payment_authorization_id.is_not(None)))}
+        through_stripe = session.exec(
+            select(Payment, PaymentAuthorization.gateway_ref_number, PaymentGateway.merchant_credential_name)
+            .join(PaymentAuthorization, Payment.payment_authorization_id == PaymentAuthorization.id)
+            .join(PaymentGateway, Payment.payment_gateway_id == PaymentGateway.id)
+            .where(PaymentGateway.gateway_provider == GatewayProvider.STRIPE)
+        ).all()
+        stripe_ids = {payment.id for payment, _reference, _block in through_stripe}
+        captures = {f"om-capture-{p.id}": p for p in session.exec(select(Payment).where(Payment.payment_authorization_id.is_not(None)))
+                    if p.id not in stripe_ids}
         booked = list(session.exec(select(SandboxGatewayCapture)))
     keys = Counter(row.idempotency_key for row in booked)
     assert all(count == 1 for count in keys.values())
@@ -102,6 +112,29 @@ def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
     for key, payment in captures.items():
         if payment.status == PaymentStatus.PROCESSED:
             assert keys.get(key) == 1, f"processed capture {payment.id} not booked by the gateway"
+    _assert_stripe_captures_agree(through_stripe)
+
+
+def _assert_stripe_captures_agree(through_stripe: list) -> None:
+    import stripe
+
+    from blocks import StripeGateway
+    from db.models import PaymentStatus
+
+    authorizations: dict[tuple[str, str], list] = {}
+    for payment, reference, block in through_stripe:
+        authorizations.setdefault((block, reference), []).append(payment)
+    for (block, reference), ours in authorizations.items():
+        account = StripeGateway.load(block)
+        client = stripe.StripeClient(account.api_key.get_secret_value(), base_addresses={"api": account.api_base})
+        if reference.startswith("pi_"):
+            captured = client.v1.payment_intents.retrieve(reference).status == "succeeded"
+        else:
+            captured = bool(client.v1.charges.retrieve(reference).captured)
+        processed = [p.id for p in ours if p.status == PaymentStatus.PROCESSED]
+        assert len(processed) <= 1, f"Stripe authorization {reference} captured more than once: {processed}"
+        assert captured == bool(processed) or (captured and any(p.status == PaymentStatus.DRAFT for p in ours)), (
+            reference, captured, [(p.id, p.status) for p in ours])
 
 
 # Moved by the scheduled webhook deliveries and executor heartbeats, whatever a request did.

@@ -1,5 +1,5 @@
-"""Ensure Refunds through a Stripe PaymentGateway: the real action, store and Prefect
-server, the stripe SDK, and localstripe, which ignores idempotency keys."""
+"""Ensure Refunds and Ensure Funds through a Stripe PaymentGateway: the real actions,
+store and Prefect server, the stripe SDK, and localstripe, which ignores idempotency keys."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ from decimal import Decimal as D
 import pytest
 import stripe
 from prefect import flow
+from sqlmodel import select
 
+from actions.ensure_funds import EnsureFundsInput, ensure_funds
 from actions.ensure_refunds import EnsureRefundsInput, ensure_refunds, reserve_refunds
 from actions.refunds import submit_refund
 from blocks import StripeGateway
 from db.engine import session_scope
 from db.models import (
-    CreditMemo, CreditMemoCreate, GatewayProvider, OrderPaymentSummary, OrderPaymentSummaryCreate, OrderSummaryCreate,
-    PaymentCreate, PaymentGatewayCreate, Refund, RefundStatus,
+    CreditMemo, CreditMemoCreate, GatewayProvider, Invoice, InvoiceCreate, OrderPaymentSummary,
+    OrderPaymentSummaryCreate, OrderSummaryCreate, Payment, PaymentAuthorization, PaymentAuthorizationCreate, PaymentCreate,
+    PaymentGatewayCreate,
+    PaymentStatus, ProcessException, Refund, RefundStatus,
 )
 from db.sobjects import (
-    create_credit_memo, create_order_payment_summary, create_order_summary, create_payment, create_payment_gateway,
+    create_credit_memo, create_invoice, create_order_payment_summary, create_order_summary, create_payment,
+    create_payment_authorization, create_payment_gateway,
 )
 from domain.errors import InvalidInputError
 from gateways.registry import GatewayAdapters
 from gateways.stripe import KEY_METADATA
-from tests.gateways.test_stripe_adapter import API_KEY, charge
+from tests.gateways.test_stripe_adapter import API_KEY, authorization, charge
 from tests.ledger import assert_ledger_invariants
 
 BLOCK = "test-stripe-account"
@@ -45,8 +50,10 @@ def run_action(order_summary_id: str, request: EnsureRefundsInput, operation_id:
     return ensure_refunds(order_summary_id, request, operation_id)
 
 
-def stripe_order(store: str, client: stripe.StripeClient, *, payments: list[str], credit_memo: str):
-    """An order paid by one Stripe charge per amount, through a Stripe PaymentGateway."""
+def stripe_order(store: str, client: stripe.StripeClient, *, payments: list[str], credit_memo: str | None = None,
+                 authorizations: list[str] = (), invoices: list[str] = ()):
+    """An order paid by one Stripe charge per amount, through a Stripe PaymentGateway, with
+    manual-capture PaymentIntents as its authorizations (on a summary of their own)."""
     charges = [charge(client, int(D(amount) * 100)) for amount in payments]
     with session_scope(store) as session:
         gateway = create_payment_gateway(session=session, obj_in=PaymentGatewayCreate(
@@ -61,10 +68,25 @@ def stripe_order(store: str, client: stripe.StripeClient, *, payments: list[str]
                 order_payment_summary_id=ops.id, payment_gateway_id=gateway.id, amount=D(amount),
                 gateway_ref_number=reference))
             summaries.append(ops.id)
-        memo = create_credit_memo(session=session, obj_in=CreditMemoCreate(order_summary_id=order.id,
-                                                                           total_amount=D(credit_memo)))
+        if authorizations:
+            ops = create_order_payment_summary(session=session, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
+            session.flush()
+            summaries.append(ops.id)
+            for amount in authorizations:
+                create_payment_authorization(session=session, obj_in=PaymentAuthorizationCreate(
+                    order_payment_summary_id=ops.id, payment_gateway_id=gateway.id, amount=D(amount),
+                    gateway_ref_number=authorization(client, int(D(amount) * 100))))
+        memo = credit_memo and create_credit_memo(session=session, obj_in=CreditMemoCreate(
+            order_summary_id=order.id, total_amount=D(credit_memo))).id
+        invoice_ids = [create_invoice(session=session, obj_in=InvoiceCreate(
+            order_summary_id=order.id, total_amount=D(amount))).id for amount in invoices]
         session.flush()
-        return order.id, summaries, charges, memo.id
+        return order.id, summaries, charges, memo or invoice_ids
+
+
+@flow(name="test-ensure-funds-stripe")
+def run_funds(order_summary_id: str, request: EnsureFundsInput, operation_id: str):
+    return ensure_funds(order_summary_id, request, operation_id)
 
 
 def refunds_of(client: stripe.StripeClient, reference: str) -> list[dict]:
@@ -98,7 +120,7 @@ def test_a_resumed_operation_refunds_once_at_stripe(store, stripe_client, stripe
     with session_scope(store) as s:
         (refund,) = reserve_refunds(session=s, order_summary_id=order, request=request, operation_id=operation)
     if stripe_acted_before_crash:
-        from db.models import Payment, PaymentGateway
+        from db.models import PaymentGateway
 
         with session_scope(store) as s:
             payment = s.get(Payment, refund.payment_id)
@@ -122,3 +144,37 @@ def test_a_stripe_gateway_names_its_credentials(store):
     with session_scope(store) as s, pytest.raises(InvalidInputError, match="MerchantCredentialName"):
         create_payment_gateway(session=s, obj_in=PaymentGatewayCreate(
             payment_gateway_name="stripe", gateway_provider=GatewayProvider.STRIPE))
+
+
+def test_invoice_paid_by_capturing_a_stripe_authorization(store, stripe_client):
+    order, _summaries, _charges, (invoice,) = stripe_order(
+        store, stripe_client, payments=[], authorizations=["50.00"], invoices=["30.00"])
+
+    out = run_funds(order, EnsureFundsInput(invoice_id=invoice), str(uuid.uuid4()))
+
+    (capture,) = out.captures
+    assert (capture.amount, capture.status, out.invoice_balance) == (D("30.00"), PaymentStatus.PROCESSED, D("0.00"))
+    with session_scope(store) as s:
+        intent = s.get(PaymentAuthorization, capture.payment_authorization_id).gateway_ref_number
+        assert s.get(Payment, capture.payment_id).gateway_ref_number == intent
+    assert stripe_client.v1.payment_intents.retrieve(intent).status == "succeeded"
+    assert_ledger_invariants(store)
+
+
+def test_a_second_capture_of_one_stripe_authorization_is_declined_and_changes_nothing(store, stripe_client):
+    """Stripe captures a PaymentIntent once and releases the rest; the engine still counts
+    the rest as available, so the next invoice's capture is refused: the invoice keeps its
+    balance and a ProcessException says why (nothing is captured twice)."""
+    order, _summaries, _charges, (first, second) = stripe_order(
+        store, stripe_client, payments=[], authorizations=["50.00"], invoices=["30.00", "10.00"])
+    assert run_funds(order, EnsureFundsInput(invoice_id=first), str(uuid.uuid4())).invoice_balance == D("0.00")
+
+    out = run_funds(order, EnsureFundsInput(invoice_id=second), str(uuid.uuid4()))
+
+    (capture,) = out.captures
+    assert capture.status == PaymentStatus.CANCELED and out.invoice_balance == D("10.00")
+    with session_scope(store) as s:
+        assert s.get(Invoice, second).balance == D("10.00")
+        assert [e.attached_to_id for e in s.exec(select(ProcessException).where(
+            ProcessException.id.in_(out.process_exception_ids)))] == [capture.payment_id]
+    assert_ledger_invariants(store)
