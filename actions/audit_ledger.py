@@ -4,15 +4,15 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from prefect import get_run_logger, task
-from sqlalchemy import text
+from sqlalchemy import or_, text
 from sqlmodel import Session, select
 
 from actions.fields import ActionModel
 from db.engine import is_postgresql, session_scope
 from db.models import (
-    ChangeOrder, ChangeOrderItem, ChangeOrderType, OrderItemSummary,
-    CreditMemo, CreditMemoInvApplication, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGatewayLog,
-    PaymentApplicationType, PaymentLineInvoice, PaymentStatus, Refund, RefundStatus, ReturnOrderLineItem,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoInvApplication, Invoice, OrderItemSummary,
+    OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType, PaymentAuthorization, PaymentGatewayLog,
+    PaymentLineInvoice, PaymentStatus, Refund, RefundStatus, ReturnOrder, ReturnOrderLineItem,
 )
 from domain.invariants import Violation, check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
@@ -41,10 +41,16 @@ def _is(*statuses):
     return lambda row: row.status in statuses
 
 
-def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
+ORDERS_PER_BATCH = 1000
+
+
+def find_violations(session: Session, *, orders_per_batch: int = ORDERS_PER_BATCH) -> tuple[int, list[LedgerViolation]]:
     """Every invariant over the whole store: each rolled-up amount equals the sum of its
     parts, nothing is refunded or captured beyond what it may be, balances stay within
     0..total and add up, and every refund has exactly one gateway log row.
+
+    Every invariant is about one order's records, so the store is read
+    ``orders_per_batch`` orders at a time: memory stays flat however large the store.
 
     On PostgreSQL, a session that has not begun yet reads one snapshot (repeatable read):
     read committed would let an operation's commit land between two of these reads and
@@ -52,15 +58,46 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
     """
     if not session.in_transaction() and is_postgresql(session):
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-    refunds = list(session.exec(select(Refund)))
-    payments = list(session.exec(select(Payment)))
-    authorizations = list(session.exec(select(PaymentAuthorization)))
-    summaries = list(session.exec(select(OrderPaymentSummary)))
-    memos = list(session.exec(select(CreditMemo)))
-    invoices = list(session.exec(select(Invoice)))
-    memo_applications = list(session.exec(select(CreditMemoInvApplication)))
-    payment_applications = list(session.exec(select(PaymentLineInvoice)))
-    logs = Counter(log.sf_ref_number for log in session.exec(select(PaymentGatewayLog)))
+    checked, found = 0, []
+    after = ""
+    while True:
+        order_ids = list(session.exec(
+            select(OrderSummary.id).where(OrderSummary.id > after).order_by(OrderSummary.id).limit(orders_per_batch)))
+        if not order_ids:
+            return checked, found
+        batch_checked, batch_found = _violations_of_orders(session, order_ids)
+        checked += batch_checked
+        found += batch_found
+        after = order_ids[-1]
+
+
+def _gateway_log_counts(session: Session, keys: list[str]) -> Counter:
+    counts: Counter = Counter()
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        counts.update(session.exec(select(PaymentGatewayLog.sf_ref_number).where(PaymentGatewayLog.sf_ref_number.in_(chunk))))
+    return counts
+
+
+def _violations_of_orders(session: Session, order_ids: list[str]) -> tuple[int, list[LedgerViolation]]:
+    """``find_violations`` for the records of these orders."""
+    of_orders = select(OrderPaymentSummary.id).where(OrderPaymentSummary.order_summary_id.in_(order_ids))
+    memo_ids = select(CreditMemo.id).where(CreditMemo.order_summary_id.in_(order_ids))
+    invoice_ids = select(Invoice.id).where(Invoice.order_summary_id.in_(order_ids))
+    refunds = list(session.exec(select(Refund).where(Refund.order_payment_summary_id.in_(of_orders))))
+    payments = list(session.exec(select(Payment).where(Payment.order_payment_summary_id.in_(of_orders))))
+    authorizations = list(session.exec(
+        select(PaymentAuthorization).where(PaymentAuthorization.order_payment_summary_id.in_(of_orders))))
+    summaries = list(session.exec(select(OrderPaymentSummary).where(OrderPaymentSummary.order_summary_id.in_(order_ids))))
+    memos = list(session.exec(select(CreditMemo).where(CreditMemo.order_summary_id.in_(order_ids))))
+    invoices = list(session.exec(select(Invoice).where(Invoice.order_summary_id.in_(order_ids))))
+    memo_applications = list(session.exec(select(CreditMemoInvApplication).where(or_(
+        CreditMemoInvApplication.credit_memo_id.in_(memo_ids), CreditMemoInvApplication.invoice_id.in_(invoice_ids)))))
+    payment_applications = list(session.exec(select(PaymentLineInvoice).where(or_(
+        PaymentLineInvoice.payment_id.in_(select(Payment.id).where(Payment.order_payment_summary_id.in_(of_orders))),
+        PaymentLineInvoice.invoice_id.in_(invoice_ids)))))
+    logs = _gateway_log_counts(session, [r.idempotency_key for r in refunds]
+                               + [f"om-capture-{p.id}" for p in payments if p.payment_authorization_id])
 
     pending = (RefundStatus.PENDING, RefundStatus.UNKNOWN)
     found = []
@@ -123,7 +160,7 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         found += check_sums(capture.id, parent=Decimal(1), children=Decimal(logs[f"om-capture-{capture.id}"]),
                             what="gateway-log-rows")
 
-    items = list(session.exec(select(OrderItemSummary)))
+    items = list(session.exec(select(OrderItemSummary).where(OrderItemSummary.order_summary_id.in_(order_ids))))
     for item in items:
         for rule, ok in (
             ("canceled-and-fulfilled-within-ordered", item.quantity_canceled + item.quantity_fulfilled <= item.quantity_ordered),
@@ -134,10 +171,11 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
                 found.append(Violation(item.id, rule, f"ordered {item.quantity_ordered}, canceled {item.quantity_canceled}, "
                                        f"fulfilled {item.quantity_fulfilled}, return initiated "
                                        f"{item.quantity_return_initiated}, returned {item.quantity_returned}"))
-    change_items = list(session.exec(select(ChangeOrderItem)))
+    change_order_ids = select(ChangeOrder.id).where(ChangeOrder.order_summary_id.in_(order_ids))
+    change_items = list(session.exec(select(ChangeOrderItem).where(ChangeOrderItem.change_order_id.in_(change_order_ids))))
     item_amounts = _sum_by(change_items, lambda i: i.change_order_id)
     item_taxes = _sum_by(change_items, lambda i: i.change_order_id, lambda i: i.tax_amount)
-    change_orders = list(session.exec(select(ChangeOrder)))
+    change_orders = list(session.exec(select(ChangeOrder).where(ChangeOrder.order_summary_id.in_(order_ids))))
     kind_of = {c.id: c.type for c in change_orders}
     for kind, attribute in ((ChangeOrderType.CANCEL, "quantity_canceled"), (ChangeOrderType.RETURN, "quantity_returned")):
         units = _sum_by(change_items, lambda i: i.order_item_summary_id or "", lambda i: i.quantity,
@@ -145,7 +183,8 @@ def find_violations(session: Session) -> tuple[int, list[LedgerViolation]]:
         for item in items:
             found += check_sums(item.id, parent=getattr(item, attribute), children=units[item.id],
                                 what=f"item-{kind.value.lower()}-units")
-    return_lines = list(session.exec(select(ReturnOrderLineItem)))
+    return_lines = list(session.exec(select(ReturnOrderLineItem).where(ReturnOrderLineItem.return_order_id.in_(
+        select(ReturnOrder.id).where(ReturnOrder.order_summary_id.in_(order_ids))))))
     still_expected = _sum_by(return_lines, lambda r: r.order_item_summary_id or "", lambda r: r.quantity_expected,
                              where=lambda r: r.processed_date is None)
     for item in items:  # units on return: still expected, or returned

@@ -20,6 +20,8 @@ Prefect's side of the tasks (run logger, om.refund.* events) is switched off:
 bench/operations.py measures the whole path. Per operation: wall time, this process's CPU
 and the CPU of the PostgreSQL server's process tree (Linux's schedstat, to the
 nanosecond), each the median over the repeats, which go round the kinds in turn.
+At each size the ledger audit (audit-ledger's ``find_violations``) runs once over the whole
+store in a process of its own: its wall time and that process's peak RSS.
 At the largest size every statement the operations ran (and the outbox and Query Refunds
 reads) is EXPLAINed and the sequential scans are reported.
 """
@@ -27,10 +29,13 @@ reads) is EXPLAINed and the sequential scans are reported.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -340,6 +345,26 @@ def _seq_scans(engine, run: Callable[[], None]) -> dict[str, int]:
         return {table: conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one() for table in tables}
 
 
+_AUDIT = """
+import json, resource, sys, time
+from actions.audit_ledger import find_violations
+from db.engine import session_scope
+started = time.perf_counter()
+with session_scope(sys.argv[1]) as session:
+    checked, violations = find_violations(session)
+print(json.dumps({"seconds": time.perf_counter() - started, "checked": checked, "violations": len(violations),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def audit(url: str) -> dict:
+    """The ledger audit over the store at ``url``, in a fresh process: seconds, records
+    checked, violations found, and the process's peak RSS in MB."""
+    done = subprocess.run([sys.executable, "-c", _AUDIT, url], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def label(size: int) -> str:
     """1k, 100k, 1M; other sizes as they are."""
     for unit, suffix in ((1_000_000, "M"), (1_000, "k")):
@@ -401,6 +426,10 @@ def run(*, sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000), operations: int
                         results.add(f"{name} @ {label(size)}: wall", wall * 1000, "ms/op")
                         results.add(f"{name} @ {label(size)}: CPU", (cpu + pg) * 1000, "ms/op",
                                     note=f"this process {cpu * 1000:.2f} + PostgreSQL {pg * 1000:.2f}")
+                    audited = audit(url)
+                    results.add(f"audit-ledger @ {label(size)}: wall", audited["seconds"], "s",
+                                note=f"{audited['checked']} records, {audited['violations']} violations")
+                    results.add(f"audit-ledger @ {label(size)}: peak RSS", audited["peak_rss_mb"], "MB")
                 small, large = sizes[0], sizes[-1]
                 for name in OPERATIONS:
                     (w1, c1, p1), (w2, c2, p2) = figures[name, small], figures[name, large]

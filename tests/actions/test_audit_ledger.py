@@ -200,3 +200,21 @@ def test_the_audit_finds_each_corruption_of_order_changes(own_store, corrupt):
     with session_scope(own_store) as s:
         expected = corrupt(s, item, line, out)
     assert expected in _rules(own_store)
+
+
+def test_the_audit_reads_the_store_a_batch_of_orders_at_a_time_and_misses_nothing(own_store, prefect_api):
+    orders = [_order_with_a_processed_refund(own_store) for _ in range(3)]
+    item, _line, _out = _order_with_changes(own_store)
+    with session_scope(own_store) as s:
+        expected = {corrupt_refunded(s, orders[0]), corrupt_gateway_log(s, orders[1])}
+        from db.models import OrderItemSummary
+
+        s.get(OrderItemSummary, item).quantity_returned += 1
+        expected.add((item, "item-return-units-rollup"))
+    with session_scope(own_store) as s:
+        whole_checked, whole = find_violations(s)
+    for orders_per_batch in (1, 2):
+        with session_scope(own_store) as s:
+            checked, found = find_violations(s, orders_per_batch=orders_per_batch)
+        assert checked == whole_checked and sorted(found, key=str) == sorted(whole, key=str)
+    assert expected <= {(v.record_id, v.rule) for v in whole}

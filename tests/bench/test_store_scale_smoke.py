@@ -22,6 +22,11 @@ def test_store_scale_measures_every_operation_at_every_size():
         assert figures[f"{name}: wall 300/100"]["value"] > 0
     assert figures["load 0 -> 100"]["value"] > 0 and figures["load 100 -> 300"]["value"] > 0
     assert figures["sequential scans @ 300"]["unit"] == "tables"
+    for size, records in (("100", 1), ("300", 300)):
+        audited = figures[f"audit-ledger @ {size}: wall"]
+        assert audited["value"] > 0 and ", 0 violations" in audited["note"]
+        assert int(audited["note"].split()[0]) >= records  # at least one record per order summary
+        assert figures[f"audit-ledger @ {size}: peak RSS"]["value"] > 0
 
 
 def test_the_loaded_store_keeps_the_ledger_and_its_foreign_keys(embedded_postgres):
