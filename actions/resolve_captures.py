@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from actions.ensure_funds import settle_capture, submit_capture
 from actions.fields import ActionModel
-from actions.resolve_refunds import operation_is_running
+from actions.resolve_refunds import mark_resolve_attempted, operation_is_running
 from db.engine import session_scope
 from db.models import OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGateway, PaymentLineInvoice, PaymentStatus
 from db.types import utcnow
@@ -30,7 +30,8 @@ class ResolveCapturesOutput(ActionModel):
 
 @task(name="resolve-captures")
 def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> ResolveCapturesOutput:
-    """Settle Draft captures older than ``older_than_seconds`` by asking their gateway.
+    """Settle Draft captures older than ``older_than_seconds`` by asking their gateway, the
+    least recently asked about first (see resolve_refunds).
 
     Example:
         ```python
@@ -50,13 +51,14 @@ def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> Resolve
             .join(PaymentLineInvoice, PaymentLineInvoice.payment_id == Payment.id)
             .where(Payment.status == PaymentStatus.DRAFT, col(Payment.payment_authorization_id).is_not(None))
             .where(Payment.created_date <= cutoff)
-            .order_by(col(Payment.created_date), col(Payment.id))
+            .order_by(col(Payment.resolve_attempted_at).asc().nulls_first(), col(Payment.created_date), col(Payment.id))
             .limit(limit)
         ))
     adapters = GatewayAdapters()
     resolved: dict[str, int] = {}
     skipped = 0
     for payment, operation_id in stuck:
+        mark_resolve_attempted(Payment, payment.id)
         if operation_is_running(operation_id):
             skipped += 1
             continue

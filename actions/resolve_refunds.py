@@ -4,6 +4,10 @@ settling) or UNKNOWN (the gateway timed out) by asking the gateway, never retryi
 For each such refund whose operation is no longer running: if the gateway knows the
 idempotency key, its record settles the refund; if it has never seen the key, the refund
 is sent now, with the same key. Either way each refund moves money at most once.
+
+Each call takes the refunds asked about least recently (never-asked first, such as those
+of a run that just crashed) and stamps each as asked, so refunds the gateway keeps
+unknown for days cannot crowd out the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from pydantic import Field
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from actions.refunds import emit_refund_event, settle_refund, submit_refund
@@ -60,6 +65,13 @@ def send_run_is_running(refund_id: str) -> bool:
     return any(run.state is not None and not run.state.is_final() for run in runs)
 
 
+def mark_resolve_attempted(table: type[Refund] | type[Payment], record_id: str) -> None:
+    """Stamp one refund or capture as asked about now (its own one-row transaction, so it
+    never holds a row lock that an operation holding its order's lock might wait for)."""
+    with session_scope() as session:
+        session.execute(update(table).where(table.id == record_id).values(resolve_attempted_at=utcnow()))
+
+
 @task(name="resolve-refunds")
 def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveRefundsOutput:
     """Settle Pending/Unknown refunds older than ``older_than_seconds`` by asking their gateway.
@@ -67,7 +79,7 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
     Args:
         older_than_seconds: only refunds untouched for this long (an operation in flight
             settles its own).
-        limit: at most this many refunds per call, oldest first.
+        limit: at most this many refunds per call, the least recently asked about first.
 
     Example:
         ```python
@@ -86,13 +98,14 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             select(Refund)
             .where(col(Refund.status).in_([RefundStatus.PENDING, RefundStatus.UNKNOWN]))
             .where(Refund.last_modified_date <= cutoff)
-            .order_by(col(Refund.created_date), col(Refund.id))
+            .order_by(col(Refund.resolve_attempted_at).asc().nulls_first(), col(Refund.created_date), col(Refund.id))
             .limit(limit)
         ))
     adapters = GatewayAdapters()
     resolved: dict[str, int] = {}
     skipped = 0
     for refund in stuck:
+        mark_resolve_attempted(Refund, refund.id)
         if operation_is_running(refund.background_operation_id) or (
                 refund.background_operation_id is None and send_run_is_running(refund.id)):
             skipped += 1

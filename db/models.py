@@ -517,6 +517,10 @@ class Payment(PaymentBase, table=True):
         description="The authorization this payment captured, if it is a capture.",
     )
     created_date: datetime = _created_column()
+    resolve_attempted_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="When resolve-gateway-outcomes last asked the gateway about it (the least recently asked go first).",
+    )
 
     @property
     def refundable_amount(self) -> Decimal:
@@ -763,6 +767,10 @@ class Refund(SQLModel, table=True):
     background_operation_id: str | None = Field(default=None, max_length=36, index=True)
     created_date: datetime = _created_column()
     last_modified_date: datetime = _created_column()
+    resolve_attempted_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="When resolve-gateway-outcomes last asked the gateway about it (the least recently asked go first).",
+    )
 
 
 # --- PaymentGatewayLog / ProcessException -----------------------------------------------

@@ -128,6 +128,24 @@ def store(store_url, monkeypatch) -> str:
 
 
 @pytest.fixture
+def own_store(store_url, tmp_path, embedded_postgres, monkeypatch) -> str:
+    """A new, empty store on the backend under test, for a test that must see no other
+    test's records (or must not leave its own in the shared store)."""
+    from db.migrate import upgrade
+    from db.settings import get_store_settings
+
+    url = (f"sqlite:///{tmp_path / 'own.db'}" if store_url.startswith("sqlite")
+           else fresh_postgres_database(embedded_postgres, "om_own"))
+    upgrade(url)
+    monkeypatch.setenv("OM_DATABASE_URL", url)
+    get_store_settings.cache_clear()
+    yield url
+    get_store_settings.cache_clear()
+    if not url.startswith("sqlite"):
+        drop_postgres_database(url)
+
+
+@pytest.fixture
 def session(store):
     from db.engine import session_scope
 

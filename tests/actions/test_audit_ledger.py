@@ -1,5 +1,5 @@
-"""The ledger audit finds each kind of corruption (on a store of its own, so the shared
-store stays clean for every other test's invariant checks)."""
+"""The ledger audit finds each kind of corruption (on a store of its own, ``own_store``,
+so the shared store stays clean for every other test's invariant checks)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,12 @@ from sqlmodel import select
 
 from actions.audit_ledger import find_violations
 from db.engine import session_scope
-from db.migrate import upgrade
 from db.models import (
     CreditMemo, Invoice, OrderPaymentSummary, Payment, PaymentAuthorization, PaymentAuthorizationCreate,
     PaymentGatewayLog,
 )
-from db.settings import get_store_settings
 from db.sobjects import create_payment_authorization
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import make_order
-
-
-@pytest.fixture
-def own_store(store_url, tmp_path, embedded_postgres, monkeypatch):
-    url = (f"sqlite:///{tmp_path / 'audit.db'}" if store_url.startswith("sqlite")
-           else fresh_postgres_database(embedded_postgres, "om_audit"))
-    upgrade(url)
-    monkeypatch.setenv("OM_DATABASE_URL", url)
-    get_store_settings.cache_clear()
-    yield url
-    get_store_settings.cache_clear()
-    if not url.startswith("sqlite"):
-        drop_postgres_database(url)
 
 
 def _order_with_a_processed_refund(url):
