@@ -64,8 +64,28 @@ def event_body(event: RefundEvent) -> bytes:
     }, separators=(",", ":")).encode()
 
 
+# An event is looked for this long before the newest one already queued: events are
+# numbered when inserted but seen when committed, so one may appear after a newer one.
+ENQUEUE_LOOKBACK = timedelta(hours=1)
+
+
 def enqueue(session: Session, name: str, subscription: WebhookSubscription, since: datetime) -> int:
-    """A Pending delivery for each event of the subscribed types since ``since`` that has none yet."""
+    """A Pending delivery for each event of the subscribed types since ``since`` (the
+    subscription's start) that has none yet.
+
+    Only events from ``ENQUEUE_LOOKBACK`` before the newest event already queued are
+    searched, so the cost follows the new events, not the whole outbox; an event whose
+    transaction commits more than that after it was written would be missed.
+    """
+    newest_queued = session.exec(
+        select(RefundEvent.created_date)
+        .join(WebhookDelivery, WebhookDelivery.event_id == RefundEvent.event_id)
+        .where(WebhookDelivery.subscription == name)
+        .order_by(col(WebhookDelivery.id).desc())
+        .limit(1)
+    ).first()
+    if newest_queued is not None:
+        since = max(since, newest_queued - ENQUEUE_LOOKBACK)
     missing = session.exec(
         select(RefundEvent.event_id)
         .outerjoin(WebhookDelivery, and_(WebhookDelivery.event_id == RefundEvent.event_id, WebhookDelivery.subscription == name))
