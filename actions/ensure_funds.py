@@ -11,6 +11,10 @@ a ProcessException filed; timeout: it stays Draft with everything held, for a pe
 or a resolver to settle by asking the gateway. Gateway answers never fail the
 operation; invalid input (unknown invoice, another order's, nothing owed, not enough
 funds) does, and then nothing has been written.
+
+A gateway that captures an authorization once and releases the rest (Stripe) gets one
+capture per authorization: one already captured, or being captured, is not planned from
+again.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from domain.errors import CurrencyMismatchError, InvalidInputError
 from domain.funds import FundsPlan, plan_funds
 from domain.money import ZERO, quantize
 from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, PaymentGatewayAdapter
-from gateways.registry import GatewayAdapters
+from gateways.registry import CAPTURES_ONCE, GatewayAdapters
 
 
 class EnsureFundsInput(ActionModel):
@@ -91,15 +95,30 @@ def plan_funds_for(session: Session, order: OrderSummary, request: EnsureFundsIn
         payments_query, authorizations_query = payments_query.with_for_update(), authorizations_query.with_for_update()
     payments = list(session.exec(payments_query))
     authorizations = list(session.exec(authorizations_query))
+    spent = captured_once(session, authorizations)
     unapplied = {
         p.id: max(ZERO, p.amount - p.applied_amount - p.refunded_amount - p.pending_refund_amount) for p in payments
     }
     plan = plan_funds(
         order.currency_iso_code, invoice.balance,
         {pid: amount for pid, amount in unapplied.items() if amount > 0},
-        {a.id: a.capturable_amount for a in authorizations if a.capturable_amount > 0},
+        {a.id: a.capturable_amount for a in authorizations if a.capturable_amount > 0 and a.id not in spent},
     )
     return plan, invoice, {p.id: p for p in payments}, {a.id: a for a in authorizations}
+
+
+def captured_once(session: Session, authorizations: list[PaymentAuthorization]) -> set[str]:
+    """Those of ``authorizations`` whose gateway captures once (``CAPTURES_ONCE``) and that
+    have a capture Processed or in flight (Draft): nothing more can be captured from them."""
+    gateway_ids = {a.payment_gateway_id for a in authorizations}
+    once = set(session.exec(select(PaymentGateway.id).where(
+        col(PaymentGateway.id).in_(gateway_ids), col(PaymentGateway.gateway_provider).in_(CAPTURES_ONCE)))) if gateway_ids else set()
+    candidates = [a.id for a in authorizations if a.payment_gateway_id in once]
+    if not candidates:
+        return set()
+    return set(session.exec(select(Payment.payment_authorization_id).where(
+        col(Payment.payment_authorization_id).in_(candidates),
+        col(Payment.status).in_([PaymentStatus.DRAFT, PaymentStatus.PROCESSED]))))
 
 
 def check_ensure_funds(*, session: Session, order_summary_id: str, request: EnsureFundsInput) -> FundsPlan:

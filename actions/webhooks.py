@@ -64,33 +64,34 @@ def event_body(event: RefundEvent) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-# An event is looked for this long before the newest one already queued: events are
-# numbered when inserted but seen when committed, so one may appear after a newer one.
-ENQUEUE_LOOKBACK = timedelta(hours=1)
+# Events are numbered when written but seen when their transaction commits, so one may
+# appear after a higher-numbered one: the search reaches this many numbers back.
+ENQUEUE_LOOKBACK_EVENTS = 10_000
 
 
 def enqueue(session: Session, name: str, subscription: WebhookSubscription, since: datetime) -> int:
     """A Pending delivery for each event of the subscribed types since ``since`` (the
     subscription's start) that has none yet.
 
-    Only events from ``ENQUEUE_LOOKBACK`` before the newest event already queued are
-    searched, so the cost follows the new events, not the whole outbox; an event whose
-    transaction commits more than that after it was written would be missed.
+    The search starts ``ENQUEUE_LOOKBACK_EVENTS`` positions before the newest event already
+    queued, so its cost follows the new events, not the whole outbox. An event whose
+    transaction commits after that many later events were written would be missed (a
+    transaction open for minutes at full load); changing a subscription's event types
+    applies to events from then on.
     """
     newest_queued = session.exec(
-        select(RefundEvent.created_date)
+        select(RefundEvent.position)
         .join(WebhookDelivery, WebhookDelivery.event_id == RefundEvent.event_id)
         .where(WebhookDelivery.subscription == name)
         .order_by(col(WebhookDelivery.id).desc())
         .limit(1)
     ).first()
-    if newest_queued is not None:
-        since = max(since, newest_queued - ENQUEUE_LOOKBACK)
+    recent = [col(RefundEvent.position) > newest_queued - ENQUEUE_LOOKBACK_EVENTS] if newest_queued is not None else []
     missing = session.exec(
         select(RefundEvent.event_id)
         .outerjoin(WebhookDelivery, and_(WebhookDelivery.event_id == RefundEvent.event_id, WebhookDelivery.subscription == name))
         .where(col(WebhookDelivery.id).is_(None), RefundEvent.created_date >= since,
-               col(RefundEvent.event_type).in_(subscription.event_types))
+               col(RefundEvent.event_type).in_(subscription.event_types), *recent)
         .order_by(col(RefundEvent.position))
     ).all()
     session.add_all([WebhookDelivery(subscription=name, event_id=event_id) for event_id in missing])

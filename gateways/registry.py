@@ -13,6 +13,10 @@ from gateways.stripe import StripeGatewayAdapter
 
 
 BLOCK_CACHE_SECONDS = 10.0
+
+# Providers that capture an authorization once and release what is left (Stripe, without
+# its multicapture feature): Ensure Funds plans at most one capture per authorization.
+CAPTURES_ONCE = frozenset({GatewayProvider.STRIPE})
 _cache_lock = threading.Lock()
 _loaded: dict[str, tuple[float, object]] = {}
 

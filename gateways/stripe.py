@@ -24,13 +24,23 @@ from typing import Any
 
 import stripe
 
-from domain.money import minor_units
 from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
 
 KEY_METADATA = "om_idempotency_key"
 
-# Stripe counts these in hundredths although ISO 4217 gives them no minor unit.
-_STRIPE_DECIMALS = {"ISK": 2, "UGX": 2}
+# Stripe's own table of decimals, not ISO 4217's: every currency has two unless listed
+# (https://docs.stripe.com/currencies). Some take only round amounts: a three-decimal
+# amount's last digit must be 0, and ISK (two decimals in the API) takes whole krónur.
+_ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
+                           "XAF", "XOF", "XPF"})
+_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+_STEP = {**dict.fromkeys(_THREE_DECIMAL, 10), "ISK": 100}
+
+
+def stripe_decimals(currency: str) -> int:
+    code = currency.upper()
+    return 0 if code in _ZERO_DECIMAL else 3 if code in _THREE_DECIMAL else 2
+
 
 _REFUND_OUTCOMES = {
     "succeeded": GatewayOutcome.APPROVED,
@@ -43,15 +53,19 @@ _REFUND_OUTCOMES = {
 
 def to_stripe_amount(amount: Decimal, currency: str) -> int:
     """``amount`` in the currency's smallest unit as Stripe counts it (12.34 USD -> 1234,
-    500 JPY -> 500); ValueError if it has more decimals than the currency."""
-    scaled = amount.scaleb(_STRIPE_DECIMALS.get(currency.upper(), minor_units(currency)))
+    500 JPY -> 500, 1.230 KWD -> 1230); ValueError if Stripe cannot take it (too many
+    decimals, or not a round enough amount for KWD, ISK and the like)."""
+    scaled = amount.scaleb(stripe_decimals(currency))
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} {currency} has more decimals than {currency} allows")
-    return int(scaled)
+        raise ValueError(f"{amount} {currency} has more decimals than Stripe takes for {currency}")
+    units = int(scaled)
+    if units % _STEP.get(currency.upper(), 1):
+        raise ValueError(f"Stripe takes {currency} only in steps of {Decimal(_STEP[currency.upper()]).scaleb(-stripe_decimals(currency))}")
+    return units
 
 
 def from_stripe_amount(amount: int, currency: str) -> Decimal:
-    return Decimal(amount).scaleb(-_STRIPE_DECIMALS.get(currency.upper(), minor_units(currency)))
+    return Decimal(amount).scaleb(-stripe_decimals(currency))
 
 
 class StripeGatewayAdapter:
@@ -94,13 +108,13 @@ class StripeGatewayAdapter:
             refund = self._client.v1.refunds.create(params=params, options={"idempotency_key": command.idempotency_key})
         except stripe.StripeError as exc:
             return _failure(exc, request)
-        return _refund_result(refund, request)
+        return _refund_result(refund, command, request)
 
     def lookup_refund(self, command: RefundCommand) -> GatewayResult | None:
         params = {_reference_param(command.charge_reference): command.charge_reference, "limit": 100}
         for refund in self._client.v1.refunds.list(params=params).auto_paging_iter():
             if refund.to_dict().get("metadata", {}).get(KEY_METADATA) == command.idempotency_key:
-                return _refund_result(refund, {"lookup": params, "idempotency_key": command.idempotency_key})
+                return _refund_result(refund, command, {"lookup": params, "idempotency_key": command.idempotency_key})
         return None
 
     # --- captures --------------------------------------------------------------------------
@@ -124,9 +138,10 @@ class StripeGatewayAdapter:
         return _capture_result(captured, command, request)
 
     def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
-        """The authorization's capture, if it has one. Stripe captures an authorization once,
-        so a captured one was captured by this command (or by someone outside the engine,
-        which a different amount shows: that is left unknown for a person to settle)."""
+        """The authorization's capture, if it has one. Stripe captures an authorization once
+        and the engine plans one capture per Stripe authorization (``CAPTURES_ONCE``), so a
+        captured one was captured by this command, or by someone outside the engine, which
+        a different amount or currency shows: that is left unknown for a person to settle."""
         reference = command.authorization_reference
         if reference.startswith("pi_"):
             current = self._client.v1.payment_intents.retrieve(reference)
@@ -143,9 +158,23 @@ def _reference_param(reference: str) -> str:
     return "payment_intent" if reference.startswith("pi_") else "charge"
 
 
-def _refund_result(refund: Any, request: dict) -> GatewayResult:
+def _mismatch(found: Any, command: RefundCommand | CaptureCommand, amount: int | None) -> str | None:
+    """Why what Stripe holds is not what the command asked for, if it is not (then a person
+    settles it: the record stays unknown, its amount reserved)."""
+    currency = (found.to_dict().get("currency") or command.currency).upper()
+    if currency != command.currency.upper():
+        return f"Stripe moved {currency}, not {command.currency.upper()}: the charge is in another currency"
+    if amount is not None and amount != to_stripe_amount(command.amount, command.currency):
+        return f"Stripe moved {from_stripe_amount(amount, currency)} {currency}, not {command.amount}"
+    return None
+
+
+def _refund_result(refund: Any, command: RefundCommand, request: dict) -> GatewayResult:
     status = refund.status or "pending"
     outcome = _REFUND_OUTCOMES.get(status, GatewayOutcome.TIMEOUT)
+    if outcome is not GatewayOutcome.DECLINED and (mismatch := _mismatch(refund, command, refund.amount)):
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, gateway_reference=refund.id, result_code="mismatch",
+                             message=f"{mismatch}; settle it by hand", request=request, response=refund.to_dict())
     if outcome is GatewayOutcome.APPROVED:
         code, message = "succeeded", "Refund succeeded"
     elif outcome is GatewayOutcome.TIMEOUT:
@@ -165,7 +194,6 @@ def _capture_result(captured: Any, command: CaptureCommand, request: dict) -> Ga
         amount = response.get("amount_received")
     else:
         done, in_flight, amount = bool(captured.captured), False, response.get("amount_captured")
-    expected = to_stripe_amount(command.amount, command.currency)
     if in_flight:
         return GatewayResult(outcome=GatewayOutcome.TIMEOUT, gateway_reference=captured.id, result_code="processing",
                              message="Stripe is still processing the capture", request=request, response=response)
@@ -173,12 +201,9 @@ def _capture_result(captured: Any, command: CaptureCommand, request: dict) -> Ga
         return GatewayResult(outcome=GatewayOutcome.DECLINED, gateway_reference=captured.id, result_code=captured.status,
                              message=f"Stripe left the authorization {captured.status}", request=request,
                              response=response)
-    if amount is not None and amount != expected:
-        return GatewayResult(
-            outcome=GatewayOutcome.TIMEOUT, gateway_reference=captured.id, result_code="amount_mismatch",
-            message=f"Stripe captured {amount} (smallest units), not the {expected} asked for: settle it by hand",
-            request=request, response=response,
-        )
+    if mismatch := _mismatch(captured, command, amount):
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, gateway_reference=captured.id, result_code="mismatch",
+                             message=f"{mismatch}; settle it by hand", request=request, response=response)
     return GatewayResult(outcome=GatewayOutcome.APPROVED, gateway_reference=captured.id, result_code="succeeded",
                          message="Capture succeeded", request=request, response=response)
 

@@ -46,25 +46,33 @@ def stuck_refund(store: str, gateway_block: str) -> str:
         return refund.id
 
 
+def asked_at(store: str, refund_ids: list[str]) -> list:
+    with session_scope(store) as s:
+        return [s.get(Refund, r).resolve_attempted_at for r in refund_ids]
+
+
 def test_refunds_that_stay_stuck_do_not_starve_a_new_one(own_store, prefect_api):
     SandboxGateway().save(REACHABLE, overwrite=True)
-    unreachable = [stuck_refund(own_store, UNREACHABLE) for _ in range(2)]  # older: asked first, stay Pending
+    u0, u1, u2 = (stuck_refund(own_store, UNREACHABLE) for _ in range(3))  # oldest first; they stay Pending
 
     first = resolve_two_refunds()
     assert first.examined == 2 and first.resolved == {}
-    crashed = stuck_refund(own_store, REACHABLE)  # newer than both
+    assert [at is not None for at in asked_at(own_store, [u0, u1, u2])] == [True, True, False]
+    crashed = stuck_refund(own_store, REACHABLE)  # the newest of all
 
-    second = resolve_two_refunds()
+    second = resolve_two_refunds()  # the never-asked first: u2, then the crashed run's
 
     assert second.examined == 2 and second.resolved == {"Processed": 1}
     with session_scope(own_store) as s:
         assert s.get(Refund, crashed).status == RefundStatus.PROCESSED
-        assert [s.get(Refund, r).status for r in unreachable] == [RefundStatus.PENDING] * 2
-        asked = sorted((s.get(Refund, r).resolve_attempted_at, r) for r in unreachable)
-    third = resolve_two_refunds()  # the two still stuck, in the order they were last asked about
-    assert third.examined == 2
-    with session_scope(own_store) as s:
-        assert all(s.get(Refund, r).resolve_attempted_at > at for at, r in asked)
+        assert [s.get(Refund, r).status for r in (u0, u1, u2)] == [RefundStatus.PENDING] * 3
+    before = asked_at(own_store, [u0, u1, u2])
+    assert before[2] > max(before[:2])
+
+    resolve_two_refunds()  # now the least recently asked: u0 and u1, not u2
+
+    after = asked_at(own_store, [u0, u1, u2])
+    assert after[0] > before[0] and after[1] > before[1] and after[2] == before[2]
     assert_ledger_invariants(own_store)
 
 

@@ -55,18 +55,23 @@ def refund_command(reference: str, amount: str, currency: str = "USD") -> Refund
 
 
 @pytest.mark.parametrize(("amount", "currency", "units"), [
-    ("12.34", "USD", 1234), ("500", "JPY", 500), ("1.230", "KWD", 1230), ("7", "ISK", 700), ("0.01", "EUR", 1),
+    ("12.34", "USD", 1234), ("500", "JPY", 500), ("10", "MGA", 10), ("500", "UGX", 500), ("1.230", "KWD", 1230),
+    ("7", "ISK", 700), ("0.01", "EUR", 1),
 ])
 def test_amounts_go_to_stripe_in_its_smallest_units_and_back(amount, currency, units):
     assert to_stripe_amount(D(amount), currency) == units
     assert from_stripe_amount(units, currency) == D(amount)
 
 
-def test_an_amount_finer_than_the_currency_is_refused():
+def test_an_amount_stripe_cannot_take_is_refused():
     with pytest.raises(ValueError, match="more decimals"):
         to_stripe_amount(D("1.005"), "USD")
-    with pytest.raises(ValueError):
-        to_stripe_amount(D("0.5"), "JPY")
+    with pytest.raises(ValueError, match="more decimals"):
+        to_stripe_amount(D("10.50"), "MGA")  # two decimals in ISO 4217, none at Stripe
+    with pytest.raises(ValueError, match="steps of 0.010"):
+        to_stripe_amount(D("1.235"), "KWD")
+    with pytest.raises(ValueError, match="steps of 1.00"):
+        to_stripe_amount(D("7.50"), "ISK")
 
 
 def test_refund_of_a_charge_is_booked_with_its_key_and_found_by_it(adapter, stripe_client):
@@ -110,6 +115,17 @@ def test_zero_decimal_currency_is_sent_as_is(adapter, stripe_client):
     assert [r.amount for r in refunds_at_stripe(stripe_client, charge=reference)] == [500]
 
 
+def test_a_refund_stripe_made_in_another_currency_is_left_to_a_person(adapter, stripe_client):
+    """The store says USD, the charge is in JPY: Stripe refunds 500 yen for "5.00". The
+    money moved, so it is not a failure; it is not what was asked, so not a success."""
+    reference = charge(stripe_client, 5000, "jpy")
+    command = refund_command(reference, "5.00", "USD")
+    result = adapter.refund(command)
+    assert (result.outcome, result.result_code) == (GatewayOutcome.TIMEOUT, "mismatch")
+    assert "JPY, not USD" in result.message and result.gateway_reference.startswith("re_")
+    assert adapter.lookup_refund(command).result_code == "mismatch"  # the resolver leaves it for a person too
+
+
 def test_a_refused_request_is_declined(adapter, stripe_client):
     result = adapter.refund(refund_command("ch_doesnotexist00000000", "1.00"))
     assert result.outcome is GatewayOutcome.DECLINED
@@ -143,7 +159,7 @@ def test_refund_status_at_stripe_decides_the_outcome(status, outcome):
     refund = stripe.Refund.construct_from(
         {"id": "re_1", "object": "refund", "status": status, "amount": 100, "failure_reason": "lost_or_stolen_card"},
         API_KEY)
-    result = _refund_result(refund, {})
+    result = _refund_result(refund, refund_command("ch_1", "1.00"), {})
     assert result.outcome is outcome
     if status == "failed":
         assert result.result_code == "lost_or_stolen_card"
@@ -160,8 +176,10 @@ def test_capture_of_an_authorization_once(adapter, stripe_client):
     assert (result.outcome, result.gateway_reference) == (GatewayOutcome.APPROVED, intent)
     assert stripe_client.v1.payment_intents.retrieve(intent).status == "succeeded"
     assert adapter.lookup_capture(command).outcome is GatewayOutcome.APPROVED
-    again = adapter.capture(command)  # Stripe captures an authorization once
-    assert again.outcome is GatewayOutcome.DECLINED
+    # Stripe captures an authorization once: another capture (another key) is refused.
+    another = CaptureCommand(idempotency_key=f"capture-{uuid.uuid4()}", authorization_reference=intent,
+                             amount=D("10.00"), currency="USD")
+    assert adapter.capture(another).outcome is GatewayOutcome.DECLINED
 
 
 def test_capture_of_an_uncaptured_charge(adapter, stripe_client):
