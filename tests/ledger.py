@@ -137,8 +137,9 @@ def _assert_stripe_captures_agree(through_stripe: list) -> None:
             reference, captured, [(p.id, p.status) for p in ours])
 
 
-# Moved by the scheduled webhook deliveries and executor heartbeats, whatever a request did.
-BACKGROUND_TABLES = {"webhook_delivery", "executor_heartbeat"}
+# Moved by the scheduled webhook deliveries and by the executors' heartbeats and claims of
+# scheduled runs, whatever a request did.
+BACKGROUND_TABLES = {"webhook_delivery", "executor_heartbeat", "executor_claim"}
 
 
 def snapshot(store_url: str) -> dict[str, list[dict]]:

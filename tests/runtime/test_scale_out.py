@@ -135,8 +135,8 @@ def test_a_killed_executors_operation_is_crashed_and_its_refund_resolved_once(fl
     doomed.popen.wait(10)
     assert reserved().status == RefundStatus.PENDING
     SandboxGateway(latency_seconds=0, honour_idempotency_keys=False).save(slow, overwrite=True)
-    # The resolver takes the oldest 500 first, and the shared store holds other tests'
-    # pending refunds (a paging test leaves 1,000): put this one at the head of the queue.
+    # The resolver takes 500 per run, the never-asked oldest first, and the shared store holds
+    # other tests' pending refunds (a paging test leaves 1,000): put this one at the head.
     with session_scope(pg_store) as session:
         session.get(Refund, reserved().id).created_date = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -149,8 +149,12 @@ def test_a_killed_executors_operation_is_crashed_and_its_refund_resolved_once(fl
         booked = session.exec(select(SandboxGatewayRefund).where(
             SandboxGatewayRefund.idempotency_key == reserved().idempotency_key)).all()
     assert len(booked) == 1  # the dead run never reached the gateway; the resolver sent it once
-    with get_client(sync_client=True) as client:
-        recoveries = client.read_flow_runs(deployment_filter=DeploymentFilter(
-            id=DeploymentFilterId(any_=[fleet.deployment_id("resolve-gateway-outcomes")])))
-    assert recoveries and all(r.parameters == {"older_than_seconds": 4} for r in recoveries)
+    def recoveries():
+        with get_client(sync_client=True) as client:
+            return client.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[fleet.deployment_id("resolve-gateway-outcomes")])))
+
+    assert recoveries() and all(r.parameters == {"older_than_seconds": 4} for r in recoveries())
+    # The recovery run goes on to other tests' stuck refunds: the ledger is checked when it is done.
+    wait_until(lambda: all(r.state.is_final() for r in recoveries()), 180, "the recovery runs to finish", [survivor])
     assert_ledger_invariants(pg_store)
