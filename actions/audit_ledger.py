@@ -4,7 +4,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from prefect import get_run_logger, task
-from sqlalchemy import or_, text
+from sqlalchemy import and_, or_, text
 from sqlmodel import Session, select
 
 from actions.fields import ActionModel
@@ -61,14 +61,14 @@ def find_violations(session: Session, *, orders_per_batch: int = ORDERS_PER_BATC
     checked, found = 0, []
     after = ""
     while True:
-        order_ids = list(session.exec(
-            select(OrderSummary.id).where(OrderSummary.id > after).order_by(OrderSummary.id).limit(orders_per_batch)))
-        if not order_ids:
-            return checked, found
-        batch_checked, batch_found = _violations_of_orders(session, order_ids)
+        last = session.exec(select(OrderSummary.id).where(OrderSummary.id > after).order_by(OrderSummary.id)
+                            .offset(orders_per_batch - 1).limit(1)).first()
+        batch_checked, batch_found = _violations_of_orders(session, after, last)
         checked += batch_checked
         found += batch_found
-        after = order_ids[-1]
+        if last is None:
+            return checked, found
+        after = last
 
 
 def _gateway_log_counts(session: Session, keys: list[str]) -> Counter:
@@ -79,21 +79,26 @@ def _gateway_log_counts(session: Session, keys: list[str]) -> Counter:
     return counts
 
 
-def _violations_of_orders(session: Session, order_ids: list[str]) -> tuple[int, list[LedgerViolation]]:
-    """``find_violations`` for the records of these orders."""
-    of_orders = select(OrderPaymentSummary.id).where(OrderPaymentSummary.order_summary_id.in_(order_ids))
-    memo_ids = select(CreditMemo.id).where(CreditMemo.order_summary_id.in_(order_ids))
-    invoice_ids = select(Invoice.id).where(Invoice.order_summary_id.in_(order_ids))
-    refunds = list(session.exec(select(Refund).where(Refund.order_payment_summary_id.in_(of_orders))))
-    payments = list(session.exec(select(Payment).where(Payment.order_payment_summary_id.in_(of_orders))))
-    authorizations = list(session.exec(
-        select(PaymentAuthorization).where(PaymentAuthorization.order_payment_summary_id.in_(of_orders))))
-    summaries = list(session.exec(select(OrderPaymentSummary).where(OrderPaymentSummary.order_summary_id.in_(order_ids))))
-    memos = list(session.exec(select(CreditMemo).where(CreditMemo.order_summary_id.in_(order_ids))))
-    invoices = list(session.exec(select(Invoice).where(Invoice.order_summary_id.in_(order_ids))))
-    memo_applications = list(session.exec(select(CreditMemoInvApplication).where(or_(
+def _violations_of_orders(session: Session, after: str, last: str | None) -> tuple[int, list[LedgerViolation]]:
+    """``find_violations`` for the records of the orders whose ids are after ``after`` and
+    up to ``last`` (to the end if None), read as plain rows."""
+
+    def of_batch(order_summary_id):
+        return and_(order_summary_id > after, order_summary_id <= last) if last is not None else order_summary_id > after
+
+    of_orders = select(OrderPaymentSummary.id).where(of_batch(OrderPaymentSummary.order_summary_id))
+    memo_ids = select(CreditMemo.id).where(of_batch(CreditMemo.order_summary_id))
+    invoice_ids = select(Invoice.id).where(of_batch(Invoice.order_summary_id))
+    refunds = list(session.execute(select(Refund.__table__).where(Refund.order_payment_summary_id.in_(of_orders))))
+    payments = list(session.execute(select(Payment.__table__).where(Payment.order_payment_summary_id.in_(of_orders))))
+    authorizations = list(session.execute(
+        select(PaymentAuthorization.__table__).where(PaymentAuthorization.order_payment_summary_id.in_(of_orders))))
+    summaries = list(session.execute(select(OrderPaymentSummary.__table__).where(of_batch(OrderPaymentSummary.order_summary_id))))
+    memos = list(session.execute(select(CreditMemo.__table__).where(of_batch(CreditMemo.order_summary_id))))
+    invoices = list(session.execute(select(Invoice.__table__).where(of_batch(Invoice.order_summary_id))))
+    memo_applications = list(session.execute(select(CreditMemoInvApplication.__table__).where(or_(
         CreditMemoInvApplication.credit_memo_id.in_(memo_ids), CreditMemoInvApplication.invoice_id.in_(invoice_ids)))))
-    payment_applications = list(session.exec(select(PaymentLineInvoice).where(or_(
+    payment_applications = list(session.execute(select(PaymentLineInvoice.__table__).where(or_(
         PaymentLineInvoice.payment_id.in_(select(Payment.id).where(Payment.order_payment_summary_id.in_(of_orders))),
         PaymentLineInvoice.invoice_id.in_(invoice_ids)))))
     logs = _gateway_log_counts(session, [r.idempotency_key for r in refunds]
@@ -160,7 +165,7 @@ def _violations_of_orders(session: Session, order_ids: list[str]) -> tuple[int, 
         found += check_sums(capture.id, parent=Decimal(1), children=Decimal(logs[f"om-capture-{capture.id}"]),
                             what="gateway-log-rows")
 
-    items = list(session.exec(select(OrderItemSummary).where(OrderItemSummary.order_summary_id.in_(order_ids))))
+    items = list(session.execute(select(OrderItemSummary.__table__).where(of_batch(OrderItemSummary.order_summary_id))))
     for item in items:
         for rule, ok in (
             ("canceled-and-fulfilled-within-ordered", item.quantity_canceled + item.quantity_fulfilled <= item.quantity_ordered),
@@ -171,11 +176,11 @@ def _violations_of_orders(session: Session, order_ids: list[str]) -> tuple[int, 
                 found.append(Violation(item.id, rule, f"ordered {item.quantity_ordered}, canceled {item.quantity_canceled}, "
                                        f"fulfilled {item.quantity_fulfilled}, return initiated "
                                        f"{item.quantity_return_initiated}, returned {item.quantity_returned}"))
-    change_order_ids = select(ChangeOrder.id).where(ChangeOrder.order_summary_id.in_(order_ids))
-    change_items = list(session.exec(select(ChangeOrderItem).where(ChangeOrderItem.change_order_id.in_(change_order_ids))))
+    change_order_ids = select(ChangeOrder.id).where(of_batch(ChangeOrder.order_summary_id))
+    change_items = list(session.execute(select(ChangeOrderItem.__table__).where(ChangeOrderItem.change_order_id.in_(change_order_ids))))
     item_amounts = _sum_by(change_items, lambda i: i.change_order_id)
     item_taxes = _sum_by(change_items, lambda i: i.change_order_id, lambda i: i.tax_amount)
-    change_orders = list(session.exec(select(ChangeOrder).where(ChangeOrder.order_summary_id.in_(order_ids))))
+    change_orders = list(session.execute(select(ChangeOrder.__table__).where(of_batch(ChangeOrder.order_summary_id))))
     kind_of = {c.id: c.type for c in change_orders}
     for kind, attribute in ((ChangeOrderType.CANCEL, "quantity_canceled"), (ChangeOrderType.RETURN, "quantity_returned")):
         units = _sum_by(change_items, lambda i: i.order_item_summary_id or "", lambda i: i.quantity,
@@ -183,8 +188,8 @@ def _violations_of_orders(session: Session, order_ids: list[str]) -> tuple[int, 
         for item in items:
             found += check_sums(item.id, parent=getattr(item, attribute), children=units[item.id],
                                 what=f"item-{kind.value.lower()}-units")
-    return_lines = list(session.exec(select(ReturnOrderLineItem).where(ReturnOrderLineItem.return_order_id.in_(
-        select(ReturnOrder.id).where(ReturnOrder.order_summary_id.in_(order_ids))))))
+    return_lines = list(session.execute(select(ReturnOrderLineItem.__table__).where(ReturnOrderLineItem.return_order_id.in_(
+        select(ReturnOrder.id).where(of_batch(ReturnOrder.order_summary_id))))))
     still_expected = _sum_by(return_lines, lambda r: r.order_item_summary_id or "", lambda r: r.quantity_expected,
                              where=lambda r: r.processed_date is None)
     for item in items:  # units on return: still expected, or returned

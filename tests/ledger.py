@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 from sqlmodel import select
@@ -49,20 +50,29 @@ def assert_ledger_invariants(store_url: str) -> None:
     _assert_stripe_agrees(through_stripe)
 
 
-def _assert_stripe_agrees(through_stripe: list[tuple[Refund, str, str]]) -> None:
-    """Stripe's refunds of each charge we refunded through it carry our keys: each key at
-    Stripe is one of our refunds, once, for the same amount; each Processed refund is there."""
+@functools.cache
+def _stripe_client(block: str):
+    """A client for the account an OM Stripe Gateway block names (loaded once per session:
+    every ledger check after the Stripe tests reads their charges)."""
     import stripe
 
     from blocks import StripeGateway
+
+    account = StripeGateway.load(block)
+    return stripe.StripeClient(account.api_key.get_secret_value(), base_addresses={"api": account.api_base})
+
+
+def _assert_stripe_agrees(through_stripe: list[tuple[Refund, str, str]]) -> None:
+    """Stripe's refunds of each charge we refunded through it carry our keys: each key at
+    Stripe is one of our refunds, once, for the same amount; each Processed refund is there."""
+
     from gateways.stripe import KEY_METADATA, from_stripe_amount
 
     charges: dict[tuple[str, str], list[Refund]] = {}
     for refund, charge, block in through_stripe:
         charges.setdefault((block, charge), []).append(refund)
     for (block, charge), ours in charges.items():
-        account = StripeGateway.load(block)
-        client = stripe.StripeClient(account.api_key.get_secret_value(), base_addresses={"api": account.api_base})
+        client = _stripe_client(block)
         reference = {"payment_intent" if charge.startswith("pi_") else "charge": charge, "limit": 100}
         at_stripe = [r.to_dict() for r in client.v1.refunds.list(params=reference).auto_paging_iter()]
         keys = Counter(r["metadata"].get(KEY_METADATA) for r in at_stripe if KEY_METADATA in r["metadata"])
@@ -116,17 +126,14 @@ def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
 
 
 def _assert_stripe_captures_agree(through_stripe: list) -> None:
-    import stripe
 
-    from blocks import StripeGateway
     from db.models import PaymentStatus
 
     authorizations: dict[tuple[str, str], list] = {}
     for payment, reference, block in through_stripe:
         authorizations.setdefault((block, reference), []).append(payment)
     for (block, reference), ours in authorizations.items():
-        account = StripeGateway.load(block)
-        client = stripe.StripeClient(account.api_key.get_secret_value(), base_addresses={"api": account.api_base})
+        client = _stripe_client(block)
         if reference.startswith("pi_"):
             captured = client.v1.payment_intents.retrieve(reference).status == "succeeded"
         else:
