@@ -122,7 +122,7 @@ def test_the_work_pool_concurrency_limit_holds(start_executor):
     with get_client(sync_client=True) as client:
         client.update_work_pool(executor.settings.work_pool, WorkPoolUpdate(concurrency_limit=2))
     time.sleep(5.5)  # the executor rereads the pool's limit every 5 s
-    runs = [create_run(executor, "exec-overlap") for _ in range(6)]
+    runs = [create_run(executor, "exec-overlap", hold_seconds=2.0) for _ in range(6)]  # long enough to overlap on a loaded machine
     assert {wait_final(r.id).state.type for r in runs} == {StateType.COMPLETED}
     assert executor_flows.most_running == 2
 
