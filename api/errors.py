@@ -7,10 +7,12 @@ import logging
 import re
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prefect.exceptions import PrefectHTTPStatusError
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.jsonio import ExactJSONResponse
@@ -30,7 +32,14 @@ class ApiError(Exception):
 def error_with_output(status_code: int, error_code: str, message: str, output: dict[str, Any] | None = None) -> ExactJSONResponse:
     body = [{"errorCode": error_code, "message": message, "output": output, "enhancedErrorType": None}]
     headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+    if status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return ExactJSONResponse(body, status_code=status_code, headers=headers)
+
+
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = ("The engine cannot reach {part} right now, so nothing was accepted; retry in a few seconds"
+                       " (with the same Idempotency-Key, a retry never starts a second operation).")
 
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -82,6 +91,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_request: Request, exc: StarletteHTTPException):
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "INVALID_SESSION_ID"}.get(exc.status_code, "ERROR")
         return error_with_output(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(httpx.TransportError)
+    async def _prefect_unreachable(_request: Request, exc: httpx.TransportError):
+        logger.warning("Prefect server unreachable: %s", type(exc).__name__)
+        return error_with_output(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE.format(part="its Prefect server"))
+
+    @app.exception_handler(PrefectHTTPStatusError)
+    async def _prefect_error(_request: Request, exc: PrefectHTTPStatusError):
+        if exc.response.status_code >= 500 or exc.response.status_code == 429:
+            logger.warning("Prefect server answered %s", exc.response.status_code)
+            return error_with_output(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE.format(part="its Prefect server"))
+        logger.exception("Prefect refused a request of the facade")
+        return error_with_output(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred; nothing was started.")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _store_unreachable(_request: Request, exc: Exception):
+        logger.warning("store unreachable: %s", type(exc).__name__)
+        return error_with_output(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE.format(part="its store"))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):

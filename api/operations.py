@@ -10,7 +10,9 @@ from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.context import SettingsContext, get_settings_context
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, Settings
 
 from api.errors import ApiError
 
@@ -37,19 +39,37 @@ def on_operation_created(listener: Callable[[FlowRun], None]) -> None:
     _created_listeners.append(listener)
 
 
+# A caller waits for the facade; the facade must not wait a minute for a Prefect server that
+# is down (the client's default is 5 retries, 2 + 4 + ... + 32 s): one quick retry, then 503.
+FACADE_CLIENT_RETRIES = 1
+
+
+_derived: dict[int, tuple[Settings, Settings]] = {}
+
+
+def _facade_settings(base: Settings) -> Settings:
+    """``base`` with the facade's retries (kept per base settings object: building one is ~1 ms)."""
+    known = _derived.get(id(base))
+    if known is None or known[0] is not base:
+        known = _derived[id(base)] = (base, base.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: FACADE_CLIENT_RETRIES}))
+    return known[1]
+
+
 class _SharedClient:
     """One Prefect client for the process, opened on first use and kept (thread-safe: it
     is an httpx client). A new client per request costs ~30 ms of CPU, mostly building
-    its TLS context, which was most of what accepting an operation took."""
+    its TLS context, which was most of what accepting an operation took. Inside the
+    ``with`` block the client retries a lost server once (:data:`FACADE_CLIENT_RETRIES`)."""
 
     _lock = threading.Lock()
     _client: SyncPrefectClient | None = None
     _api_url: str | None = None
 
     def __enter__(self) -> SyncPrefectClient:
-        from prefect.settings import get_current_settings
-
-        api_url = get_current_settings().api.url
+        context = get_settings_context()
+        self._settings = SettingsContext(profile=context.profile, settings=_facade_settings(context.settings))
+        self._settings.__enter__()
+        api_url = context.settings.api.url
         with self._lock:
             if _SharedClient._client is None or _SharedClient._api_url != api_url:  # tests repoint the API
                 client = get_client(sync_client=True)
@@ -58,7 +78,7 @@ class _SharedClient:
             return _SharedClient._client
 
     def __exit__(self, *exc_info) -> None:
-        return None  # the shared client stays open for the next request
+        self._settings.__exit__(*exc_info)  # the shared client stays open for the next request
 
 
 def _client() -> _SharedClient:

@@ -40,8 +40,10 @@ def up(
     keyfile: Path = typer.Option(None, help="TLS private key (PEM) for the facade."),
     token: str = typer.Option(None, envvar="OM_API_TOKEN", help="Bearer token the facade accepts (default: a new random one)."),
 ) -> None:
-    """Start everything and wait; Ctrl-C stops it all."""
-    from runtime.stack import Stack, StackConfig
+    """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
+    from rich.markup import escape
+
+    from runtime.stack import ChildKeepsDying, Stack, StackConfig
 
     config = StackConfig(
         data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
@@ -63,9 +65,10 @@ def up(
             demo_order = stack.load_demo() if demo else None
         _print_welcome(stack, demo_order)
         while not stopping:
-            failed = stack.dead_process()
-            if failed:
-                console.print(f"[red]{failed} stopped unexpectedly; shutting down. See {config.data_dir / 'logs'}[/red]")
+            try:
+                stack.supervise(log=console.log)  # a dead child is restarted, with backoff
+            except ChildKeepsDying as exc:
+                console.print(f"[red]{escape(str(exc))}\nshutting down. See {config.data_dir / 'logs'}[/red]")
                 break
             time.sleep(0.5)
     finally:

@@ -17,6 +17,24 @@ from pathlib import Path
 
 from runtime.processes import ManagedProcess, wait_for_http
 
+RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before each next restart of one child, the last repeated
+GIVE_UP_AFTER = 5  # deaths of one child within GIVE_UP_WINDOW: it is not going to stay up
+GIVE_UP_WINDOW = 300.0
+
+
+class ChildKeepsDying(RuntimeError):
+    """A child of the stack died too often in a short time: restarting it again is pointless."""
+
+
+@dataclass
+class _Child:
+    """A supervised child: how to start it again, and when it died lately."""
+
+    process: ManagedProcess
+    restart: Callable[[], ManagedProcess]
+    deaths: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+
 
 @dataclass(frozen=True)
 class StackConfig:
@@ -43,6 +61,7 @@ class Stack:
         self.config = config
         self.postgres = None
         self.processes: list[ManagedProcess] = []
+        self._children: dict[str, _Child] = {}
         self.api_url: str | None = config.prefect_api_url
         self.store_url: str | None = config.store_url
         self.env: dict[str, str] = {}
@@ -80,12 +99,16 @@ class Stack:
         if self.api_url is None:
             started = time.monotonic()
             self.postgres.ensure_database("prefect")
-            server, self.api_url = start_prefect_server(
-                port=cfg.prefect_port, home=cfg.data_dir / "prefect",
-                database_url=self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
-                log_path=self.logs / "prefect-server.log",
-            )
-            self.processes.append(server)
+
+            def start_server() -> ManagedProcess:
+                server, self.api_url = start_prefect_server(
+                    port=cfg.prefect_port, home=cfg.data_dir / "prefect",
+                    database_url=self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
+                    log_path=self.logs / "prefect-server.log",
+                )
+                return server
+
+            self._supervise(start_server)
             log(f"Prefect server up at {self.api_url} in {time.monotonic() - started:.1f}s")
         if self.store_url is None:
             self.postgres.ensure_database("orders")
@@ -122,29 +145,81 @@ class Stack:
         before the facade answers, so a healthy facade means served deployments."""
         args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit),
                 "--facade-port", str(self.config.api_port), *self._facade_args()]
-        engine = ManagedProcess.start(args, env=self.env, log_path=self.logs / "engine.log", name="engine")
-        self.processes.append(engine)
-        wait_for_http(f"{self.facade_url}/health", timeout=90, process=engine, verify=False)
+
+        def start_engine() -> ManagedProcess:
+            engine = ManagedProcess.start(args, env=self.env, log_path=self.logs / "engine.log", name="engine")
+            return _ready(engine, lambda: wait_for_http(f"{self.facade_url}/health", timeout=90, process=engine,
+                                                        verify=False))
+
+        self._supervise(start_engine)
 
     def _start_executor_and_facade(self) -> None:
         args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit)]
-        executor = ManagedProcess.start(args, env=self.env, log_path=self.logs / "executor.log", name="executor")
-        self.processes.append(executor)
-        wait_for_log_line(executor, "warm executor", timeout=90)
+
+        def start_executor() -> ManagedProcess:
+            executor = ManagedProcess.start(args, env=self.env, log_path=self.logs / "executor.log", name="executor")
+            return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90))
+
+        self._supervise(start_executor)
         self._start_facade()
 
     def _start_facade(self) -> None:
         facade_args = [sys.executable, "-m", "api", "--port", str(self.config.api_port), *self._facade_args()]
-        facade = ManagedProcess.start(facade_args, env=self.env, log_path=self.logs / "facade.log", name="REST facade")
-        self.processes.append(facade)
-        wait_for_http(f"{self.facade_url}/health", timeout=60, process=facade, verify=False)
+
+        def start_facade() -> ManagedProcess:
+            facade = ManagedProcess.start(facade_args, env=self.env, log_path=self.logs / "facade.log", name="REST facade")
+            return _ready(facade, lambda: wait_for_http(f"{self.facade_url}/health", timeout=60, process=facade,
+                                                        verify=False))
+
+        self._supervise(start_facade)
 
     def _start_serve_and_facade(self) -> None:
-        serve = ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
-                                     log_path=self.logs / "serve.log", name="served deployments")
-        self.processes.append(serve)
+        def start_serve() -> ManagedProcess:
+            return ManagedProcess.start([sys.executable, "-m", "runtime.serve"], env=self.env,
+                                        log_path=self.logs / "serve.log", name="served deployments")
+
+        serve = self._supervise(start_serve)
         self._start_facade()
         wait_for_deployments(timeout=90, process=serve)
+
+    def _supervise(self, start: Callable[[], ManagedProcess]) -> ManagedProcess:
+        """Start a child now, and again whenever :meth:`supervise` finds it dead."""
+        process = start()
+        self.processes.append(process)
+        self._children[process.name] = _Child(process=process, restart=start)
+        return process
+
+    def supervise(self, log: Callable[[str], None] = print, *, now: float | None = None) -> None:
+        """Restart each child found dead, after a growing delay (RESTART_DELAYS, counted
+        over its deaths in the last GIVE_UP_WINDOW seconds). Call it every half second or
+        so. Raises :class:`ChildKeepsDying` when one died GIVE_UP_AFTER times in that window."""
+        for name, child in self._children.items():
+            if child.process.alive():
+                continue
+            now = time.monotonic() if now is None else now
+            if child.restart_at is None:  # just found dead
+                child.deaths = [t for t in child.deaths if now - t < GIVE_UP_WINDOW] + [now]
+                if len(child.deaths) >= GIVE_UP_AFTER:
+                    raise ChildKeepsDying(f"{name} died {len(child.deaths)} times in {GIVE_UP_WINDOW / 60:.0f} minutes;"
+                                          f" last lines of {child.process.log_path}:\n{child.process.tail(20)}")
+                delay = RESTART_DELAYS[min(len(child.deaths), len(RESTART_DELAYS)) - 1]
+                child.restart_at = now + delay
+                log(f"{name} exited with code {child.process.popen.returncode}; restarting it in {delay} s"
+                    f" (death {len(child.deaths)} in {GIVE_UP_WINDOW / 60:.0f} minutes; log {child.process.log_path})")
+            if now < child.restart_at:
+                continue
+            child.process.stop()  # whatever of its group outlived it
+            try:
+                started = time.monotonic()
+                fresh = child.restart()
+            except RuntimeError as exc:  # it died again while starting: count it, try later
+                log(f"{name} did not come back: {str(exc).splitlines()[0]}")
+                child.restart_at = None  # the old process is still the dead one: the next call counts a death
+                continue
+            child.restart_at = None
+            self.processes[self.processes.index(child.process)] = fresh
+            child.process = fresh
+            log(f"{name} restarted (pid {fresh.pid}) in {time.monotonic() - started:.1f} s")
 
     def _configure_this_process(self) -> None:
         """This process registers blocks and loads the demo: point it at the same places."""
@@ -166,19 +241,28 @@ class Stack:
         with session_scope(self.store_url) as session:
             return load_demo(session)
 
-    def dead_process(self) -> str | None:
-        for process in self.processes:
-            if not process.alive():
-                return process.name
-        return None
+    def process(self, name: str) -> ManagedProcess:
+        """The child running now under ``name`` (a restart replaces it)."""
+        return self._children[name].process
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        self._children.clear()
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+
+
+def _ready(process: ManagedProcess, wait: Callable[[], object]) -> ManagedProcess:
+    """``process`` once ``wait()`` returns; stopped (never left half-started) if it raises."""
+    try:
+        wait()
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 def register_blocks(store_url: str, data_dir: Path | None = None) -> None:

@@ -31,12 +31,14 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger
-from prefect.states import Crashed
+from prefect.states import Cancelled, Crashed
 
-from runtime.executor import claims, liveness
+from actions.effects import effects_summary
+from runtime.executor import claims, faults, liveness, resumptions
 from runtime.executor.inprocess import (
     CancellableThreads,
     OperationCancelled,
+    OperationInterrupted,
     prepare_run_thread,
     request_suspension,
     run_flow_in_thread,
@@ -54,6 +56,7 @@ class ExecutorSettings:
     poll_seconds: float = 0.15  # a read; runs created in this process are taken at once
     heartbeat_seconds: float = 1.0
     orphan_grace: timedelta = timedelta(seconds=15)
+    max_orphan_resumes: int = 3  # a run whose executor dies this often under it is Crashed
     cancel_check_seconds: float = 0.5
     reap_seconds: float = 5.0
     drain_seconds: float = 30.0
@@ -97,8 +100,10 @@ class WarmExecutor:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_limit: int | None = None
         self._deployment_limits: dict[UUID, int] = {}
+        self._beating_since: float | None = None  # monotonic time of the first beat of an unbroken run of them
         self.started_runs = 0
         self.crashed_orphans = 0
+        self.resumed_orphans = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -126,7 +131,8 @@ class WarmExecutor:
     def stop(self) -> None:
         """Graceful drain: claim nothing new, let held runs finish for up to
         ``drain_seconds`` (still beating, so no other executor takes them for dead), then
-        cancel any still going, mark them Crashed and start the resolver for their money."""
+        interrupt any still going: each asks to be resumed (AwaitingRetry), and a live
+        executor runs it again with the same flow run id."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -137,15 +143,13 @@ class WarmExecutor:
             time.sleep(0.05)
         leftovers = self.active_run_ids()
         for run_id in leftovers:
-            self._cancellable.cancel(run_id)  # stop it where it is
+            self._cancellable.interrupt(run_id)  # stop it where it is; it asks to be resumed
         deadline = time.monotonic() + 5
         while self.active_run_ids() and time.monotonic() < deadline:
             time.sleep(0.05)
-        if leftovers:
-            with get_client(sync_client=True) as client:
-                for run_id in leftovers:  # not final if its thread could not record Cancelled
-                    self._crash(client, run_id, "The executor stopped before the run finished.")
-                self._start_recovery(client)
+        stuck = self.active_run_ids()
+        if stuck:  # blocked in a call: once this process is gone, they are orphans and resumed
+            logger.warning("flow runs %s did not stop; another executor resumes them", [str(r) for r in stuck])
         self._closed.set()
         for thread in self._threads[1:]:
             thread.join(timeout=5)
@@ -243,9 +247,19 @@ class WarmExecutor:
             logger.debug("flow run %s ended %s", flow_run.id, state.type.value)
         except OperationCancelled:
             logger.info("flow run %s was cancelled outside its flow function", flow_run.id)
-        except Exception as exc:  # before the engine started (parameters, flow kind): fail it now
-            logger.exception("flow run %s could not start", flow_run.id)
-            self._fail(flow_run.id, f"The executor could not start the run: {exc!r}")
+        except OperationInterrupted:  # outside the flow function: the engine recorded Crashed
+            logger.info("flow run %s was interrupted outside its flow function; it will be resumed", flow_run.id)
+            self._resume_crashed(flow_run.id)
+        except Exception as exc:
+            if faults.is_infrastructure_fault(exc):
+                # The engine could not record a state (the server or the network is down): the
+                # run is left as the server last knew it, and once this executor no longer
+                # lists it, whichever executor sees it first resumes it.
+                logger.warning("flow run %s stopped by an infrastructure fault (%s); it will be resumed",
+                               flow_run.id, faults.describe(exc))
+            else:  # before the engine started (parameters, flow kind): fail it now
+                logger.exception("flow run %s could not start", flow_run.id)
+                self._fail(flow_run.id, f"The executor could not start the run: {exc!r}")
         except BaseException:
             logger.exception("flow run %s: the engine raised", flow_run.id)
         finally:
@@ -268,6 +282,14 @@ class WarmExecutor:
             base = self._thread_state.context = contextvars.copy_context()
         return base.copy()
 
+    def _resume_crashed(self, flow_run_id: UUID) -> None:
+        try:
+            with get_client(sync_client=True) as client:
+                if client.read_flow_run(flow_run_id).state.type == StateType.CRASHED:
+                    client.set_flow_run_state(flow_run_id, resumptions.interrupted_state(), force=True)
+        except Exception:
+            logger.exception("could not resume flow run %s", flow_run_id)
+
     def _fail(self, flow_run_id: UUID, message: str) -> None:
         from prefect.states import Failed
 
@@ -287,8 +309,17 @@ class WarmExecutor:
             try:
                 liveness.beat(store_url=settings.store_url, executor_id=settings.executor_id,
                               work_pool=settings.work_pool, run_ids=self.active_run_ids())
-            except Exception:
-                logger.exception("heartbeat failed; retrying")
+                if self._beating_since is None:
+                    self._beating_since = time.monotonic()
+            except Exception as exc:
+                self._beating_since = None
+                logger.warning("heartbeat failed (%s); retrying", faults.describe(exc))
+
+    def _store_reachable_for(self, period: timedelta) -> bool:
+        """This executor's own beats have reached the store for at least ``period``: only
+        then is another executor's silence its own, not an outage every beat met."""
+        since = self._beating_since
+        return since is not None and time.monotonic() - since >= period.total_seconds()
 
     def _housekeeping_loop(self) -> None:
         settings = self.settings
@@ -311,9 +342,9 @@ class WarmExecutor:
                             next_worker_beat = now + 15
                             client.send_worker_heartbeat(settings.work_pool, settings.executor_id,
                                                          heartbeat_interval_seconds=15)
-                        if now >= next_reap:
+                        if now >= next_reap and self._store_reachable_for(settings.orphan_grace):
                             next_reap = now + settings.reap_seconds
-                            self._crash_orphans(client)
+                            self._resume_orphans(client)
                 except Exception:
                     logger.exception("housekeeping failed; retrying")
                 self._closed.wait(0.1)
@@ -335,14 +366,40 @@ class WarmExecutor:
             elif self._cancellable.cancel(flow_run.id):
                 logger.info("cancelling flow run %s", flow_run.id)
 
-    def _crash_orphans(self, client: SyncPrefectClient) -> None:
+    def _resume_orphans(self, client: SyncPrefectClient) -> None:
+        """Runs held by no live executor (it was killed, or lost the server mid-run) are
+        resumed: set to AwaitingRetry, claimed again like any due run, and carried through
+        from the start with the same flow run id. A run that was being cancelled is
+        Cancelled; one whose executor died on it ``max_orphan_resumes`` times (it may be
+        what kills them) is Crashed, with what it changed in its message."""
         orphans = liveness.orphaned_runs(client, store_url=self.settings.store_url, work_pool=self.settings.work_pool,
                                          deployment_ids=list(self._flows), grace=self.settings.orphan_grace)
+        settled = False
         for flow_run in orphans:
-            logger.warning("flow run %s is held by no live executor: marking it Crashed", flow_run.id)
-            self._crash(client, flow_run.id, "The executor running this operation stopped responding.")
-            self.crashed_orphans += 1
-        if orphans:
+            current = client.read_flow_run(flow_run.id)  # it may have moved on since the list was read
+            if current.state is None or current.state.id != flow_run.state.id:
+                continue
+            if current.state.type == StateType.CANCELLING:
+                logger.warning("flow run %s was being cancelled when its executor stopped: Cancelled", flow_run.id)
+                client.set_flow_run_state(flow_run.id, Cancelled(message="Cancelled; its executor stopped meanwhile."))
+                settled = True
+                continue
+            resumed = resumptions.count_orphan_resumes(client, flow_run.id)
+            if resumed >= self.settings.max_orphan_resumes:
+                logger.error("flow run %s lost its executor %d times: Crashed", flow_run.id, resumed + 1)
+                times = resumed + 1
+                self._crash(client, flow_run.id, (
+                    f"Not resumed again: its executor stopped while running it, {times} time{'s' if times > 1 else ''}."
+                    f" {effects_summary(flow_run.id, store_url=self.settings.store_url)}"))
+                self.crashed_orphans += 1
+                settled = True
+                continue
+            logger.warning("flow run %s is held by no live executor: resuming it", flow_run.id)
+            result = client.set_flow_run_state(flow_run.id, resumptions.orphan_resume_state(resumed + 1))
+            self.resumed_orphans += 1
+            if result.state is not None and result.state.is_scheduled():
+                self.offer(client.read_flow_run(flow_run.id))  # resumed here now, unless another claims it first
+        if settled:
             self._start_recovery(client)
 
     def _crash(self, client: SyncPrefectClient, flow_run_id: UUID, message: str) -> None:

@@ -11,6 +11,11 @@ differ:
   subscription watching for a suspension request, and join it at the end (~150 ms of each
   run). The executor watches all its runs with one read instead and hands a suspension to
   the run with :func:`request_suspension`, the same call that watcher makes.
+* An infrastructure fault (the Prefect server, the store or the network between them did
+  not answer; see :mod:`runtime.executor.faults`) does not fail the run: the engine
+  proposes ``AwaitingRetry`` with a growing delay, and a live executor claims the same
+  flow run again and runs it from the start. Its steps find what they already committed
+  under the operation id and ask the gateway about any call whose answer was lost.
 * Cancellation cannot kill a process, so :class:`OperationCancelled` is raised inside the
   run's thread (see :class:`CancellableThreads`); the engine then records
   Cancelling -> Cancelled. Whatever the operation had recorded stays recorded: a refund
@@ -25,6 +30,7 @@ import ctypes
 import functools
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,7 +44,10 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.context import SettingsContext, SyncClientContext, get_settings_context
 from prefect.flow_engine import FlowRunEngine, _flow_parameters
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-from prefect.states import State
+from prefect.states import AwaitingRetry, State
+
+from actions.effects import effects_summary
+from runtime.executor import faults, resumptions
 
 
 class OperationCancelled(BaseException):
@@ -46,8 +55,36 @@ class OperationCancelled(BaseException):
     the flow's own ``except Exception`` handlers do not swallow it)."""
 
 
+class OperationInterrupted(BaseException):
+    """Raised inside a run's thread when its executor stops before the run finished: the
+    run asks to be resumed (AwaitingRetry) by another executor instead of ending."""
+
+
+RESUME_MESSAGE = "Resuming after an infrastructure fault"
+
+
 class WarmFlowRunEngine(FlowRunEngine):
-    """Prefect's engine with the per-run suspension watcher left to the executor."""
+    """Prefect's engine with the per-run suspension watcher left to the executor, and
+    infrastructure faults resumed instead of failed."""
+
+    def handle_exception(self, exc: Exception, msg: str | None = None, result_store=None) -> State:
+        if not faults.is_infrastructure_fault(exc):
+            return super().handle_exception(exc, msg=msg, result_store=result_store)
+        attempt = max(self.flow_run.run_count, 1)
+        if attempt >= faults.MAX_FAULT_ATTEMPTS:
+            summary = effects_summary(self.flow_run.id)
+            return super().handle_exception(exc, msg=(
+                f"Gave up after {attempt} attempts, each stopped by an infrastructure fault"
+                f" (last: {faults.describe(exc)}). {summary}").strip(), result_store=result_store)
+        delay = faults.resume_delay(attempt)
+        self.logger.warning("infrastructure fault on attempt %d (%s): resuming in %s",
+                            attempt, faults.describe(exc), delay)
+        # If the server is what went away this raises too, and the run stays Running until the
+        # executor finds it held by no one and resumes it (WarmExecutor._resume_orphans).
+        return self.set_state(AwaitingRetry(
+            scheduled_time=datetime.now(UTC) + delay,
+            message=f"{RESUME_MESSAGE} (attempt {attempt}: {faults.describe(exc)}); it runs again in {delay.seconds} s.",
+        ))
 
     @contextlib.contextmanager
     def setup_flow_run_suspension_request(self) -> Iterator[FlowRunSuspensionRequest]:
@@ -94,6 +131,9 @@ def run_flow_in_thread(flow: Flow, flow_run: FlowRun) -> State:
                         engine.call_flow_fn()
                 except OperationCancelled as exc:
                     engine.handle_cancellation(exc)
+                except OperationInterrupted:
+                    engine.logger.warning("the executor is stopping: this run will be resumed by a live executor")
+                    engine.set_state(resumptions.interrupted_state())
     return engine.state
 
 
@@ -126,10 +166,17 @@ class CancellableThreads:
         """Raise :class:`OperationCancelled` in the run's thread, once; False if it is not
         running here or was already told (a second exception would land in the engine's
         own handling of the first)."""
+        return self._raise_in(flow_run_id, OperationCancelled)
+
+    def interrupt(self, flow_run_id: UUID) -> bool:
+        """Raise :class:`OperationInterrupted` in the run's thread, once (see :meth:`cancel`)."""
+        return self._raise_in(flow_run_id, OperationInterrupted)
+
+    def _raise_in(self, flow_run_id: UUID, exception: type[BaseException]) -> bool:
         with self._lock:
             thread_id = self._threads.get(flow_run_id)
             if thread_id is None or flow_run_id in self._delivered:
                 return False
             self._delivered.add(flow_run_id)
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(OperationCancelled))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exception))
             return True

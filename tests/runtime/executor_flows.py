@@ -76,6 +76,26 @@ def sleep_for(seconds: float = 60, marker: str = "") -> None:
         time.sleep(0.05)
 
 
+@flow(name="exec-sleep-once", persist_result=False)
+def sleep_once(seconds: float = 60, marker: str = "") -> str:
+    """Sleeps the first time it runs; a resumed run (``marker`` already written) returns at
+    once, so a test sees the same flow run carried through by the next executor.
+
+    Args:
+        seconds: How long the first attempt sleeps.
+        marker: A file written by the first attempt.
+    """
+    path = Path(marker)
+    if path.exists():
+        path.write_text("resumed")
+        return "resumed"
+    path.write_text("started")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "slept"
+
+
 @flow(name="exec-recovered", persist_result=False)
 def recovered(older_than_seconds: int = 300) -> None:
     """Stands in for the resolver: the executor starts it after marking runs Crashed.

@@ -49,8 +49,8 @@ def start_executor(store):
     """Start an executor on a work pool and deployment name of its own; stopped afterwards."""
     started: list[WarmExecutor] = []
 
-    def start(*flows, deployment_options: dict | None = None, **settings) -> WarmExecutor:
-        name = f"t-{uuid.uuid4().hex[:8]}"
+    def start(*flows, deployment_options: dict | None = None, name: str | None = None, **settings) -> WarmExecutor:
+        name = name or f"t-{uuid.uuid4().hex[:8]}"
         served = [(f, f.to_deployment(name=name, **(deployment_options or {}))) for f in flows]
         settings.setdefault("work_pool", name)
         settings.setdefault("recovery_flow", None)
@@ -155,30 +155,67 @@ def test_stop_drains_held_runs_and_claims_nothing_new(start_executor, tmp_path):
         assert client.read_flow_run(later.id).state.type == StateType.SCHEDULED
 
 
-def test_runs_still_going_after_the_drain_period_are_crashed(start_executor, tmp_path):
-    executor = start_executor(executor_flows.sleep_for, drain_seconds=0.5)
+def test_runs_still_going_after_the_drain_period_are_resumed_by_the_next_executor(start_executor, tmp_path):
+    """A stop that outlasts the drain period interrupts the run: it asks to be resumed
+    (AwaitingRetry), and the next executor carries the same flow run through."""
+    first = start_executor(executor_flows.sleep_once, drain_seconds=0.5)
     marker = tmp_path / "started"
-    held = create_run(executor, "exec-sleep", seconds=30, marker=str(marker))
+    held = create_run(first, "exec-sleep-once", seconds=30, marker=str(marker))
     wait_for(marker.exists)
-    executor.stop()
-    assert wait_final(held.id, timeout=5).state.type in (StateType.CRASHED, StateType.CANCELLED)
+    first.stop()
+    with get_client(sync_client=True) as client:
+        waiting = client.read_flow_run(held.id).state
+    assert waiting.name == "AwaitingRetry" and "stopped before it finished" in waiting.message
+
+    start_executor(executor_flows.sleep_once, name=first.settings.work_pool)
+    final = wait_final(held.id, timeout=30)
+    assert final.state.type == StateType.COMPLETED
+    assert marker.read_text() == "resumed"
+    assert final.run_count == 2
 
 
-def test_a_run_held_by_no_live_executor_is_crashed_and_recovery_starts(start_executor, store):
-    """An executor that dies stops beating; another one finds its runs and marks them
-    Crashed, then starts the recovery flow."""
+def test_a_run_held_by_no_live_executor_is_resumed(start_executor, store, tmp_path):
+    """An executor that dies stops beating; another one finds its runs and resumes them:
+    the same flow run runs again to Completed, and nothing is handed to recovery."""
+    from runtime.executor import claims
+
+    executor = start_executor(executor_flows.sleep_once, executor_flows.recovered, recovery_flow="exec-recovered",
+                              orphan_grace=timedelta(seconds=3), reap_seconds=0.5, poll_seconds=3600)
+    time.sleep(0.5)
+    marker = tmp_path / "started"
+    marker.write_text("started")  # as if a first attempt had begun
+    # a "dead executor's" run: claimed (Pending) by someone who is not beating
+    run = create_run(executor, "exec-sleep-once", seconds=30, marker=str(marker))
+    with get_client(sync_client=True) as client:
+        assert claims.claim(client, run) is not None
+    final = wait_final(run.id, timeout=30)
+    assert final.state.type == StateType.COMPLETED
+    assert marker.read_text() == "resumed"
+    assert executor.resumed_orphans == 1 and executor.crashed_orphans == 0
+    with get_client(sync_client=True) as client:
+        messages = [s.message or "" for s in client.read_flow_run_states(run.id)]
+        assert any(m.startswith("Resumed: the executor running it stopped (resume 1)") for m in messages)
+        recovery_id = executor.deployment_ids[next(n for n in executor.deployment_ids if n.startswith("exec-recovered/"))]
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        recoveries = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[recovery_id])))
+    assert recoveries == []
+
+
+def test_a_run_whose_executor_keeps_dying_is_crashed_with_its_effects_and_recovery_starts(start_executor, store):
+    """Past ``max_orphan_resumes`` a run is Crashed, and its message says what it changed."""
     from runtime.executor import claims
 
     executor = start_executor(executor_flows.sleep_for, executor_flows.recovered, recovery_flow="exec-recovered",
-                              orphan_grace=timedelta(seconds=3), reap_seconds=0.5, poll_seconds=3600)
+                              orphan_grace=timedelta(seconds=3), reap_seconds=0.5, poll_seconds=3600,
+                              max_orphan_resumes=0)
     time.sleep(0.5)
-    # a "dead executor's" run: claimed (Pending) by someone who is not beating
     run = create_run(executor, "exec-sleep", seconds=0)
     with get_client(sync_client=True) as client:
         assert claims.claim(client, run) is not None
     final = wait_final(run.id, timeout=30)
     assert final.state.type == StateType.CRASHED
-    assert "stopped responding" in final.state.message
+    assert "its executor stopped while running it, 1 time." in final.state.message and "It changed nothing." in final.state.message
     assert executor.crashed_orphans == 1
     with get_client(sync_client=True) as client:
         recovery_id = executor.deployment_ids[next(n for n in executor.deployment_ids if n.startswith("exec-recovered/"))]
