@@ -23,7 +23,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
-from actions.fields import ShortText, ActionModel, Quantity, RecordId, drop_default
+from actions.fields import MAX_ITEMS, ShortText, ActionModel, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary, order_payment_summaries
@@ -49,13 +49,13 @@ class ChangeItem(ActionModel):
 class SubmitCancelInput(ActionModel):
     """Submit Cancel Input: order items and the unfulfilled quantities to cancel."""
 
-    change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="What to cancel.")
+    change_items: list[ChangeItem] = Field(min_length=1, max_length=MAX_ITEMS, title="Change Items", description="What to cancel.")
 
 
 class SubmitReturnInput(ActionModel):
     """Submit Return Input: order items and the fulfilled quantities to return."""
 
-    change_items: list[ChangeItem] = Field(min_length=1, title="Change Items", description="Fulfilled units to return.")
+    change_items: list[ChangeItem] = Field(min_length=1, max_length=MAX_ITEMS, title="Change Items", description="Fulfilled units to return.")
 
 
 class ChangeOrderOutput(ActionModel):
@@ -71,7 +71,7 @@ class CreateCreditMemoInput(ActionModel):
     """Create Credit Memo Input: the Cancel/Return change orders to credit."""
 
     change_order_ids: list[RecordId] = Field(
-        min_length=1, title="Change Order Ids", description="Cancel or Return change orders of this order, not used before (801...)."
+        min_length=1, max_length=MAX_ITEMS, title="Change Order Ids", description="Cancel or Return change orders of this order, not used before (801...)."
     )
 
 
@@ -84,7 +84,7 @@ class CreateInvoiceInput(ActionModel):
     """Create Invoice from Change Orders Input: the Fee change orders to invoice."""
 
     change_order_ids: list[RecordId] = Field(
-        min_length=1, title="Change Order Ids", description="Fee change orders of this order, not used before (801...)."
+        min_length=1, max_length=MAX_ITEMS, title="Change Order Ids", description="Fee change orders of this order, not used before (801...)."
     )
 
 

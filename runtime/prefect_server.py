@@ -15,10 +15,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DATABASE_ENV = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
-def prefect_env(api_url: str) -> dict[str, str]:
-    """``os.environ`` plus what a Prefect client/runner of this project needs: the API URL,
-    no analytics, a 1 s runner poll, a short log batch interval, the project on PYTHONPATH."""
+def prefect_env(api_url: str, auth_string: str | None = None) -> dict[str, str]:
+    """``os.environ`` plus what a Prefect client/runner of this project needs: the API URL
+    (and the server's auth string, when it has one), no analytics, a 1 s runner poll, a
+    short log batch interval, the project on PYTHONPATH."""
     env = dict(os.environ)
+    if auth_string:
+        env["PREFECT_API_AUTH_STRING"] = auth_string
     env.update(
         PREFECT_API_URL=api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -38,11 +41,15 @@ def start_prefect_server(
     database_url: str | None,
     log_path: Path,
     timeout: float = 60,
+    auth_string: str | None = None,
+    host: str = "127.0.0.1",
 ) -> tuple[ManagedProcess, str]:
-    """Run ``prefect server start`` on 127.0.0.1:``port`` and wait for ``/api/health``.
+    """Run ``prefect server start`` on ``host``:``port`` and wait for ``/api/health``.
 
     ``database_url``: a ``postgresql+asyncpg://`` URL, or None for Prefect's SQLite in
-    ``home``. Returns the process and the API URL ``http://127.0.0.1:<port>/api``.
+    ``home``. ``auth_string``: Prefect's server auth (every API call but the health check
+    needs it as HTTP Basic credentials; the UI asks for it). Returns the process and the
+    API URL ``http://127.0.0.1:<port>/api``.
     """
     api_url = f"http://127.0.0.1:{port}/api"
     home = Path(home)
@@ -53,16 +60,21 @@ def start_prefect_server(
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_UI_API_URL=api_url,
-        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_HOST=host,
         PREFECT_SERVER_API_PORT=str(port),
     )
+    env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+    env.pop("PREFECT_API_AUTH_STRING", None)
+    if auth_string:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
+        env["PREFECT_API_AUTH_STRING"] = auth_string  # the server's own clients
     # A run that finds its deployment's concurrency limit full is rescheduled this much later
     # (default 30 s): an operation should wait for a slot about as long as a slot is held.
     env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     process = ManagedProcess.start(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
         env=env,
         log_path=log_path,
         name=f"prefect server :{port}",

@@ -52,6 +52,11 @@ class StackConfig:
     # process, polling; "serve": stock prefect.serve beside the facade (for comparison).
     executor: str = "warm"
     executor_limit: int = 10
+    # Where the facade and a Prefect server of the stack's own listen: loopback unless told otherwise.
+    host: str = "127.0.0.1"
+    # A Prefect server of the stack's own requires an auth string (kept in the data directory),
+    # so reaching its port is not enough to start a refund deployment behind the facade's back.
+    prefect_auth: bool = True
 
 
 class Stack:
@@ -65,6 +70,8 @@ class Stack:
         self.api_url: str | None = config.prefect_api_url
         self.store_url: str | None = config.store_url
         self.env: dict[str, str] = {}
+        # the auth string of the Prefect server (ours, or the one PREFECT_API_AUTH_STRING names)
+        self.prefect_auth_string: str | None = os.environ.get("PREFECT_API_AUTH_STRING") or None
 
     @property
     def logs(self) -> Path:
@@ -100,11 +107,13 @@ class Stack:
             started = time.monotonic()
             self.postgres.ensure_database("prefect")
 
+            self.prefect_auth_string = _auth_string(cfg.data_dir / "prefect") if cfg.prefect_auth else None
+
             def start_server() -> ManagedProcess:
                 server, self.api_url = start_prefect_server(
                     port=cfg.prefect_port, home=cfg.data_dir / "prefect",
                     database_url=self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
-                    log_path=self.logs / "prefect-server.log",
+                    log_path=self.logs / "prefect-server.log", auth_string=self.prefect_auth_string, host=cfg.host,
                 )
                 return server
 
@@ -114,7 +123,7 @@ class Stack:
             self.postgres.ensure_database("orders")
             self.store_url = self.postgres.sqlalchemy_url("orders")
 
-        self.env = prefect_env(self.api_url) | {
+        self.env = prefect_env(self.api_url, self.prefect_auth_string) | {
             "OM_DATABASE_URL": self.store_url, "OM_API_TOKEN": cfg.token, "OM_API_TOKENS": json.dumps(cfg.extra_tokens),
         }
         self._configure_this_process()
@@ -135,7 +144,7 @@ class Stack:
 
     def _facade_args(self) -> list[str]:
         cfg = self.config
-        args = ["--host", "127.0.0.1"]
+        args = ["--host", cfg.host]
         if cfg.certfile:
             args += ["--certfile", str(cfg.certfile), "--keyfile", str(cfg.keyfile)]
         return args
@@ -225,6 +234,8 @@ class Stack:
         """This process registers blocks and loads the demo: point it at the same places."""
         os.environ["PREFECT_API_URL"] = self.api_url
         os.environ["OM_DATABASE_URL"] = self.store_url
+        if self.prefect_auth_string:
+            os.environ["PREFECT_API_AUTH_STRING"] = self.prefect_auth_string
         from prefect.context import refresh_global_settings_context
 
         from db.settings import get_store_settings
@@ -253,6 +264,22 @@ class Stack:
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+
+
+def _auth_string(prefect_home: Path) -> str:
+    """The Prefect server's auth string: made once per data directory (owner-only file),
+    so a restart keeps it and the operator signs in to the UI with the same one."""
+    import secrets
+
+    path = prefect_home / "api-auth-string"
+    if path.exists():
+        return path.read_text().strip()
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    value = f"om:{secrets.token_urlsafe(24)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
 
 
 def _ready(process: ManagedProcess, wait: Callable[[], object]) -> ManagedProcess:

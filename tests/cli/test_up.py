@@ -176,6 +176,12 @@ class Engine:
         self.note_processes()
         return elapsed
 
+    def wait_for_line(self, text: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if not self._drain(0.2) or time.monotonic() > deadline:
+                pytest.fail(f"om-engine up did not print {text!r}; its output:\n{self.output}\n{_logs(self.data_dir)}")
+
     def note_processes(self) -> None:
         """Remember its process tree and the embedded PostgreSQL's (re-parented to pid 1)."""
         roots = _ours(self.data_dir, self.ports)
@@ -316,6 +322,27 @@ def test_up_demo_refund_ctrl_c_and_restart_keeps_the_data(tmp_path):
             health = client.get(f"{ui_url}/api/health")
             assert health.status_code == 200 and health.json() is True, health.text
 
+        # Prefect's API is no back door to the money: it wants the auth string `up` printed.
+        auth = _field(r"Prefect auth: (\S+)", out)
+        with _http() as client:
+            anonymous = client.post(f"{ui_url}/api/deployments/filter", json={})
+            assert anonymous.status_code == 401, anonymous.text
+            user, _, password = auth.partition(":")
+            signed = client.post(f"{ui_url}/api/deployments/filter", json={}, auth=(user, password))
+            assert signed.status_code == 200 and "ensure-refunds-async" in {d["name"] for d in signed.json()}
+            assert client.get(f"{ui_url}/ui-settings").json()["auth"] == "BASIC"  # the UI asks for it
+
+        # A child that dies is restarted, with a log line; the rest keeps running.
+        [executor] = [p for p in psutil.Process(engine.proc.pid).children(recursive=True)
+                      if "runtime.executor" in " ".join(p.cmdline())]
+        executor.kill()
+        engine.wait_for_line("engine restarted", timeout=OPERATION_TIMEOUT)
+        assert "engine exited with code -9; restarting it in 1 s" in engine.output, engine.output
+        with _http() as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            order = _decimal(client.get(f"{base}/sobjects/OrderSummary/{order_id}"))
+            assert order["Id"] == order_id
+
         engine.note_processes()
         assert engine.interrupt() == 0, engine.output
         assert "stopped." in engine.output, engine.output
@@ -333,6 +360,7 @@ def test_up_demo_refund_ctrl_c_and_restart_keeps_the_data(tmp_path):
         assert "Demo order" not in out
         new_token = _field(r"Bearer token: (\S+)", out)
         assert new_token != token
+        assert _field(r"Prefect auth: (\S+)", out) == auth  # kept in the data directory
         with _http() as client:
             client.headers["Authorization"] = f"Bearer {new_token}"
             order = _decimal(client.get(f"{base}/sobjects/OrderSummary/{order_id}"))

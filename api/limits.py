@@ -1,0 +1,79 @@
+"""A limit on request bodies: a client that sends 10 MB (announced or chunked) gets
+Salesforce's error shape with 413, and the facade's memory does not grow with what it was
+sent. The rest of a refused body is read and dropped (up to :data:`DRAIN_LIMIT`) before
+answering: a client still writing its body when the connection closes sees a broken pipe,
+not the 413."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+DRAIN_LIMIT = 64_000_000  # bytes of a refused body read and dropped; beyond, the connection is just closed
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _too_large_body(limit: int) -> bytes:
+    return json.dumps([{"errorCode": "REQUEST_TOO_LARGE", "output": None, "enhancedErrorType": None,
+                        "message": f"The request body is larger than {limit} bytes; send less per request."}]).encode()
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: 413 when Content-Length says too much, or when the bytes
+    received so far pass ``limit`` (a chunked body has no Content-Length)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        received = 0
+        more_body = True
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(receive, send, received)
+            return
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, more_body
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                more_body = message.get("more_body", False)
+                if received > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(receive if more_body else None, send, received)
+
+    async def _refuse(self, receive: Receive | None, send: Send, received: int) -> None:
+        while receive is not None and received <= DRAIN_LIMIT:  # drop the rest, a chunk at a time
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = _too_large_body(self.limit)
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
