@@ -17,7 +17,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False)
 
-PARTS = ("operations", "profile", "sweep", "store-scale", "faults")
+PARTS = ("operations", "profile", "sweep", "store-scale", "faults", "soak")
 
 
 @app.command()
@@ -31,6 +31,8 @@ def main(
     faults: str = typer.Option("executor,prefect-server,store-postgres,facade",
                                help="faults: which faults to inflict, one stack each."),
     callers: int = typer.Option(40, min=1, help="faults: concurrent callers, each asking for one 10.00 refund."),
+    soak_minutes: float = typer.Option(30, min=0.1, help="soak: how long the steady load runs."),
+    soak_rate: float = typer.Option(2.0, min=0.1, help="soak: operations started per second."),
     out: Path = typer.Option(Path("bench/results.json"), help="Where the JSON figures go."),
 ) -> None:
     from bench.operations import Results, machine
@@ -83,6 +85,18 @@ def main(
                 results.add(f"fault {figures.fault}: {name}", float(value), unit)
         save()
         _print_fault_table(fault_figures)
+    if "soak" in chosen:
+        from bench.soak import run as soak
+
+        soaked = soak(minutes=soak_minutes, rate=soak_rate, warmup_seconds=min(300, soak_minutes * 60 / 6))
+        note = f"{soaked.started} operations at {soak_rate}/s over {soak_minutes:g} min; {soaked.failed} failed"
+        for part, (warm, end, growth) in soaked.growth().items():
+            results.add(f"soak: RSS of {part} after warm-up", warm, "MB", note=note)
+            results.add(f"soak: RSS of {part} at the end", end, "MB", note=f"{growth:+.1f}% since warm-up")
+        results.add("soak: operations started", soaked.started, "operations", note=note)
+        results.add("soak: operations completed", soaked.completed, "operations", note=note)
+        results.add("soak: operations failed", soaked.failed, "operations", note=note)
+        save()
     table = Table(title="Order Management engine: background operations")
     for column in ("figure", "value", "unit", "floor", "note"):
         table.add_column(column)

@@ -76,31 +76,73 @@ class FaultFigures:
     duplicated_keys: int  # idempotency keys the gateway booked more than once
     ledger_violations: list[str]
     seconds_to_all_final: float  # from the kill
+    # beside them, Ensure Funds Async on another order: one invoice of 10.00 per caller, one authorization for all
+    funds_accepted: int = 0
+    funds_complete: int = 0
+    captured: Decimal = Decimal("0.00")  # captured on the authorization
+    capture_rows: int = 0  # capture Payments made
+    gateway_captures: int = 0  # approved captures in the gateway's books for them
+    # and the payment-level refunds API on a third order: 5.00 per caller from one 100.00 payment
+    payment_refunds_accepted: int = 0
+    payment_refunds_succeeded: int = 0
+    payment_refunded: Decimal = Decimal("0.00")
+    payment_gateway_refunds: int = 0
     restarts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # messages of operations that ended in Error
 
     def as_row(self) -> dict:
         row = asdict(self)
-        row["refunded"], row["expected"] = str(self.refunded), str(self.expected)
+        for name, value in row.items():
+            if isinstance(value, Decimal):
+                row[name] = str(value)
         return row
 
 
-def _make_order(store_url: str, *, payments: int, each: Decimal) -> str:
+def _gateway(session) -> str:
+    from db.models import PaymentGatewayCreate
+    from db.sobjects import create_payment_gateway
+
+    return create_payment_gateway(session=session, obj_in=PaymentGatewayCreate(
+        payment_gateway_name="faults sandbox", merchant_credential_name=GATEWAY_BLOCK)).id
+
+
+def _make_order(store_url: str, *, payments: int, each: Decimal) -> tuple[str, list[str]]:
+    """An order with one payment summary paid by ``payments`` payments of ``each``: (order, payments)."""
     from db.engine import session_scope
-    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate, PaymentGatewayCreate
-    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment, create_payment_gateway
+    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate
+    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment
 
     with session_scope(store_url) as s:
-        gateway = create_payment_gateway(session=s, obj_in=PaymentGatewayCreate(
-            payment_gateway_name="faults sandbox", merchant_credential_name=GATEWAY_BLOCK))
+        gateway = _gateway(s)
         order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number="F-1", currency_iso_code="USD"))
         s.flush()
         summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
         s.flush()
-        for _ in range(payments):
-            create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary.id,
-                                                           payment_gateway_id=gateway.id, amount=each))
-        return order.id
+        made = [create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary.id,
+                                                                payment_gateway_id=gateway, amount=each))
+                for _ in range(payments)]
+        s.flush()
+        return order.id, [p.id for p in made]
+
+
+def _make_invoiced_order(store_url: str, *, invoices: int, each: Decimal) -> tuple[str, list[str]]:
+    """An order with an authorization for all of its ``invoices`` invoices of ``each``: (order, invoices)."""
+    from db.engine import session_scope
+    from db.models import InvoiceCreate, OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentAuthorizationCreate
+    from db.sobjects import create_invoice, create_order_payment_summary, create_order_summary, create_payment_authorization
+
+    with session_scope(store_url) as s:
+        gateway = _gateway(s)
+        order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number="F-2", currency_iso_code="USD"))
+        s.flush()
+        summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
+        s.flush()
+        create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
+            order_payment_summary_id=summary.id, payment_gateway_id=gateway, amount=each * invoices))
+        made = [create_invoice(session=s, obj_in=InvoiceCreate(order_summary_id=order.id, total_amount=each))
+                for _ in range(invoices)]
+        s.flush()
+        return order.id, [i.id for i in made]
 
 
 @dataclass
@@ -109,26 +151,34 @@ class Answer:
     attempts: int
 
 
-def _ask(facade: str, token: str, order_id: str, amount: Decimal, key: str, deadline: float) -> Answer:
+def _ask(url: str, token: str, body: dict, key: str, deadline: float, answer_id) -> Answer:
     """One caller: POST until accepted (201), retrying a lost answer or a 503 with the same
-    Idempotency-Key, as a client of a payments API should."""
-    url = f"{facade}{API}/commerce/order-management/order-summaries/{order_id}/async-actions/ensure-refunds-async"
+    Idempotency-Key, as a client of a payments API should; ``answer_id`` picks what to keep
+    from the 201's body."""
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
     attempts = 0
     with httpx.Client(verify=False, timeout=30, trust_env=False) as client:
         while time.monotonic() < deadline:
             attempts += 1
             try:
-                answer = client.post(url, headers=headers, json={"excessFundsAmount": float(amount)})
+                answer = client.post(url, headers=headers, json=body)
             except httpx.TransportError:
                 time.sleep(0.5)
                 continue
             if answer.status_code == 201:
-                return Answer(answer.json()["backgroundOperationId"], attempts)
+                return Answer(answer_id(answer.json()), attempts)
             if answer.status_code != 503:
                 return Answer(None, attempts)
             time.sleep(0.5)
     return Answer(None, attempts)
+
+
+def _operation_id(body: dict) -> str:
+    return body["backgroundOperationId"]
+
+
+def _refund_id(body: dict) -> str:
+    return body["refund"]["id"]
 
 
 def _wait_in_flight(store_url: str, order_id: str, asked, at_least: float, timeout: float = 120) -> str:
@@ -233,11 +283,54 @@ def _books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int, list[
     return refunded, len(refunds), len(approved), duplicated, [str(v) for v in violations]
 
 
+def _funds_books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int]:
+    """(captured, capture rows, approved gateway captures, keys the gateway booked twice)."""
+    from sqlmodel import col, select
+
+    from actions.ensure_funds import _capture_key
+    from db.engine import session_scope
+    from db.models import OrderPaymentSummary, Payment, PaymentAuthorization
+    from gateways.sandbox_ledger import SandboxGatewayCapture
+
+    with session_scope(store_url) as session:
+        summaries = [s.id for s in session.exec(select(OrderPaymentSummary).where(
+            OrderPaymentSummary.order_summary_id == order_id))]
+        captured = sum((a.captured_amount for a in session.exec(select(PaymentAuthorization).where(
+            col(PaymentAuthorization.order_payment_summary_id).in_(summaries)))), Decimal("0.00"))
+        captures = session.exec(select(Payment).where(col(Payment.order_payment_summary_id).in_(summaries),
+                                                      col(Payment.payment_authorization_id).is_not(None))).all()
+        keys = [_capture_key(p.id) for p in captures]
+        booked = session.exec(select(SandboxGatewayCapture).where(col(SandboxGatewayCapture.idempotency_key).in_(keys))).all()
+    duplicated = sum(1 for n in Counter(b.idempotency_key for b in booked).values() if n > 1)
+    return captured, len(captures), sum(1 for b in booked if b.outcome == "approve"), duplicated
+
+
+def _wait_refunds_settled(store_url: str, refund_ids: list[str], timeout: float) -> dict[str, str]:
+    """Each refund's final status (Pending ones waited for up to ``timeout``)."""
+    from sqlmodel import col, select
+
+    from db.engine import session_scope
+    from db.models import Refund, RefundStatus
+
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, str] = {}
+    while True:
+        with contextlib.suppress(Exception):
+            with session_scope(store_url) as session:
+                statuses = {r.id: r.status for r in session.exec(select(Refund).where(col(Refund.id).in_(refund_ids)))}
+        if (len(statuses) == len(refund_ids) and RefundStatus.PENDING not in statuses.values()) \
+                or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.5)
+
+
 def run_fault(
     fault: str,
     *,
     scratch: Path,
     callers: int = 40,
+    funds_callers: int = 10,
+    payment_refund_callers: int = 10,
     amount: Decimal = Decimal("10.00"),
     kill_after: float = 2.0,  # seconds after the first request, and not before a refund is at the gateway
     gateway_latency: float = 0.5,
@@ -258,13 +351,24 @@ def run_fault(
     try:
         stack.start(log=log)
         SandboxGateway(latency_seconds=gateway_latency, honour_idempotency_keys=False).save(GATEWAY_BLOCK, overwrite=True)
-        order_id = _make_order(stack.store_url, payments=5, each=Decimal("100.00"))
+        order_id, _payments = _make_order(stack.store_url, payments=5, each=Decimal("100.00"))
+        funds_order, invoices = _make_invoiced_order(stack.store_url, invoices=funds_callers, each=Decimal("10.00"))
+        charged_order, [charge] = _make_order(stack.store_url, payments=1, each=Decimal("100.00"))
         supervisor = threading.Thread(target=_supervise, args=(stack, stop, restarts), daemon=True)
         supervisor.start()
         deadline = time.monotonic() + 180
-        with ThreadPoolExecutor(callers) as pool:
-            asked = [pool.submit(_ask, stack.facade_url, token, order_id, amount, f"faults-{n}", deadline)
+        actions = f"{stack.facade_url}{API}/commerce/order-management/order-summaries"
+        with ThreadPoolExecutor(callers + funds_callers + payment_refund_callers) as pool:
+            asked = [pool.submit(_ask, f"{actions}/{order_id}/async-actions/ensure-refunds-async", token,
+                                 {"excessFundsAmount": float(amount)}, f"refunds-{n}", deadline, _operation_id)
                      for n in range(callers)]
+            funded = [pool.submit(_ask, f"{actions}/{funds_order}/async-actions/ensure-funds-async", token,
+                                  {"invoiceId": invoice}, f"funds-{n}", deadline, _operation_id)
+                      for n, invoice in enumerate(invoices)]
+            charged = [pool.submit(_ask, f"{stack.facade_url}/payments/refunds/v1/refunds", token,
+                                   {"refund": {"chargeId": charge, "amount": "5.00"}}, f"payment-refund-{n}", deadline,
+                                   _refund_id)
+                       for n in range(payment_refund_callers)]
             if chosen.while_accepting:
                 in_flight = _wait_answering(asked)
             else:
@@ -273,17 +377,35 @@ def run_fault(
             _strike(stack, chosen, in_flight, log)
             answers = [f.result() for f in asked]
             ids = [UUID(a.operation_id) for a in answers if a.operation_id is not None]
-        states = _wait_final(ids, timeout)
+            funds_answers = [f.result() for f in funded]
+            funds_ids = [UUID(a.operation_id) for a in funds_answers if a.operation_id is not None]
+            refund_answers = [f.result() for f in charged]
+            refund_ids = [a.operation_id for a in refund_answers if a.operation_id is not None]
+        states = _wait_final(ids + funds_ids, timeout)
+        refund_statuses = _wait_refunds_settled(stack.store_url, refund_ids, timeout)
         all_final = time.monotonic() - killed_at
         refunded, rows, approved, duplicated, violations = _books(stack.store_url, order_id)
-        complete = [i for i, s in states.items() if s is not None and s.is_completed()]
-        failed = [s for s in states.values() if s is not None and (s.is_failed() or s.is_crashed())]
+        captured, capture_rows, gateway_captures, duplicated_captures = _funds_books(stack.store_url, funds_order)
+        payment_refunded, _rows, payment_approved, duplicated_payment_refunds, _ = _books(stack.store_url, charged_order)
+        complete = [i for i in ids if states.get(i) is not None and states[i].is_completed()]
+        failed_ids = [i for i in ids + funds_ids
+                      if states.get(i) is not None and (states[i].is_failed() or states[i].is_crashed())]
+        failed = [states[i] for i in failed_ids]
         return FaultFigures(
-            fault=fault, accepted=len(ids), retried_callers=sum(1 for a in answers if a.attempts > 1),
-            runs_created=_count_runs(), complete=len(complete), error=len(failed),
-            not_final=len(ids) - len(complete) - len(failed), refunded=refunded, expected=amount * len(complete),
-            refund_rows=rows, gateway_refunds=approved, duplicated_keys=duplicated, ledger_violations=violations,
-            seconds_to_all_final=round(all_final, 1), restarts=restarts, errors=[s.message or "" for s in failed],
+            fault=fault, accepted=len(ids),
+            retried_callers=sum(1 for a in answers + funds_answers + refund_answers if a.attempts > 1),
+            runs_created=_count_runs(), complete=len(complete), error=sum(1 for i in ids if i in failed_ids),
+            not_final=sum(1 for i in ids if states.get(i) is None or not states[i].is_final()),
+            refunded=refunded, expected=amount * len(complete), refund_rows=rows, gateway_refunds=approved,
+            duplicated_keys=duplicated + duplicated_captures + duplicated_payment_refunds, ledger_violations=violations,
+            seconds_to_all_final=round(all_final, 1),
+            funds_accepted=len(funds_ids),
+            funds_complete=sum(1 for i in funds_ids if states.get(i) is not None and states[i].is_completed()),
+            captured=captured, capture_rows=capture_rows, gateway_captures=gateway_captures,
+            payment_refunds_accepted=len(refund_ids),
+            payment_refunds_succeeded=sum(1 for status in refund_statuses.values() if status == "Processed"),
+            payment_refunded=payment_refunded, payment_gateway_refunds=payment_approved,
+            restarts=restarts, errors=[s.message or "" for s in failed],
         )
     finally:
         stop.set()

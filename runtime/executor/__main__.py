@@ -4,7 +4,8 @@ same process (then runs the facade creates are taken at once, not at the next po
     PREFECT_API_URL=... OM_DATABASE_URL=... python -m runtime.executor --limit 10
     PREFECT_API_URL=... OM_DATABASE_URL=... python -m runtime.executor --facade-port 8443
 
-SIGTERM or Ctrl-C drains: nothing new is claimed, held runs finish (up to --drain-seconds).
+SIGTERM or Ctrl-C drains: nothing new is claimed, held runs finish (up to --drain-seconds);
+any still going are handed back (AwaitingRetry) for the next executor to resume.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def main(
     work_pool: str = typer.Option("om-warm", help="Work pool whose runs this executor takes."),
     poll_seconds: float = typer.Option(0.15, min=0.01, max=0.2, help="Seconds between polls (a read)."),
     drain_seconds: float = typer.Option(30.0, min=0, help="On SIGTERM, how long held runs may take to finish."),
-    orphan_grace_seconds: float = typer.Option(15.0, min=3, help="A run held by no live executor for this long is Crashed."),
+    orphan_grace_seconds: float = typer.Option(15.0, min=3, help="A run held by no live executor for this long is resumed."),
+    max_orphan_resumes: int = typer.Option(3, min=0, help="A run whose executor died under it this often is Crashed instead."),
     deployment_name: str = typer.Option(None, help="Name the deployments <flow>/<this> instead of <flow>/<flow>."),
     flows_module: str = typer.Option(None, help="Serve the flows of this module instead of the flows package."),
     recovery_flow: str = typer.Option("resolve-gateway-outcomes", help="Flow run at once after runs are marked Crashed ('' for none)."),
@@ -35,7 +37,7 @@ def main(
 
     executor = WarmExecutor(served(deployment_name=deployment_name, module_name=flows_module), ExecutorSettings(
         work_pool=work_pool, limit=limit, poll_seconds=poll_seconds, drain_seconds=drain_seconds,
-        orphan_grace=timedelta(seconds=orphan_grace_seconds), recovery_flow=recovery_flow or None,
+        orphan_grace=timedelta(seconds=orphan_grace_seconds), max_orphan_resumes=max_orphan_resumes, recovery_flow=recovery_flow or None,
     ))
     executor.start()
     try:

@@ -34,7 +34,7 @@ from prefect.logging import get_logger
 from prefect.states import Cancelled, Crashed
 
 from actions.effects import effects_summary
-from runtime.executor import claims, faults, liveness, resumptions
+from runtime.executor import claims, faults, liveness, resumptions, unsent
 from runtime.executor.inprocess import (
     CancellableThreads,
     OperationCancelled,
@@ -345,6 +345,7 @@ class WarmExecutor:
                         if now >= next_reap and self._store_reachable_for(settings.orphan_grace):
                             next_reap = now + settings.reap_seconds
                             self._resume_orphans(client)
+                            self._start_unsent(client)
                 except Exception:
                     logger.exception("housekeeping failed; retrying")
                 self._closed.wait(0.1)
@@ -401,6 +402,17 @@ class WarmExecutor:
                 self.offer(client.read_flow_run(flow_run.id))  # resumed here now, unless another claims it first
         if settled:
             self._start_recovery(client)
+
+    def _start_unsent(self, client: SyncPrefectClient) -> None:
+        sender = next((dep_id for name, dep_id in self._deployment_ids.items()
+                       if name.split("/")[0] == unsent.SEND_FLOW), None)
+        if sender is None:
+            return
+        for flow_run in unsent.start_unsent_payment_refunds(client, store_url=self.settings.store_url,
+                                                            deployment_id=sender):
+            logger.warning("payment refund %s had no send run (the facade lost Prefect): started %s",
+                           flow_run.parameters.get("refund_id"), flow_run.id)
+            self.offer(flow_run)
 
     def _crash(self, client: SyncPrefectClient, flow_run_id: UUID, message: str) -> None:
         # Not forced: a run that finished meanwhile keeps its final state (Prefect refuses

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -287,3 +287,47 @@ def test_a_finished_run_is_never_marked_crashed(start_executor):
     with get_client(sync_client=True) as client:
         executor._crash(client, run.id, "late reaper")
         assert client.read_flow_run(run.id).state.type == StateType.COMPLETED
+
+
+def test_a_payment_refund_recorded_without_a_send_run_is_sent_by_the_executor(start_executor, store):
+    """The facade committed a payment refund, then lost Prefect before it could start the
+    send run: the executor starts that run (keyed like the facade's, so only one can exist),
+    the refund is sent once and succeeds, and it carries the run as its operation."""
+    from datetime import datetime
+
+    from sqlmodel import select
+
+    from actions.payment_refunds import RefundPaymentInput, reserve_payment_refund, send_key
+    from blocks import SandboxGateway
+    from db.engine import session_scope
+    from db.models import Refund, RefundStatus
+    from flows.refund_payment import send_recorded_payment_refund
+    from gateways.sandbox_ledger import SandboxGatewayRefund
+    from tests.factories import make_order
+    from tests.ledger import assert_ledger_invariants
+
+    block = f"unsent-{uuid.uuid4().hex[:6]}"
+    SandboxGateway(honour_idempotency_keys=False).save(block, overwrite=True)
+    with session_scope(store) as session:
+        order = make_order(session, payments=["30.00"], gateway_block=block)
+        refund = reserve_payment_refund(session=session, request=RefundPaymentInput(
+            charge_id=order.payments[order.summaries[0]][0], amount="12.00"))
+        refund.created_date = datetime(2000, 1, 1, tzinfo=UTC)  # long past the facade's own start
+        refund_id = refund.id
+    executor = start_executor(send_recorded_payment_refund, orphan_grace=timedelta(seconds=3), reap_seconds=0.5)
+
+    def settled():
+        with session_scope(store) as session:
+            return session.get(Refund, refund_id)
+
+    wait_for(lambda: settled().status != RefundStatus.PENDING, timeout=60)
+    sent = settled()
+    assert sent.status == RefundStatus.PROCESSED and sent.background_operation_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(sent.background_operation_id))
+    assert run.idempotency_key == send_key(refund_id) and run.deployment_id in executor.deployment_ids.values()
+    with session_scope(store) as session:
+        booked = session.exec(select(SandboxGatewayRefund).where(
+            SandboxGatewayRefund.idempotency_key == sent.idempotency_key)).all()
+    assert len(booked) == 1
+    assert_ledger_invariants(store)

@@ -1,6 +1,7 @@
 """The fault campaign on real processes: the whole stack of ``./om up`` in a scratch
 directory, 40 callers asking Ensure Refunds Async for 10.00 each on an order with
-5 x 100.00 captured, and mid-load one fault: SIGKILL of the executor, of the Prefect
+5 x 100.00 captured (and beside them 10 Ensure Funds Async and 10 payment-level refunds
+on two other orders), and mid-load one fault: SIGKILL of the executor, of the Prefect
 server or of the REST facade, or a restart of PostgreSQL. The stack's supervisor restarts
 what was killed. Every accepted operation must end Complete, the refunds must add up to
 what they asked, the gateway (which does not deduplicate by key) must hold exactly one
@@ -42,5 +43,11 @@ def test_every_accepted_operation_completes_and_money_moves_once(fault, tmp_path
     assert figures["refund_rows"] == figures["gateway_refunds"] == CALLERS, figures
     assert figures["duplicated_keys"] == 0, figures
     assert figures["ledger_violations"] == [], figures
+    # beside them: Ensure Funds (10 invoices of 10.00, one authorization) and payment-level refunds (10 x 5.00)
+    assert (figures["funds_accepted"], figures["funds_complete"]) == (10, 10), figures
+    assert Decimal(figures["captured"]) == Decimal("100.00"), figures
+    assert figures["capture_rows"] == figures["gateway_captures"] == 10, figures
+    assert (figures["payment_refunds_accepted"], figures["payment_refunds_succeeded"]) == (10, 10), figures
+    assert Decimal(figures["payment_refunded"]) == Decimal("50.00") and figures["payment_gateway_refunds"] == 10, figures
     if FAULTS[fault].kill:
         assert any("restarted" in line for line in figures["restarts"]), figures["restarts"]

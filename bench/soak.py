@@ -1,0 +1,150 @@
+"""The soak: the stack of ``./om up`` at a steady load for a long time (30 minutes by
+default), and how the memory of each of its processes moves.
+
+It starts the stack in a scratch directory, makes ``orders`` orders paid 100.00 each, and
+starts one Ensure Refunds Async of 0.01 excess funds every ``1 / rate`` seconds over
+HTTP, round robin over the orders. Every ``sample_seconds`` it records the resident
+memory (RSS) of each part: the Prefect server (with its services), the engine (warm
+executor and facade), and PostgreSQL (postmaster and backends, whose shared buffers
+show up as RSS as they are touched). Growth is measured from the sample after
+``warmup_seconds`` (imports, caches and pools filled) to the last one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+API = "/services/data/v60.0"
+
+
+@dataclass
+class SoakFigures:
+    minutes: float
+    rate: float
+    started: int  # operations accepted
+    completed: int
+    failed: int
+    samples: list[dict[str, float]] = field(default_factory=list)  # {"t": s, part: MB, ...}
+    warm_index: int = 0
+
+    def growth(self) -> dict[str, tuple[float, float, float]]:
+        """Per part: (MB after warm-up, MB at the end, growth %)."""
+        first, last = self.samples[self.warm_index], self.samples[-1]
+        return {part: (first[part], last[part], 100.0 * (last[part] - first[part]) / first[part] if first[part] else 0.0)
+                for part in first if part != "t"}
+
+
+def _rss_by_part(stack) -> dict[str, float]:
+    import psutil
+
+    parts = {"Prefect server": 0, "engine (executor + facade)": 0, "PostgreSQL": 0}
+    for process in stack.processes:
+        part = "Prefect server" if process.name.startswith("prefect server") else "engine (executor + facade)"
+        for member in process.group_members():
+            try:
+                parts[part] += member.memory_info().rss
+            except psutil.Error:
+                pass
+    postmaster_pid = stack.postgres.pid if stack.postgres is not None else None
+    if postmaster_pid:
+        try:
+            postmaster = psutil.Process(postmaster_pid)
+            for member in [postmaster, *postmaster.children(recursive=True)]:
+                parts["PostgreSQL"] += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return {part: round(value / 2**20, 1) for part, value in parts.items()}
+
+
+def _orders(store_url: str, count: int) -> list[str]:
+    from db.engine import session_scope
+    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate, PaymentGatewayCreate
+    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment, create_payment_gateway
+
+    made = []
+    with session_scope(store_url) as s:
+        gateway = create_payment_gateway(session=s, obj_in=PaymentGatewayCreate(
+            payment_gateway_name="soak sandbox", merchant_credential_name="soak-sandbox"))
+        s.flush()
+        for n in range(count):
+            order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number=f"S-{n}", currency_iso_code="USD"))
+            s.flush()
+            summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
+            s.flush()
+            create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary.id,
+                                                           payment_gateway_id=gateway.id, amount=Decimal("100.00")))
+            made.append(order.id)
+    return made
+
+
+def _count_final() -> tuple[int, int]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async").id
+        by = DeploymentFilter(id=DeploymentFilterId(any_=[deployment]))
+
+        def count(*types):
+            return client.count_flow_runs(deployment_filter=by, flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(types)))))
+
+        return count(StateType.COMPLETED), count(StateType.FAILED, StateType.CRASHED)
+
+
+def _supervise(stack, stop: threading.Event, log) -> None:
+    while not stop.wait(0.5):
+        stack.supervise(log=log)
+
+
+def run(*, minutes: float = 30, rate: float = 2.0, orders: int = 100, sample_seconds: float = 60,
+        warmup_seconds: float = 300, log=print) -> SoakFigures:
+    from blocks import SandboxGateway
+    from runtime.processes import free_port
+    from runtime.stack import Stack, StackConfig
+
+    token = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="om-soak-") as scratch:
+        stack = Stack(StackConfig(data_dir=Path(scratch), prefect_port=free_port(), api_port=free_port(), token=token))
+        try:
+            stack.start(log=log)
+            SandboxGateway().save("soak-sandbox", overwrite=True)
+            order_ids = _orders(stack.store_url, orders)
+            figures = SoakFigures(minutes=minutes, rate=rate, started=0, completed=0, failed=0)
+            stop = threading.Event()
+            threading.Thread(target=_supervise, args=(stack, stop, log), daemon=True).start()
+            began = time.monotonic()
+            next_sample = began
+            with httpx.Client(timeout=30, trust_env=False, headers={"Authorization": f"Bearer {token}"}) as client:
+                n = 0
+                while (now := time.monotonic()) - began < minutes * 60:
+                    if now >= next_sample:
+                        figures.samples.append({"t": round(now - began), **_rss_by_part(stack)})
+                        if not figures.warm_index and now - began >= warmup_seconds:
+                            figures.warm_index = len(figures.samples) - 1
+                        log(f"soak t={now - began:.0f}s accepted={figures.started} rss={figures.samples[-1]}")
+                        next_sample += sample_seconds
+                    order_id = order_ids[n % len(order_ids)]
+                    answer = client.post(f"{stack.facade_url}{API}/commerce/order-management/order-summaries/"
+                                         f"{order_id}/async-actions/ensure-refunds-async", json={"excessFundsAmount": 0.01})
+                    figures.started += answer.status_code == 201
+                    n += 1
+                    time.sleep(max(0.0, began + n / rate - time.monotonic()))
+            time.sleep(10)
+            figures.samples.append({"t": round(time.monotonic() - began), **_rss_by_part(stack)})
+            figures.completed, figures.failed = _count_final()
+            stop.set()
+            return figures
+        finally:
+            stack.stop()
