@@ -75,15 +75,10 @@ def main(
 
         fault_figures = run_faults(faults=tuple(f for f in faults.split(",") if f), callers=callers)
         for figures in fault_figures:
-            for name, value, unit in (("accepted", figures.accepted, "operations"),
-                                      ("Complete", figures.complete, "operations"),
-                                      ("Error", figures.error, "operations"),
-                                      ("refunded", figures.refunded, "USD"),
-                                      ("gateway refunds", figures.gateway_refunds, "refunds"),
-                                      ("refund rows", figures.refund_rows, "refunds"),
-                                      ("all final after the fault", figures.seconds_to_all_final, "s")):
+            for name, value, unit in figures.figures():
                 results.add(f"fault {figures.fault}: {name}", float(value), unit)
         save()
+        out.with_name("faults.json").write_text(json.dumps([f.as_row() for f in fault_figures], indent=2))
         _print_fault_table(fault_figures)
     if "soak" in chosen:
         from bench.soak import run as soak
@@ -110,15 +105,18 @@ def main(
 
 def _print_fault_table(fault_figures) -> None:
     table = Table(title="What survives what: operations accepted while the fault struck")
-    for column in ("fault", "accepted", "Complete", "Error", "refunded", "gateway refunds / rows", "duplicates",
-                   "ledger", "callers that retried", "runs", "all final after"):
+    for column in ("fault", "Ensure Refunds accepted / Complete / Error", "refunded", "gateway refunds / rows",
+                   "Ensure Funds accepted / Complete", "captured (gateway / rows)", "payment refunds accepted / Succeeded",
+                   "payment-refunded", "duplicates", "ledger", "callers that retried", "runs", "all final after"):
         table.add_column(column)
     for f in fault_figures:
-        table.add_row(f.fault, str(f.accepted), str(f.complete), str(f.error), str(f.refunded),
-                      f"{f.gateway_refunds} / {f.refund_rows}", str(f.duplicated_keys),
-                      "holds" if not f.ledger_violations else f"{len(f.ledger_violations)} violations",
+        table.add_row(f.fault, f"{f.accepted} / {f.complete} / {f.error}", str(f.refunded),
+                      f"{f.gateway_refunds} / {f.refund_rows}", f"{f.funds_accepted} / {f.funds_complete}",
+                      f"{f.captured} ({f.gateway_captures} / {f.capture_rows})",
+                      f"{f.payment_refunds_accepted} / {f.payment_refunds_succeeded}", str(f.payment_refunded),
+                      str(f.duplicated_keys), "holds" if not f.ledger_violations else f"{len(f.ledger_violations)} violations",
                       str(f.retried_callers), str(f.runs_created), f"{f.seconds_to_all_final} s")
-    Console(width=200).print(table)
+    Console(width=240).print(table)
 
 
 if __name__ == "__main__":

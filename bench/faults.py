@@ -90,6 +90,15 @@ class FaultFigures:
     restarts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # messages of operations that ended in Error
 
+    def figures(self) -> list[tuple[str, float, str]]:
+        """(name, value, unit) of the figures bench/results.json keeps."""
+        units = {"accepted": "operations", "complete": "operations", "error": "operations", "refunded": "USD",
+                 "gateway_refunds": "refunds", "refund_rows": "refunds", "funds_complete": "operations",
+                 "captured": "USD", "gateway_captures": "captures", "payment_refunds_succeeded": "refunds",
+                 "payment_refunded": "USD", "duplicated_keys": "keys", "retried_callers": "callers",
+                 "seconds_to_all_final": "s"}
+        return [(name.replace("_", " "), float(getattr(self, name)), unit) for name, unit in units.items()]
+
     def as_row(self) -> dict:
         row = asdict(self)
         for name, value in row.items():
