@@ -38,8 +38,8 @@ def error_with_output(status_code: int, error_code: str, message: str, output: d
 
 
 RETRY_AFTER_SECONDS = 5
-UNAVAILABLE_MESSAGE = ("The engine cannot reach {part} right now, so nothing was accepted; retry in a few seconds"
-                       " (with the same Idempotency-Key, a retry never starts a second operation).")
+UNAVAILABLE_MESSAGE = ("The engine cannot reach {part} right now; the request was most likely not accepted. Retry in"
+                       " a few seconds with the same Idempotency-Key: a retry under it never starts a second operation.")
 
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -7,9 +7,12 @@ not the 413."""
 from __future__ import annotations
 
 import json
+import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+
+logger = logging.getLogger("om.api")
 
 DRAIN_LIMIT = 64_000_000  # bytes of a refused body read and dropped; beyond, the connection is just closed
 
@@ -34,11 +37,15 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        headers = dict(scope.get("headers") or ())
+        declared = headers.get(b"content-length")
         received = 0
         more_body = True
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(receive, send, received)
+            # A client that waits for "100 Continue" has sent nothing yet: answer at once (reading
+            # would make the server send 100 Continue and the client upload it all).
+            waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+            await self._refuse(None if waiting else receive, send, received)
             return
         started = False
 
@@ -61,8 +68,10 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
-                await self._refuse(receive if more_body else None, send, received)
+            if started:  # the app answered before reading all of it: nothing more to say
+                logger.warning("a request body passed %d bytes after the answer had started", self.limit)
+                return
+            await self._refuse(receive if more_body else None, send, received)
 
     async def _refuse(self, receive: Receive | None, send: Send, received: int) -> None:
         while receive is not None and received <= DRAIN_LIMIT:  # drop the rest, a chunk at a time

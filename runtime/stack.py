@@ -166,8 +166,10 @@ class Stack:
         args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit)]
 
         def start_executor() -> ManagedProcess:
-            executor = ManagedProcess.start(args, env=self.env, log_path=self.logs / "executor.log", name="executor")
-            return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90))
+            log_path = self.logs / "executor.log"
+            written = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to the last one's log
+            executor = ManagedProcess.start(args, env=self.env, log_path=log_path, name="executor")
+            return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90, after=written))
 
         self._supervise(start_executor)
         self._start_facade()
@@ -202,10 +204,11 @@ class Stack:
         """Restart each child found dead, after a growing delay (RESTART_DELAYS, counted
         over its deaths in the last GIVE_UP_WINDOW seconds). Call it every half second or
         so. Raises :class:`ChildKeepsDying` when one died GIVE_UP_AFTER times in that window."""
+        fixed_now = now
         for name, child in self._children.items():
             if child.process.alive():
                 continue
-            now = time.monotonic() if now is None else now
+            now = time.monotonic() if fixed_now is None else fixed_now  # a restart before this one may have taken a while
             if child.restart_at is None:  # just found dead
                 child.deaths = [t for t in child.deaths if now - t < GIVE_UP_WINDOW] + [now]
                 if len(child.deaths) >= GIVE_UP_AFTER:
@@ -310,9 +313,10 @@ def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
             AccountingExport(path=str(data_dir / "accounting" / "refunds-ledger.json")).save("accounting")
 
 
-def wait_for_log_line(process: ManagedProcess, text: str, *, timeout: float) -> None:
+def wait_for_log_line(process: ManagedProcess, text: str, *, timeout: float, after: int = 0) -> None:
+    """Wait until the process's log shows ``text`` past byte ``after``."""
     deadline = time.monotonic() + timeout
-    while text not in process.log_path.read_text(errors="replace"):
+    while text not in process.log_path.read_bytes()[after:].decode(errors="replace"):
         if not process.alive():
             raise RuntimeError(f"{process.name} died:\n{process.tail()}")
         if time.monotonic() > deadline:

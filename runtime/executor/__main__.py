@@ -10,6 +10,8 @@ any still going are handed back (AwaitingRetry) for the next executor to resume.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -57,6 +59,15 @@ def main(
             uvicorn.Server(config).run()  # returns after SIGTERM/SIGINT, once requests are answered
     finally:
         executor.stop()
+        stuck = executor.active_run_ids()
+        if stuck:
+            # Threads blocked in a call would keep this process alive (the pool's threads are
+            # joined at exit) with no heartbeat, and a late return could act on a run another
+            # executor has resumed since: end the process now; the resumed runs look up first.
+            logging.getLogger("prefect.om.executor").warning(
+                "exiting with %d runs still blocked; they are resumed elsewhere", len(stuck))
+            logging.shutdown()
+            os._exit(1)
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ class WarmExecutor:
     def _resume_crashed(self, flow_run_id: UUID) -> None:
         try:
             with get_client(sync_client=True) as client:
-                if client.read_flow_run(flow_run_id).state.type == StateType.CRASHED:
+                state = client.read_flow_run(flow_run_id).state
+                if state is not None and state.type == StateType.CRASHED:
                     client.set_flow_run_state(flow_run_id, resumptions.interrupted_state(), force=True)
         except Exception:
             logger.exception("could not resume flow run %s", flow_run_id)
@@ -377,8 +378,17 @@ class WarmExecutor:
                                          deployment_ids=list(self._flows), grace=self.settings.orphan_grace)
         settled = False
         for flow_run in orphans:
+            if flow_run.id in self.active_run_ids():
+                continue
             current = client.read_flow_run(flow_run.id)  # it may have moved on since the list was read
             if current.state is None or current.state.id != flow_run.state.id:
+                continue
+            # One executor acts on one orphaned state: the claim row keyed by that state's id
+            # (the same table that makes claiming a Scheduled run exclusive). Without it, two
+            # reapers could both propose AwaitingRetry, the second on top of the first's new
+            # attempt, and the run would run twice.
+            if not liveness.reserve_claim(store_url=self.settings.store_url, executor_id=self.settings.executor_id,
+                                          flow_run=current):
                 continue
             if current.state.type == StateType.CANCELLING:
                 logger.warning("flow run %s was being cancelled when its executor stopped: Cancelled", flow_run.id)

@@ -28,22 +28,25 @@ MAX_FAULT_ATTEMPTS = 40  # about half an hour of outage; then the run fails with
 
 def is_infrastructure_fault(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is an outage of a part we run on rather than a
-    refusal or a bug. A business error anywhere in the chain wins: it is the answer."""
+    refusal or a bug. A business error raised, or explicitly raised from, wins: it is the
+    answer. One that was only being handled when the outage struck does not (running
+    again reaches it again, and then fails with it)."""
     seen: set[int] = set()
-    fault = False
     current: BaseException | None = exc
+    explicit = True  # on the chain of raise ... from ...
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OrderManagementError):
+        if explicit and isinstance(current, OrderManagementError):
             return False
         if _is_fault(current):
-            fault = True
+            return True
+        explicit = explicit and current.__cause__ is not None
         current = current.__cause__ or current.__context__
-    return fault
+    return False
 
 
 def _is_fault(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError | ConnectionError | _DATABASE_FAULTS):
+    if isinstance(exc, (httpx.TransportError, ConnectionError, *_DATABASE_FAULTS)):
         return True
     if isinstance(exc, sqlalchemy_exc.DBAPIError) and exc.connection_invalidated:
         return True

@@ -132,9 +132,20 @@ def run_flow_in_thread(flow: Flow, flow_run: FlowRun) -> State:
                 except OperationCancelled as exc:
                     engine.handle_cancellation(exc)
                 except OperationInterrupted:
-                    engine.logger.warning("the executor is stopping: this run will be resumed by a live executor")
-                    engine.set_state(resumptions.interrupted_state())
+                    if _still_this_attempt(engine):
+                        engine.logger.warning("the executor is stopping: this run will be resumed by a live executor")
+                        engine.set_state(resumptions.interrupted_state())
     return engine.state
+
+
+def _still_this_attempt(engine: FlowRunEngine) -> bool:
+    """The run is not final and the server still has this attempt's state: an interrupt
+    that lands late (after Completed, or after another executor took the run over) must
+    not reopen it."""
+    if engine.state.is_final():
+        return False
+    current = engine.client.read_flow_run(engine.flow_run.id).state
+    return current is not None and current.id == engine.state.id
 
 
 class CancellableThreads:

@@ -2,7 +2,8 @@
 away between the facade's commit and its create-flow-run call): the executor starts their
 send runs itself, with the idempotency key the facade uses (``send_key``), so there is
 one send run per refund whatever happened, and the customer's refund does not wait for
-the resolver's next scheduled run."""
+the resolver's next scheduled run. A refund the resolver has already taken up
+(``resolve_attempted_at`` set) is left to it."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def start_unsent_payment_refunds(client: SyncPrefectClient, *, store_url: str | 
         unsent = session.exec(
             select(Refund.id)
             .where(Refund.status == RefundStatus.PENDING, col(Refund.background_operation_id).is_(None),
-                   Refund.funding_source == PAYMENT_FUNDING, Refund.created_date <= cutoff)
+                   Refund.funding_source == PAYMENT_FUNDING, Refund.created_date <= cutoff,
+                   # one the resolver has taken up is its own: it asks the gateway before sending
+                   col(Refund.resolve_attempted_at).is_(None))
             .order_by(col(Refund.created_date)).limit(limit)
         ).all()
     runs = []
