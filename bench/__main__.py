@@ -86,8 +86,8 @@ def main(
         soaked = soak(minutes=soak_minutes, rate=soak_rate, warmup_seconds=min(300, soak_minutes * 60 / 6))
         note = f"{soaked.started} operations at {soak_rate}/s over {soak_minutes:g} min; {soaked.failed} failed"
         for part, (warm, end, growth) in soaked.growth().items():
-            results.add(f"soak: RSS of {part} after warm-up", warm, "MB", note=note)
-            results.add(f"soak: RSS of {part} at the end", end, "MB", note=f"{growth:+.1f}% since warm-up")
+            results.add(f"soak: memory (PSS) of {part} after warm-up", warm, "MB", note=note)
+            results.add(f"soak: memory (PSS) of {part} at the end", end, "MB", note=f"{growth:+.1f}% since warm-up")
         results.add("soak: operations started", soaked.started, "operations", note=note)
         results.add("soak: operations completed", soaked.completed, "operations", note=note)
         results.add("soak: operations failed", soaked.failed, "operations", note=note)

@@ -3,10 +3,11 @@ default), and how the memory of each of its processes moves.
 
 It starts the stack in a scratch directory, makes ``orders`` orders paid 100.00 each, and
 starts one Ensure Refunds Async of 0.01 excess funds every ``1 / rate`` seconds over
-HTTP, round robin over the orders. Every ``sample_seconds`` it records the resident
-memory (RSS) of each part: the Prefect server (with its services), the engine (warm
-executor and facade), and PostgreSQL (postmaster and backends, whose shared buffers
-show up as RSS as they are touched). Growth is measured from the sample after
+HTTP, round robin over the orders. Every ``sample_seconds`` it records the memory of each
+part as the sum of its processes' proportional set size (PSS: private pages plus a fair
+share of shared ones, so PostgreSQL's shared buffers are not counted once per backend):
+the Prefect server (with its services), the engine (warm executor and facade), and
+PostgreSQL (postmaster and backends). Growth is measured from the sample after
 ``warmup_seconds`` (imports, caches and pools filled) to the last one.
 """
 
@@ -32,7 +33,7 @@ class SoakFigures:
     started: int  # operations accepted
     completed: int
     failed: int
-    samples: list[dict[str, float]] = field(default_factory=list)  # {"t": s, part: MB, ...}
+    samples: list[dict[str, float]] = field(default_factory=list)  # {"t": s, part: MB of PSS, ...}
     warm_index: int = 0
 
     def growth(self) -> dict[str, tuple[float, float, float]]:
@@ -42,7 +43,13 @@ class SoakFigures:
                 for part in first if part != "t"}
 
 
-def _rss_by_part(stack) -> dict[str, float]:
+def _memory(process) -> int:
+    """Proportional set size: private pages plus a fair share of shared ones, so the parts
+    add up (RSS would count PostgreSQL's shared buffers once per backend)."""
+    return process.memory_full_info().pss
+
+
+def _memory_by_part(stack) -> dict[str, float]:
     import psutil
 
     parts = {"Prefect server": 0, "engine (executor + facade)": 0, "PostgreSQL": 0}
@@ -50,7 +57,7 @@ def _rss_by_part(stack) -> dict[str, float]:
         part = "Prefect server" if process.name.startswith("prefect server") else "engine (executor + facade)"
         for member in process.group_members():
             try:
-                parts[part] += member.memory_info().rss
+                parts[part] += _memory(member)
             except psutil.Error:
                 pass
     postmaster_pid = stack.postgres.pid if stack.postgres is not None else None
@@ -58,7 +65,7 @@ def _rss_by_part(stack) -> dict[str, float]:
         try:
             postmaster = psutil.Process(postmaster_pid)
             for member in [postmaster, *postmaster.children(recursive=True)]:
-                parts["PostgreSQL"] += member.memory_info().rss
+                parts["PostgreSQL"] += _memory(member)
         except psutil.Error:
             pass
     return {part: round(value / 2**20, 1) for part, value in parts.items()}
@@ -130,10 +137,10 @@ def run(*, minutes: float = 30, rate: float = 2.0, orders: int = 100, sample_sec
                 n = 0
                 while (now := time.monotonic()) - began < minutes * 60:
                     if now >= next_sample:
-                        figures.samples.append({"t": round(now - began), **_rss_by_part(stack)})
+                        figures.samples.append({"t": round(now - began), **_memory_by_part(stack)})
                         if not figures.warm_index and now - began >= warmup_seconds:
                             figures.warm_index = len(figures.samples) - 1
-                        log(f"soak t={now - began:.0f}s accepted={figures.started} rss={figures.samples[-1]}")
+                        log(f"soak t={now - began:.0f}s accepted={figures.started} pss={figures.samples[-1]}")
                         next_sample += sample_seconds
                     order_id = order_ids[n % len(order_ids)]
                     answer = client.post(f"{stack.facade_url}{API}/commerce/order-management/order-summaries/"
@@ -142,7 +149,7 @@ def run(*, minutes: float = 30, rate: float = 2.0, orders: int = 100, sample_sec
                     n += 1
                     time.sleep(max(0.0, began + n / rate - time.monotonic()))
             time.sleep(10)
-            figures.samples.append({"t": round(time.monotonic() - began), **_rss_by_part(stack)})
+            figures.samples.append({"t": round(time.monotonic() - began), **_memory_by_part(stack)})
             figures.completed, figures.failed = _count_final()
             stop.set()
             return figures
