@@ -28,7 +28,7 @@ def main(
     executors: str = typer.Option("warm,serve", help="Executors to measure: warm (runtime.executor), serve (stock prefect.serve)."),
     parts: str = typer.Option(",".join(PARTS), help=f"Which benchmarks: {', '.join(PARTS)}."),
     sizes: str = typer.Option("1000,100000,1000000", help="store-scale: order summaries in the store, grown in this order."),
-    faults: str = typer.Option("executor,prefect-server,store-postgres,facade",
+    faults: str = typer.Option("executor,prefect-server,store-postgres,facade,gateway-hang,gateway-timeout,gateway-5xx",
                                help="faults: which faults to inflict, one stack each."),
     callers: int = typer.Option(40, min=1, help="faults: concurrent callers, each asking for one 10.00 refund."),
     soak_minutes: float = typer.Option(30, min=0.1, help="soak: how long the steady load runs."),

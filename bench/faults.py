@@ -34,6 +34,11 @@ import httpx
 import typer
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
+GATEWAY_HANG = {"latency_seconds": 15.0}
+GATEWAY_TIMEOUT = {"default_outcome": "timeout"}
+GATEWAY_5XX = {"default_outcome": "unavailable"}
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault: which stack it hits (``StackConfig.executor``), what is done, and when."""
@@ -43,6 +48,8 @@ class Fault:
     kill: str | None = None  # name prefix of the child killed with SIGKILL
     restart_store: bool = False  # restart the embedded PostgreSQL (the store and Prefect's database)
     while_accepting: bool = False  # strike while callers still wait for answers, not once money moves
+    # how the sandbox gateway misbehaves (SandboxGateway fields), one phase of GATEWAY_FAULT_SECONDS after another
+    gateway: tuple[dict, ...] = ()
 
 
 FAULTS = {
@@ -52,8 +59,17 @@ FAULTS = {
                             restart_store=True),
     "facade": Fault("SIGKILL the REST facade (own process) while requests are being answered",
                     executor="warm-separate", kill="REST facade", while_accepting=True),
+    "gateway-hang": Fault("the gateway takes 15 s per call", gateway=(GATEWAY_HANG,)),
+    "gateway-timeout": Fault("the gateway acts but its answers are lost (timeouts)", gateway=(GATEWAY_TIMEOUT,)),
+    "gateway-5xx": Fault("the gateway answers 503 and does nothing", gateway=(GATEWAY_5XX,)),
+    # the three in a row on one stack: what the test suite runs (one stack instead of three)
+    "gateway": Fault("the gateway hangs, then loses its answers, then answers 503",
+                     gateway=(GATEWAY_HANG, GATEWAY_TIMEOUT, GATEWAY_5XX)),
 }
+BENCH_FAULTS = ("executor", "prefect-server", "store-postgres", "facade", "gateway-hang", "gateway-timeout", "gateway-5xx")
 STORE_DOWN_SECONDS = 5.0
+GATEWAY_FAULT_SECONDS = 15.0  # longer than the adapters' block cache (10 s): every process sees the fault
+SANDBOX = {"latency_seconds": 0.5, "honour_idempotency_keys": False}  # a gateway that books every call it gets
 GATEWAY_BLOCK = "faults-sandbox"
 API = "/services/data/v60.0"
 
@@ -224,6 +240,17 @@ def _wait_answering(asked, timeout: float = 120) -> str:
 
 
 def _strike(stack, fault: Fault, in_flight: str, log) -> None:
+    if fault.gateway:
+        from blocks import SandboxGateway
+
+        log(f"the gateway misbehaves ({fault.description}): {in_flight}")
+        for phase in fault.gateway:
+            log(f"gateway: {phase} for {GATEWAY_FAULT_SECONDS:.0f} s")
+            SandboxGateway(**(SANDBOX | phase)).save(GATEWAY_BLOCK, overwrite=True)
+            time.sleep(GATEWAY_FAULT_SECONDS)
+        SandboxGateway(**SANDBOX).save(GATEWAY_BLOCK, overwrite=True)
+        log("the gateway is well again")
+        return
     if fault.restart_store:
         log(f"restarting PostgreSQL ({STORE_DOWN_SECONDS:.0f} s down): {in_flight}")
         stack.postgres.restart(down_seconds=STORE_DOWN_SECONDS)
@@ -249,6 +276,18 @@ def _read_states(ids: list[UUID]) -> dict[UUID, object]:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
     return {run.id: run.state for run in runs}
+
+
+def _resolve_unknowns(timeout: float, log) -> str:
+    """Run resolve-gateway-outcomes on everything unknown now (its schedule would, later)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("resolve-gateway-outcomes/resolve-gateway-outcomes")
+        run = client.create_flow_run_from_deployment(deployment.id, parameters={"older_than_seconds": 0})
+        log(f"started resolve-gateway-outcomes {run.id}")
+    [state] = _wait_final([run.id], timeout).values() or [None]
+    return "not final" if state is None else f"{state.type.value} {state.message or ''}".strip()
 
 
 def _count_runs() -> int:
@@ -359,7 +398,7 @@ def run_fault(
     restarts: list[str] = []
     try:
         stack.start(log=log)
-        SandboxGateway(latency_seconds=gateway_latency, honour_idempotency_keys=False).save(GATEWAY_BLOCK, overwrite=True)
+        SandboxGateway(**(SANDBOX | {"latency_seconds": gateway_latency})).save(GATEWAY_BLOCK, overwrite=True)
         order_id, _payments = _make_order(stack.store_url, payments=5, each=Decimal("100.00"))
         funds_order, invoices = _make_invoiced_order(stack.store_url, invoices=funds_callers, each=Decimal("10.00"))
         charged_order, [charge] = _make_order(stack.store_url, payments=1, each=Decimal("100.00"))
@@ -392,6 +431,10 @@ def run_fault(
             refund_ids = [a.operation_id for a in refund_answers if a.operation_id is not None]
         states = _wait_final(ids + funds_ids, timeout)
         refund_statuses = _wait_refunds_settled(stack.store_url, refund_ids, timeout)
+        if chosen.gateway:  # what the gateway left unknown is settled by asking it, as the schedule does
+            resolutions = _resolve_unknowns(timeout, log)
+            refund_statuses = _wait_refunds_settled(stack.store_url, refund_ids, timeout)
+            log(f"resolver: {resolutions}")
         all_final = time.monotonic() - killed_at
         refunded, rows, approved, duplicated, violations = _books(stack.store_url, order_id)
         captured, capture_rows, gateway_captures, duplicated_captures = _funds_books(stack.store_url, funds_order)
@@ -421,7 +464,7 @@ def run_fault(
         stack.stop()
 
 
-def run(*, faults: tuple[str, ...] = tuple(FAULTS), callers: int = 40, log=print) -> list[FaultFigures]:
+def run(*, faults: tuple[str, ...] = BENCH_FAULTS, callers: int = 40, log=print) -> list[FaultFigures]:
     """Every fault once, each on a stack of its own."""
     import tempfile
 
@@ -433,7 +476,7 @@ def run(*, faults: tuple[str, ...] = tuple(FAULTS), callers: int = 40, log=print
 
 
 def main(
-    fault: list[str] = typer.Option(list(FAULTS), help=f"Faults to inflict, one stack each: {', '.join(FAULTS)}."),
+    fault: list[str] = typer.Option(list(BENCH_FAULTS), help=f"Faults to inflict, one stack each: {', '.join(FAULTS)}."),
     callers: int = typer.Option(40, min=1, help="Concurrent callers, each asking Ensure Refunds Async for 10.00."),
     json_out: Path = typer.Option(None, "--json", help="Write each fault's figures here as JSON."),
 ) -> None:

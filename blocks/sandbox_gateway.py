@@ -6,7 +6,7 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
-Outcome = Literal["approve", "decline", "error", "timeout"]
+Outcome = Literal["approve", "decline", "error", "timeout", "unavailable"]
 
 
 class SandboxGateway(Block):
@@ -37,7 +37,8 @@ class SandboxGateway(Block):
 
     _block_type_name = "OM Sandbox Gateway"
     _block_type_slug = "om-sandbox-gateway"
-    _description = "Scripted payment gateway (approve, decline, error, timeout) for Order Management tests and demos."
+    _description = ("Scripted payment gateway (approve, decline, error, timeout, unavailable: a 5xx that did nothing)"
+                    " for Order Management tests and demos.")
 
     default_outcome: Outcome = Field(
         default="approve", description="Outcome of a refund whose amount has no scripted outcome."

@@ -33,6 +33,8 @@ _SCRIPT = {
     "decline": (GatewayOutcome.DECLINED, "card_declined", "The refund was declined by the issuer"),
     "error": (GatewayOutcome.ERROR, "processing_error", "The gateway failed to process the refund"),
     "timeout": (GatewayOutcome.TIMEOUT, None, "No answer from the gateway before the timeout"),
+    # A 5xx: the gateway did nothing, but the caller cannot know that (an unknown outcome, as a timeout).
+    "unavailable": (GatewayOutcome.TIMEOUT, None, "The gateway answered 503 Service Unavailable"),
 }
 SCRIPTED_OUTCOMES = tuple(_SCRIPT)
 
@@ -42,7 +44,7 @@ class SandboxGatewayAdapter:
 
     Args:
         store_url: database holding the sandbox's books (the store's, by default).
-        default_outcome: one of approve, decline, error, timeout.
+        default_outcome: one of approve, decline, error, timeout, unavailable (a 5xx: nothing booked).
         outcomes_by_amount: amount (as a decimal string) -> outcome, overriding the default.
         latency_seconds: simulated time the gateway takes to answer.
     """
@@ -87,6 +89,8 @@ class SandboxGatewayAdapter:
             time.sleep(self._latency)
         scripted = self._scripted(amount)
         outcome, code, message = _SCRIPT[scripted]
+        if scripted == "unavailable":  # it never reached the books
+            return GatewayResult(outcome=outcome, message=message, request=request, response={"status": 503})
         acted = outcome in (GatewayOutcome.APPROVED, GatewayOutcome.TIMEOUT)
         row = books(
             idempotency_key=key, charge_reference=reference, amount=amount, currency=currency,

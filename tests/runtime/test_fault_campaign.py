@@ -2,8 +2,9 @@
 directory, 40 callers asking Ensure Refunds Async for 10.00 each on an order with
 5 x 100.00 captured (and beside them 10 Ensure Funds Async and 10 payment-level refunds
 on two other orders), and mid-load one fault: SIGKILL of the executor, of the Prefect
-server or of the REST facade, or a restart of PostgreSQL. The stack's supervisor restarts
-what was killed. Every accepted operation must end Complete, the refunds must add up to
+server or of the REST facade, a restart of PostgreSQL, or a gateway that hangs, then
+loses its answers, then answers 503 (what it left unknown is settled by the resolver, as
+its schedule would). The stack's supervisor restarts what was killed. Every accepted operation must end Complete, the refunds must add up to
 what they asked, the gateway (which does not deduplicate by key) must hold exactly one
 refund per refund row, and the ledger must hold.
 
@@ -26,7 +27,7 @@ from runtime.prefect_server import PROJECT_ROOT
 CALLERS = 40
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", ["executor", "prefect-server", "store-postgres", "facade", "gateway"])
 def test_every_accepted_operation_completes_and_money_moves_once(fault, tmp_path):
     out = tmp_path / "figures.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OM_"))}  # a stack of its own
