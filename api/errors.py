@@ -89,7 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "INVALID_SESSION_ID"}.get(exc.status_code, "ERROR")
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "INVALID_SESSION_ID",
+                413: "REQUEST_TOO_LARGE"}.get(exc.status_code, "ERROR")
         return error_with_output(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(httpx.TransportError)

@@ -9,21 +9,30 @@ from __future__ import annotations
 import json
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 
 logger = logging.getLogger("om.api")
 
 DRAIN_LIMIT = 64_000_000  # bytes of a refused body read and dropped; beyond, the connection is just closed
 
 
-class BodyTooLarge(Exception):
-    pass
+def too_large_message(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes; send less per request."
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once the body passes the limit (the rest already dropped). An
+    HTTPException, so a route parsing its body answers 413 through the app's own handler
+    (FastAPI turns other exceptions met while parsing a body into a 400)."""
+
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=too_large_message(limit))
 
 
 def _too_large_body(limit: int) -> bytes:
     return json.dumps([{"errorCode": "REQUEST_TOO_LARGE", "output": None, "enhancedErrorType": None,
-                        "message": f"The request body is larger than {limit} bytes; send less per request."}]).encode()
+                        "message": too_large_message(limit)}]).encode()
 
 
 class BodySizeLimit:
@@ -56,7 +65,10 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 more_body = message.get("more_body", False)
                 if received > self.limit:
-                    raise BodyTooLarge
+                    if more_body:
+                        received = await _drop_rest(receive, received)
+                        more_body = False
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -74,15 +86,22 @@ class BodySizeLimit:
             await self._refuse(receive if more_body else None, send, received)
 
     async def _refuse(self, receive: Receive | None, send: Send, received: int) -> None:
-        while receive is not None and received <= DRAIN_LIMIT:  # drop the rest, a chunk at a time
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            received += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        if receive is not None:
+            await _drop_rest(receive, received)
         body = _too_large_body(self.limit)
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drop_rest(receive: Receive, received: int) -> int:
+    """Read and drop the rest of a body, a chunk at a time, up to :data:`DRAIN_LIMIT`."""
+    while received <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return received

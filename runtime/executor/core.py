@@ -49,6 +49,9 @@ logger = get_logger("om.executor")  # under "prefect.": Prefect's console handle
 WORK_POOL_TYPE = "om-warm"  # the executor's work pools; no stock Prefect worker serves this type
 
 
+BEAT_GAP_TOLERATED = 3  # beats: a longer silence of the store means an outage, not a hiccup
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     work_pool: str = "om-warm"
@@ -100,7 +103,8 @@ class WarmExecutor:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_limit: int | None = None
         self._deployment_limits: dict[UUID, int] = {}
-        self._beating_since: float | None = None  # monotonic time of the first beat of an unbroken run of them
+        self._beating_since: float | None = None  # monotonic time since which beats have been landing
+        self._last_beat: float = 0.0  # monotonic time of the last beat that landed
         self.started_runs = 0
         self.crashed_orphans = 0
         self.resumed_orphans = 0
@@ -310,17 +314,24 @@ class WarmExecutor:
             try:
                 liveness.beat(store_url=settings.store_url, executor_id=settings.executor_id,
                               work_pool=settings.work_pool, run_ids=self.active_run_ids())
+                self._last_beat = time.monotonic()
                 if self._beating_since is None:
-                    self._beating_since = time.monotonic()
+                    self._beating_since = self._last_beat
             except Exception as exc:
-                self._beating_since = None
+                # A beat that fails now and then does not count as an outage: the others' beats
+                # land too, so they still look alive. Silence for longer than a few beats does.
+                if time.monotonic() - self._last_beat > BEAT_GAP_TOLERATED * settings.heartbeat_seconds:
+                    self._beating_since = None
                 logger.warning("heartbeat failed (%s); retrying", faults.describe(exc))
 
     def _store_reachable_for(self, period: timedelta) -> bool:
-        """This executor's own beats have reached the store for at least ``period``: only
-        then is another executor's silence its own, not an outage every beat met."""
+        """This executor's own beats have reached the store for at least ``period`` (with no
+        gap longer than a few beats): only then is another executor's silence its own, not
+        an outage every beat met."""
         since = self._beating_since
-        return since is not None and time.monotonic() - since >= period.total_seconds()
+        now = time.monotonic()
+        return (since is not None and now - since >= period.total_seconds()
+                and now - self._last_beat <= BEAT_GAP_TOLERATED * self.settings.heartbeat_seconds)
 
     def _housekeeping_loop(self) -> None:
         settings = self.settings

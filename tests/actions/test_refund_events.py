@@ -165,6 +165,25 @@ def test_every_event_reaches_the_subscriber_once_after_deduplication(store, rece
     assert_ledger_invariants(store)
 
 
+def test_the_signing_secret_never_reaches_logs_parameters_artifacts_or_events(store, receiver, subscribe):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from tests.secrets_scan import assert_nowhere, readable_places
+
+    hooks = receiver()
+    name = subscribe(hooks.url)
+    _refund_activity(store)
+    _deliver(name)
+    assert hooks.receipts and hooks.bad_signatures == 0  # signed with the secret, and delivered
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["deliver-webhooks"])),
+                                     sort=FlowRunSort.START_TIME_DESC, limit=20)
+    [run] = [r for r in runs if list(r.parameters.get("subscriptions", ())) == [name]]
+    assert_nowhere([SECRET], readable_places(run.id))
+
+
 def test_a_dead_endpoint_is_retried_with_backoff_then_given_up(store, receiver, subscribe):
     hooks = receiver(always_fail=True)
     name = subscribe(hooks.url, max_attempts=3, event_types=["RefundCreated"])
