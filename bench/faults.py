@@ -123,51 +123,49 @@ class FaultFigures:
         return row
 
 
-def _gateway(session) -> str:
-    from db.models import PaymentGatewayCreate
-    from db.sobjects import create_payment_gateway
+def _order_with_summary(session, number: str) -> tuple[str, str, str]:
+    """A USD order with one payment summary, on the campaign's sandbox: (gateway, order, summary)."""
+    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentGatewayCreate
+    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment_gateway
 
-    return create_payment_gateway(session=session, obj_in=PaymentGatewayCreate(
-        payment_gateway_name="faults sandbox", merchant_credential_name=GATEWAY_BLOCK)).id
+    gateway = create_payment_gateway(session=session, obj_in=PaymentGatewayCreate(
+        payment_gateway_name="faults sandbox", merchant_credential_name=GATEWAY_BLOCK))
+    order = create_order_summary(session=session, obj_in=OrderSummaryCreate(order_number=number, currency_iso_code="USD"))
+    session.flush()
+    summary = create_order_payment_summary(session=session, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
+    session.flush()
+    return gateway.id, order.id, summary.id
 
 
 def _make_order(store_url: str, *, payments: int, each: Decimal) -> tuple[str, list[str]]:
     """An order with one payment summary paid by ``payments`` payments of ``each``: (order, payments)."""
     from db.engine import session_scope
-    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate
-    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment
+    from db.models import PaymentCreate
+    from db.sobjects import create_payment
 
     with session_scope(store_url) as s:
-        gateway = _gateway(s)
-        order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number="F-1", currency_iso_code="USD"))
-        s.flush()
-        summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
-        s.flush()
-        made = [create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary.id,
+        gateway, order, summary = _order_with_summary(s, "F-1")
+        made = [create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary,
                                                                 payment_gateway_id=gateway, amount=each))
                 for _ in range(payments)]
         s.flush()
-        return order.id, [p.id for p in made]
+        return order, [p.id for p in made]
 
 
 def _make_invoiced_order(store_url: str, *, invoices: int, each: Decimal) -> tuple[str, list[str]]:
     """An order with an authorization for all of its ``invoices`` invoices of ``each``: (order, invoices)."""
     from db.engine import session_scope
-    from db.models import InvoiceCreate, OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentAuthorizationCreate
-    from db.sobjects import create_invoice, create_order_payment_summary, create_order_summary, create_payment_authorization
+    from db.models import InvoiceCreate, PaymentAuthorizationCreate
+    from db.sobjects import create_invoice, create_payment_authorization
 
     with session_scope(store_url) as s:
-        gateway = _gateway(s)
-        order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number="F-2", currency_iso_code="USD"))
-        s.flush()
-        summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
-        s.flush()
+        gateway, order, summary = _order_with_summary(s, "F-2")
         create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
-            order_payment_summary_id=summary.id, payment_gateway_id=gateway, amount=each * invoices))
-        made = [create_invoice(session=s, obj_in=InvoiceCreate(order_summary_id=order.id, total_amount=each))
+            order_payment_summary_id=summary, payment_gateway_id=gateway, amount=each * invoices))
+        made = [create_invoice(session=s, obj_in=InvoiceCreate(order_summary_id=order, total_amount=each))
                 for _ in range(invoices)]
         s.flush()
-        return order.id, [i.id for i in made]
+        return order, [i.id for i in made]
 
 
 @dataclass
@@ -310,10 +308,10 @@ def _wait_final(ids: list[UUID], timeout: float) -> dict[UUID, object]:
     return states
 
 
-def _books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int, list[str]]:
+def _refund_books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int]:
+    """(refunded, refund rows, approved gateway refunds, keys the gateway booked twice) of an order."""
     from sqlmodel import select
 
-    from actions.audit_ledger import find_violations
     from db.engine import session_scope
     from db.models import OrderPaymentSummary, Refund, RefundStatus
     from gateways.sandbox_ledger import SandboxGatewayRefund
@@ -324,11 +322,19 @@ def _books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int, list[
         refunds = session.exec(select(Refund).where(Refund.order_payment_summary_id.in_(summaries))).all()
         keys = [r.idempotency_key for r in refunds]
         booked = session.exec(select(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key.in_(keys))).all()
-        _checked, violations = find_violations(session)
     refunded = sum((r.amount for r in refunds if r.status == RefundStatus.PROCESSED), Decimal("0.00"))
     approved = [b for b in booked if b.outcome == "approve"]
     duplicated = sum(1 for n in Counter(b.idempotency_key for b in booked).values() if n > 1)
-    return refunded, len(refunds), len(approved), duplicated, [str(v) for v in violations]
+    return refunded, len(refunds), len(approved), duplicated
+
+
+def _ledger_violations(store_url: str) -> list[str]:
+    from actions.audit_ledger import find_violations
+    from db.engine import session_scope
+
+    with session_scope(store_url) as session:
+        _checked, violations = find_violations(session)
+    return [str(v) for v in violations]
 
 
 def _funds_books(store_url: str, order_id: str) -> tuple[Decimal, int, int, int]:
@@ -436,9 +442,10 @@ def run_fault(
             refund_statuses = _wait_refunds_settled(stack.store_url, refund_ids, timeout)
             log(f"resolver: {resolutions}")
         all_final = time.monotonic() - killed_at
-        refunded, rows, approved, duplicated, violations = _books(stack.store_url, order_id)
+        refunded, rows, approved, duplicated = _refund_books(stack.store_url, order_id)
         captured, capture_rows, gateway_captures, duplicated_captures = _funds_books(stack.store_url, funds_order)
-        payment_refunded, _rows, payment_approved, duplicated_payment_refunds, _ = _books(stack.store_url, charged_order)
+        payment_refunded, _rows, payment_approved, duplicated_payment_refunds = _refund_books(stack.store_url, charged_order)
+        violations = _ledger_violations(stack.store_url)
         complete = [i for i in ids if states.get(i) is not None and states[i].is_completed()]
         failed_ids = [i for i in ids + funds_ids
                       if states.get(i) is not None and (states[i].is_failed() or states[i].is_crashed())]

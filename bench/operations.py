@@ -127,8 +127,10 @@ def _process_groups(stack) -> dict[str, int]:
     return {name: pid for name, pid in groups.items() if pid}
 
 
-def _orders(store_url: str, count: int) -> list[tuple[str, str]]:
-    """``count`` orders, each paid 50.00 with a 10.00 credit memo: (order id, memo id)."""
+def _orders(store_url: str, count: int, *, paid: Decimal = Decimal("50.00"), memo: Decimal | None = Decimal("10.00"),
+            gateway_block: str = "bench-sandbox", prefix: str = "B") -> list[tuple[str, str | None]]:
+    """``count`` orders, each paid ``paid`` (50.00) with a ``memo`` credit memo (10.00; None:
+    no memo) on the sandbox block ``gateway_block``: (order id, memo id)."""
     from db.engine import session_scope
     from db.models import (
         CreditMemoCreate, OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate, PaymentGatewayCreate,
@@ -140,19 +142,20 @@ def _orders(store_url: str, count: int) -> list[tuple[str, str]]:
     made = []
     with session_scope(store_url) as s:
         gateway = create_payment_gateway(session=s, obj_in=PaymentGatewayCreate(
-            payment_gateway_name="bench sandbox", merchant_credential_name="bench-sandbox"))
+            payment_gateway_name=gateway_block.replace("-", " "), merchant_credential_name=gateway_block))
         s.flush()
         for n in range(count):
-            order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number=f"B-{n}", currency_iso_code="USD"))
+            order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number=f"{prefix}-{n}",
+                                                                              currency_iso_code="USD"))
             s.flush()
             ops = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
             s.flush()
             create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=ops.id, payment_gateway_id=gateway.id,
-                                                           amount=Decimal("50.00")))
-            memo = create_credit_memo(session=s, obj_in=CreditMemoCreate(order_summary_id=order.id,
-                                                                         total_amount=Decimal("10.00")))
+                                                           amount=paid))
+            memo_id = None if memo is None else create_credit_memo(session=s, obj_in=CreditMemoCreate(
+                order_summary_id=order.id, total_amount=memo)).id
             s.flush()
-            made.append((order.id, memo.id))
+            made.append((order.id, memo_id))
     return made
 
 

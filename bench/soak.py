@@ -13,6 +13,7 @@ PostgreSQL (postmaster and backends). Growth is measured from the sample after
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import tempfile
 import threading
@@ -22,6 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+
+from bench.operations import _orders
 
 API = "/services/data/v60.0"
 
@@ -56,40 +59,15 @@ def _memory_by_part(stack) -> dict[str, float]:
     for process in stack.processes:
         part = "Prefect server" if process.name.startswith("prefect server") else "engine (executor + facade)"
         for member in process.group_members():
-            try:
+            with contextlib.suppress(psutil.Error):  # it may have ended since it was listed
                 parts[part] += _memory(member)
-            except psutil.Error:
-                pass
     postmaster_pid = stack.postgres.pid if stack.postgres is not None else None
     if postmaster_pid:
-        try:
+        with contextlib.suppress(psutil.Error):
             postmaster = psutil.Process(postmaster_pid)
             for member in [postmaster, *postmaster.children(recursive=True)]:
                 parts["PostgreSQL"] += _memory(member)
-        except psutil.Error:
-            pass
     return {part: round(value / 2**20, 1) for part, value in parts.items()}
-
-
-def _orders(store_url: str, count: int) -> list[str]:
-    from db.engine import session_scope
-    from db.models import OrderPaymentSummaryCreate, OrderSummaryCreate, PaymentCreate, PaymentGatewayCreate
-    from db.sobjects import create_order_payment_summary, create_order_summary, create_payment, create_payment_gateway
-
-    made = []
-    with session_scope(store_url) as s:
-        gateway = create_payment_gateway(session=s, obj_in=PaymentGatewayCreate(
-            payment_gateway_name="soak sandbox", merchant_credential_name="soak-sandbox"))
-        s.flush()
-        for n in range(count):
-            order = create_order_summary(session=s, obj_in=OrderSummaryCreate(order_number=f"S-{n}", currency_iso_code="USD"))
-            s.flush()
-            summary = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(order_summary_id=order.id))
-            s.flush()
-            create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=summary.id,
-                                                           payment_gateway_id=gateway.id, amount=Decimal("100.00")))
-            made.append(order.id)
-    return made
 
 
 def _count_final() -> tuple[int, int]:
@@ -127,7 +105,8 @@ def run(*, minutes: float = 30, rate: float = 2.0, orders: int = 100, sample_sec
         try:
             stack.start(log=log)
             SandboxGateway().save("soak-sandbox", overwrite=True)
-            order_ids = _orders(stack.store_url, orders)
+            order_ids = [order for order, _memo in _orders(stack.store_url, orders, paid=Decimal("100.00"), memo=None,
+                                                           gateway_block="soak-sandbox", prefix="S")]
             figures = SoakFigures(minutes=minutes, rate=rate, started=0, completed=0, failed=0)
             stop = threading.Event()
             threading.Thread(target=_supervise, args=(stack, stop, log), daemon=True).start()

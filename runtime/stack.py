@@ -17,9 +17,10 @@ from pathlib import Path
 
 from runtime.processes import ManagedProcess, wait_for_http
 
-RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before each next restart of one child, the last repeated
+RESTART_DELAYS = (1, 2, 5, 10)  # seconds before the 1st, 2nd, 3rd and 4th restart of one child
 GIVE_UP_AFTER = 5  # deaths of one child within GIVE_UP_WINDOW: it is not going to stay up
-GIVE_UP_WINDOW = 300.0
+GIVE_UP_WINDOW = 300  # seconds
+_NS = 1_000_000_000  # times are time.monotonic_ns()
 
 
 class ChildKeepsDying(RuntimeError):
@@ -32,8 +33,8 @@ class _Child:
 
     process: ManagedProcess
     restart: Callable[[], ManagedProcess]
-    deaths: list[float] = field(default_factory=list)
-    restart_at: float | None = None
+    deaths: list[int] = field(default_factory=list)  # monotonic_ns of each recent death
+    restart_at: int | None = None  # monotonic_ns
 
 
 @dataclass(frozen=True)
@@ -200,24 +201,23 @@ class Stack:
         self._children[process.name] = _Child(process=process, restart=start)
         return process
 
-    def supervise(self, log: Callable[[str], None] = print, *, now: float | None = None) -> None:
+    def supervise(self, log: Callable[[str], None] = print) -> None:
         """Restart each child found dead, after a growing delay (RESTART_DELAYS, counted
         over its deaths in the last GIVE_UP_WINDOW seconds). Call it every half second or
         so. Raises :class:`ChildKeepsDying` when one died GIVE_UP_AFTER times in that window."""
-        fixed_now = now
         for name, child in self._children.items():
             if child.process.alive():
                 continue
-            now = time.monotonic() if fixed_now is None else fixed_now  # a restart before this one may have taken a while
+            now = time.monotonic_ns()  # per child: a restart before this one may have taken a while
             if child.restart_at is None:  # just found dead
-                child.deaths = [t for t in child.deaths if now - t < GIVE_UP_WINDOW] + [now]
+                child.deaths = [t for t in child.deaths if now - t < GIVE_UP_WINDOW * _NS] + [now]
                 if len(child.deaths) >= GIVE_UP_AFTER:
-                    raise ChildKeepsDying(f"{name} died {len(child.deaths)} times in {GIVE_UP_WINDOW / 60:.0f} minutes;"
+                    raise ChildKeepsDying(f"{name} died {len(child.deaths)} times in {GIVE_UP_WINDOW // 60} minutes;"
                                           f" last lines of {child.process.log_path}:\n{child.process.tail(20)}")
-                delay = RESTART_DELAYS[min(len(child.deaths), len(RESTART_DELAYS)) - 1]
-                child.restart_at = now + delay
+                delay = RESTART_DELAYS[len(child.deaths) - 1]
+                child.restart_at = now + delay * _NS
                 log(f"{name} exited with code {child.process.popen.returncode}; restarting it in {delay} s"
-                    f" (death {len(child.deaths)} in {GIVE_UP_WINDOW / 60:.0f} minutes; log {child.process.log_path})")
+                    f" (death {len(child.deaths)} in {GIVE_UP_WINDOW // 60} minutes; log {child.process.log_path})")
             if now < child.restart_at:
                 continue
             child.process.stop()  # whatever of its group outlived it
@@ -254,10 +254,6 @@ class Stack:
         SandboxGateway(outcomes_by_amount={"13.13": "decline", "66.60": "timeout"}).save(DEMO_GATEWAY_BLOCK, overwrite=True)
         with session_scope(self.store_url) as session:
             return load_demo(session)
-
-    def process(self, name: str) -> ManagedProcess:
-        """The child running now under ``name`` (a restart replaces it)."""
-        return self._children[name].process
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -35,6 +35,7 @@ def main(
     keyfile: str = typer.Option(None, help="The facade's TLS private key (PEM)."),
 ) -> None:
     from runtime.executor import ExecutorSettings, WarmExecutor
+    from runtime.executor.core import logger
     from runtime.serve import served
 
     executor = WarmExecutor(served(deployment_name=deployment_name, module_name=flows_module), ExecutorSettings(
@@ -64,9 +65,8 @@ def main(
             # Threads blocked in a call would keep this process alive (the pool's threads are
             # joined at exit) with no heartbeat, and a late return could act on a run another
             # executor has resumed since: end the process now; the resumed runs look up first.
-            logging.getLogger("prefect.om.executor").warning(
-                "exiting with %d runs still blocked; they are resumed elsewhere", len(stuck))
-            logging.shutdown()
+            logger.warning("exiting with %d runs still blocked; they are resumed elsewhere", len(stuck))
+            logging.shutdown()  # flush what was logged: os._exit skips the interpreter's cleanup
             os._exit(1)
 
 

@@ -52,6 +52,10 @@ WORK_POOL_TYPE = "om-warm"  # the executor's work pools; no stock Prefect worker
 BEAT_GAP_TOLERATED = 3  # beats: a longer silence of the store means an outage, not a hiccup
 
 
+def _elapsed(monotonic_ns: int) -> timedelta:
+    return timedelta(microseconds=(time.monotonic_ns() - monotonic_ns) // 1000)
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     work_pool: str = "om-warm"
@@ -103,8 +107,8 @@ class WarmExecutor:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_limit: int | None = None
         self._deployment_limits: dict[UUID, int] = {}
-        self._beating_since: float | None = None  # monotonic time since which beats have been landing
-        self._last_beat: float = 0.0  # monotonic time of the last beat that landed
+        self._beating_since: int | None = None  # monotonic_ns since which beats have been landing
+        self._last_beat: int = 0  # monotonic_ns of the last beat that landed
         self.started_runs = 0
         self.crashed_orphans = 0
         self.resumed_orphans = 0
@@ -314,13 +318,13 @@ class WarmExecutor:
             try:
                 liveness.beat(store_url=settings.store_url, executor_id=settings.executor_id,
                               work_pool=settings.work_pool, run_ids=self.active_run_ids())
-                self._last_beat = time.monotonic()
+                self._last_beat = time.monotonic_ns()
                 if self._beating_since is None:
                     self._beating_since = self._last_beat
             except Exception as exc:
                 # A beat that fails now and then does not count as an outage: the others' beats
                 # land too, so they still look alive. Silence for longer than a few beats does.
-                if time.monotonic() - self._last_beat > BEAT_GAP_TOLERATED * settings.heartbeat_seconds:
+                if not self._beats_landing():
                     self._beating_since = None
                 logger.warning("heartbeat failed (%s); retrying", faults.describe(exc))
 
@@ -329,9 +333,11 @@ class WarmExecutor:
         gap longer than a few beats): only then is another executor's silence its own, not
         an outage every beat met."""
         since = self._beating_since
-        now = time.monotonic()
-        return (since is not None and now - since >= period.total_seconds()
-                and now - self._last_beat <= BEAT_GAP_TOLERATED * self.settings.heartbeat_seconds)
+        return since is not None and self._beats_landing() and _elapsed(since) >= period
+
+    def _beats_landing(self) -> bool:
+        """The last beat landed no more than BEAT_GAP_TOLERATED beats ago."""
+        return _elapsed(self._last_beat) <= timedelta(seconds=BEAT_GAP_TOLERATED * self.settings.heartbeat_seconds)
 
     def _housekeeping_loop(self) -> None:
         settings = self.settings
