@@ -40,6 +40,7 @@ from domain.funds import FundsPlan, plan_funds
 from domain.money import ZERO, quantize
 from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, PaymentGatewayAdapter
 from gateways.registry import CAPTURES_ONCE, GatewayAdapters
+from gateways.send_guard import ensure_may_send
 
 
 class EnsureFundsInput(ActionModel):
@@ -171,7 +172,8 @@ def _application(payment_id: str, invoice: Invoice, amount: Decimal, kind: Payme
 
 def submit_capture(payment: Payment, adapter: PaymentGatewayAdapter, authorization_reference: str, *,
                    look_up_first: bool = False) -> GatewayResult:
-    """One gateway call; anything unexpected is an unknown outcome (the gateway may have acted)."""
+    """One gateway call; anything unexpected is an unknown outcome (the gateway may have acted).
+    Nothing is sent once this process no longer holds the operation (:mod:`gateways.send_guard`)."""
     key = _capture_key(payment.id)
     command = CaptureCommand(
         idempotency_key=key, authorization_reference=authorization_reference,
@@ -181,6 +183,11 @@ def submit_capture(payment: Payment, adapter: PaymentGatewayAdapter, authorizati
     try:
         if look_up_first and (known := adapter.lookup_capture(command)) is not None:
             return known
+    except Exception as exc:  # noqa: BLE001 - a failed lookup tells nothing: unknown
+        get_run_logger().exception("gateway lookup for capture %s raised; its outcome is unknown", payment.id)
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, message=f"{type(exc).__name__}: {exc}")
+    ensure_may_send()  # raises, sending nothing, once this process no longer holds the operation
+    try:
         return adapter.capture(command)
     except Exception as exc:  # noqa: BLE001
         get_run_logger().exception("gateway call for capture %s raised; its outcome is unknown", payment.id)

@@ -28,6 +28,7 @@ from db.types import utcnow
 from domain.money import quantize
 from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
 from gateways.registry import GatewayAdapters
+from gateways.send_guard import ensure_may_send
 
 
 def submit_refund(
@@ -37,7 +38,8 @@ def submit_refund(
 
     With ``look_up_first`` (a resumed operation, which may have crashed after the gateway
     acted) the gateway is asked about the key before anything is sent again, so even a
-    gateway that ignores idempotency keys refunds once.
+    gateway that ignores idempotency keys refunds once. Nothing is sent once this process
+    no longer holds the operation (:mod:`gateways.send_guard`): that raises.
     """
     command = RefundCommand(
         idempotency_key=refund.idempotency_key, charge_reference=charge_reference,
@@ -48,6 +50,11 @@ def submit_refund(
     try:
         if look_up_first and (known := adapter.lookup_refund(command)) is not None:
             return known
+    except Exception as exc:  # noqa: BLE001 - a failed lookup tells nothing: unknown
+        get_run_logger().exception("gateway lookup for refund %s raised; its outcome is unknown", refund.id)
+        return GatewayResult(outcome=GatewayOutcome.TIMEOUT, message=f"{type(exc).__name__}: {exc}")
+    ensure_may_send()  # raises, sending nothing, once this process no longer holds the operation
+    try:
         return adapter.refund(command)
     except Exception as exc:  # noqa: BLE001 - the gateway may have acted: unknown, never failed
         get_run_logger().exception("gateway call for refund %s raised; its outcome is unknown", refund.id)

@@ -27,10 +27,11 @@ class ManagedProcess:
     *thread* that started it ends, so start long-lived processes from the main thread.
     """
 
-    def __init__(self, popen: subprocess.Popen, *, log_path: Path, name: str):
+    def __init__(self, popen: subprocess.Popen, *, log_path: Path, name: str, stop_seconds: float = 10):
         self.popen = popen
         self.log_path = log_path
         self.name = name
+        self.stop_seconds = stop_seconds  # after SIGTERM, how long it may take before SIGKILL
         self.startup_seconds: float | None = None  # set by whoever waits for it to be ready
 
     @property
@@ -39,7 +40,8 @@ class ManagedProcess:
 
     @classmethod
     def start(
-        cls, args: list[str], *, env: dict[str, str], log_path: Path, name: str, die_with_parent: bool = True
+        cls, args: list[str], *, env: dict[str, str], log_path: Path, name: str, die_with_parent: bool = True,
+        stop_seconds: float = 10,
     ) -> ManagedProcess:
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,7 @@ class ManagedProcess:
                 start_new_session=True,
                 preexec_fn=_parent_death_signal(os.getpid()) if die_with_parent else None,
             )
-        return cls(popen, log_path=log_path, name=name)
+        return cls(popen, log_path=log_path, name=name, stop_seconds=stop_seconds)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -62,8 +64,10 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)  # the session leader's pid is the group id
 
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM to the group, wait up to ``timeout`` s, then SIGKILL the group. Idempotent."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM to the group, wait up to ``timeout`` s (default: the process's
+        ``stop_seconds``), then SIGKILL the group. Idempotent."""
+        timeout = self.stop_seconds if timeout is None else timeout
         if self.alive():
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):

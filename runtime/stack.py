@@ -53,6 +53,9 @@ class StackConfig:
     # process, polling; "serve": stock prefect.serve beside the facade (for comparison).
     executor: str = "warm"
     executor_limit: int = 10
+    # On stop, how long the executor's held runs may take to finish (its SIGTERM drain);
+    # the stack waits that long and a little more before it kills the process.
+    executor_drain_seconds: float = 30.0
     # Where the facade and a Prefect server of the stack's own listen: loopback unless told otherwise.
     host: str = "127.0.0.1"
     # A Prefect server of the stack's own requires an auth string (kept in the data directory),
@@ -150,26 +153,36 @@ class Stack:
             args += ["--certfile", str(cfg.certfile), "--keyfile", str(cfg.keyfile)]
         return args
 
+    def _executor_args(self) -> list[str]:
+        cfg = self.config
+        return ["--limit", str(cfg.executor_limit), "--drain-seconds", str(cfg.executor_drain_seconds)]
+
+    def _executor_stop_seconds(self) -> float:
+        # the drain, then up to 5 s for interrupted runs to ask to be resumed, then its own shutdown
+        return self.config.executor_drain_seconds + 15
+
     def _start_engine(self) -> None:
         """The warm executor with the facade in one process: it applies the deployments
         before the facade answers, so a healthy facade means served deployments."""
-        args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit),
+        args = [sys.executable, "-m", "runtime.executor", *self._executor_args(),
                 "--facade-port", str(self.config.api_port), *self._facade_args()]
 
         def start_engine() -> ManagedProcess:
-            engine = ManagedProcess.start(args, env=self.env, log_path=self.logs / "engine.log", name="engine")
+            engine = ManagedProcess.start(args, env=self.env, log_path=self.logs / "engine.log", name="engine",
+                                          stop_seconds=self._executor_stop_seconds())
             return _ready(engine, lambda: wait_for_http(f"{self.facade_url}/health", timeout=90, process=engine,
                                                         verify=False))
 
         self._supervise(start_engine)
 
     def _start_executor_and_facade(self) -> None:
-        args = [sys.executable, "-m", "runtime.executor", "--limit", str(self.config.executor_limit)]
+        args = [sys.executable, "-m", "runtime.executor", *self._executor_args()]
 
         def start_executor() -> ManagedProcess:
             log_path = self.logs / "executor.log"
             written = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to the last one's log
-            executor = ManagedProcess.start(args, env=self.env, log_path=log_path, name="executor")
+            executor = ManagedProcess.start(args, env=self.env, log_path=log_path, name="executor",
+                                            stop_seconds=self._executor_stop_seconds())
             return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90, after=written))
 
         self._supervise(start_executor)

@@ -34,6 +34,7 @@ from prefect.logging import get_logger
 from prefect.states import Cancelled, Crashed
 
 from actions.effects import effects_summary
+from gateways import send_guard
 from runtime.executor import claims, faults, liveness, resumptions, unsent
 from runtime.executor.inprocess import (
     CancellableThreads,
@@ -109,6 +110,7 @@ class WarmExecutor:
         self._deployment_limits: dict[UUID, int] = {}
         self._beating_since: int | None = None  # monotonic_ns since which beats have been landing
         self._last_beat: int = 0  # monotonic_ns of the last beat that landed
+        self._held_since: int = 0  # monotonic_ns at which the last beat that landed was sent
         self.started_runs = 0
         self.crashed_orphans = 0
         self.resumed_orphans = 0
@@ -127,8 +129,10 @@ class WarmExecutor:
             self._read_limits(client)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.limit, thread_name_prefix="om-run",
                                         initializer=prepare_run_thread)
+        sent = time.monotonic_ns()
         liveness.beat(store_url=self.settings.store_url, executor_id=self.settings.executor_id,
                       work_pool=self.settings.work_pool, run_ids=[])
+        self._held_since = sent
         for target in (self._dispatch_loop, self._housekeeping_loop, self._heartbeat_loop):
             thread = threading.Thread(target=target, name=f"om-executor-{target.__name__}", daemon=True)
             thread.start()
@@ -251,7 +255,9 @@ class WarmExecutor:
         self._cancellable.enter(flow_run.id)
         try:
             # a fresh copy of the thread's base context: nothing one run leaves set reaches the next
-            state = self._base_context().run(run_flow_in_thread, flow, flow_run)
+            context = self._base_context()
+            context.run(send_guard.set_guard, self._may_send)
+            state = context.run(run_flow_in_thread, flow, flow_run)
             logger.debug("flow run %s ended %s", flow_run.id, state.type.value)
         except OperationCancelled:
             logger.info("flow run %s was cancelled outside its flow function", flow_run.id)
@@ -308,6 +314,22 @@ class WarmExecutor:
         except Exception:
             logger.exception("could not mark flow run %s Failed", flow_run_id)
 
+    def _may_send(self) -> str | None:
+        """Whether a run of this executor may still send a gateway call (None) or why not.
+
+        Other executors resume this one's runs once its heartbeat is ``orphan_grace`` old in
+        the store. A beat that landed was written after it was sent, so measured from the
+        sending, this executor never thinks its hold fresher than it is. Sending stops at
+        half the grace period: a call sent before then has the other half to finish before
+        anyone may take the run over, and the resumed run asks the gateway by key before it
+        sends. Only a call still in flight after that half (a gateway slower than
+        ``orphan_grace / 2``) relies on the gateway's own idempotency key."""
+        held_for = _elapsed(self._held_since)
+        if held_for <= self.settings.orphan_grace / 2:
+            return None
+        return (f"executor {self.settings.executor_id} last reached the store {held_for.total_seconds():.1f} s ago;"
+                f" another executor may resume its runs")
+
     # --- housekeeping: liveness, cancellation, orphans, pool limit ------------------------
 
     def _heartbeat_loop(self) -> None:
@@ -315,9 +337,11 @@ class WarmExecutor:
         beats until the drain is over."""
         settings = self.settings
         while not self._closed.wait(settings.heartbeat_seconds):
+            sent = time.monotonic_ns()
             try:
                 liveness.beat(store_url=settings.store_url, executor_id=settings.executor_id,
                               work_pool=settings.work_pool, run_ids=self.active_run_ids())
+                self._held_since = sent
                 self._last_beat = time.monotonic_ns()
                 if self._beating_since is None:
                     self._beating_since = self._last_beat

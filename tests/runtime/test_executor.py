@@ -334,3 +334,57 @@ def test_a_payment_refund_recorded_without_a_send_run_is_sent_by_the_executor(st
             SandboxGatewayRefund.idempotency_key == sent.idempotency_key)).all()
     assert len(booked) == 1
     assert_ledger_invariants(store)
+
+
+def test_an_executor_cut_off_from_the_store_stops_sending_before_another_may_resume_its_runs(start_executor, store):
+    """An executor whose heartbeats stop landing (alive, but cut off from the store) looks
+    dead to the others after the grace period. It sends nothing to a gateway after half
+    that period: its run asks to be resumed instead, a healthy executor carries it through,
+    and a gateway that ignores idempotency keys books the refund exactly once."""
+    from decimal import Decimal
+
+    from sqlmodel import select
+
+    from blocks import SandboxGateway
+    from db.engine import session_scope
+    from db.models import Refund, RefundStatus
+    from flows.ensure_refunds_async import ensure_refunds_async
+    from gateways.sandbox_ledger import SandboxGatewayRefund
+    from tests.factories import make_order
+    from tests.ledger import assert_ledger_invariants
+
+    block = f"fence-{uuid.uuid4().hex[:6]}"
+    SandboxGateway(honour_idempotency_keys=False).save(block, overwrite=True)
+    with session_scope(store) as session:
+        order = make_order(session, payments=["50.00"], credit_memo="20.00", gateway_block=block)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    grace = timedelta(seconds=4)
+    # its one heartbeat is the one at start: from then on, as if the store were out of its reach
+    cut_off = start_executor(ensure_refunds_async, name=name, heartbeat_seconds=3600, orphan_grace=grace,
+                             drain_seconds=1)
+    time.sleep(grace.total_seconds() / 2 + 0.5)  # past half the grace period since that beat
+    run = create_run(cut_off, "ensure-refunds-async", order_summary_id=order.order_summary_id,
+                     ensure_refunds_input={"creditMemoId": order.credit_memo_id})
+
+    def messages() -> list[str]:
+        with get_client(sync_client=True) as client:
+            return [s.message or "" for s in client.read_flow_run_states(run.id)]
+
+    wait_for(lambda: any("sending suspended" in m for m in messages()), timeout=60)
+    with session_scope(store) as session:
+        [reserved] = session.exec(select(Refund).where(Refund.credit_memo_id == order.credit_memo_id)).all()
+        assert reserved.status == RefundStatus.PENDING  # reserved, never sent
+        assert session.exec(select(SandboxGatewayRefund).where(
+            SandboxGatewayRefund.idempotency_key == reserved.idempotency_key)).all() == []
+
+    healthy = start_executor(ensure_refunds_async, name=name, orphan_grace=grace, reap_seconds=0.5)
+    final = wait_final(run.id, timeout=90)
+    assert final.state.type == StateType.COMPLETED, final.state
+    assert healthy.started_runs >= 1
+    with session_scope(store) as session:
+        [refund] = session.exec(select(Refund).where(Refund.credit_memo_id == order.credit_memo_id)).all()
+        booked = session.exec(select(SandboxGatewayRefund).where(
+            SandboxGatewayRefund.idempotency_key == refund.idempotency_key)).all()
+    assert (refund.id, refund.status, refund.amount) == (reserved.id, RefundStatus.PROCESSED, Decimal("20.00"))
+    assert len(booked) == 1
+    assert_ledger_invariants(store)
