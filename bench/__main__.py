@@ -88,6 +88,11 @@ def main(
         for part, (warm, end, growth) in soaked.growth().items():
             results.add(f"soak: memory (PSS) of {part} after warm-up", warm, "MB", note=note)
             results.add(f"soak: memory (PSS) of {part} at the end", end, "MB", note=f"{growth:+.1f}% since warm-up")
+        for part, slope in soaked.second_half_slope().items():
+            results.add(f"soak: growth of {part} over the second half", slope, "MB/min", note=note)
+        out.with_name("soak.json").write_text(json.dumps(
+            {"minutes": soak_minutes, "rate": soak_rate, "warm_index": soaked.warm_index, "samples": soaked.samples},
+            indent=2))
         results.add("soak: operations started", soaked.started, "operations", note=note)
         results.add("soak: operations completed", soaked.completed, "operations", note=note)
         results.add("soak: operations failed", soaked.failed, "operations", note=note)

@@ -39,6 +39,26 @@ class SoakFigures:
     samples: list[dict[str, float]] = field(default_factory=list)  # {"t": s, part: MB of PSS, ...}
     warm_index: int = 0
 
+    def second_half_slope(self) -> dict[str, float]:
+        """Per part: MB a minute over the second half of the run after warm-up (a least-squares
+        line through those samples). A part that only fills caches and pools levels off, and
+        this is about zero; a leak keeps its slope whatever the run's length."""
+        warm = self.samples[self.warm_index:]
+        half = warm[len(warm) // 2:]
+        if len(half) < 2:
+            return {}
+        minutes = [sample["t"] / 60 for sample in half]
+        mean_t = sum(minutes) / len(minutes)
+        spread = sum((m - mean_t) ** 2 for m in minutes)
+        slopes = {}
+        for part in half[0]:
+            if part == "t":
+                continue
+            values = [sample[part] for sample in half]
+            mean_v = sum(values) / len(values)
+            slopes[part] = round(sum((m - mean_t) * (v - mean_v) for m, v in zip(minutes, values)) / spread, 3)
+        return slopes
+
     def growth(self) -> dict[str, tuple[float, float, float]]:
         """Per part: (MB after warm-up, MB at the end, growth %)."""
         first, last = self.samples[self.warm_index], self.samples[-1]

@@ -109,3 +109,20 @@ def test_children_die_with_a_killed_parent(tmp_path):
     while _group(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _group(child.pid) == []
+
+
+@pytest.mark.parametrize(("stop_seconds", "clean"), [(6.0, True), (0.5, False)])
+def test_stop_waits_the_processs_own_stop_seconds_for_a_drain(tmp_path, stop_seconds, clean):
+    """A process that drains for 2 s on SIGTERM (as the executor finishes its held runs)
+    exits by itself when its stop_seconds allow that, and is killed when they do not."""
+    script = "import signal, sys, time\n" \
+             "def drain(*_):\n    time.sleep(2)\n    print('drained', flush=True)\n    sys.exit(0)\n" \
+             "signal.signal(signal.SIGTERM, drain)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    proc = ManagedProcess.start([sys.executable, "-c", script], env={"PATH": os.environ["PATH"]},
+                                log_path=tmp_path / "d.log", name="drainer", stop_seconds=stop_seconds)
+    deadline = time.monotonic() + 10
+    while "ready" not in proc.tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.stop()
+    assert not proc.alive()
+    assert ("drained" in proc.tail(), proc.popen.returncode == 0) == (clean, clean)
