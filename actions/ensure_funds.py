@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from actions.fields import ActionModel, RecordId
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import add_process_exception, get_or_raise, lock_order_summary
+from db.ledger import add_process_exception, get_or_raise, lock_order_summary, process_exception_ids_of
 from db.models import (
     Invoice, InteractionStatus, InteractionType, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType,
     PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus,
@@ -287,7 +287,6 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
             logger.info("reserved %d captures for invoice %s", len(captures), request.invoice_id)
 
     adapters = GatewayAdapters()
-    exceptions: list[str] = []
     for payment in captures:
         with session_scope() as session:
             gateway = session.get(PaymentGateway, payment.payment_gateway_id)
@@ -301,19 +300,19 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
         else:
             result = submit_capture(payment, adapter, authorization.gateway_ref_number, look_up_first=resuming)
         with session_scope() as session:
-            if exception_id := settle_capture(session=session, payment_id=payment.id, result=result, order_summary_id=order_summary_id):
-                exceptions.append(exception_id)
+            settle_capture(session=session, payment_id=payment.id, result=result, order_summary_id=order_summary_id)
         logger.info("capture %s of %s: %s %s", payment.id, payment.amount, result.outcome.value, result.result_code or "")
-    return _output(order_summary_id, request, operation_id, exceptions)
+    return _output(order_summary_id, request, operation_id)
 
 
-def _output(order_summary_id: str, request: EnsureFundsInput, operation_id: str, exceptions: list[str]) -> EnsureFundsOutput:
+def _output(order_summary_id: str, request: EnsureFundsInput, operation_id: str) -> EnsureFundsOutput:
     with session_scope() as session:
         invoice = session.get(Invoice, request.invoice_id)
         applications = list(session.exec(
             select(PaymentLineInvoice).where(PaymentLineInvoice.background_operation_id == operation_id)
             .order_by(col(PaymentLineInvoice.applied_date), col(PaymentLineInvoice.id))))
         captured = [session.get(Payment, a.payment_id) for a in applications]
+        exceptions = process_exception_ids_of(session, operation_id, [p.id for p in captured])
         result_codes = {log.reference_entity_id: log.gateway_result_code for log in session.exec(
             select(PaymentGatewayLog).where(col(PaymentGatewayLog.reference_entity_id).in_([p.id for p in captured])))}
     currency = invoice.currency_iso_code

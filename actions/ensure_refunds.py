@@ -31,7 +31,8 @@ from db.engine import session_scope
 from db.ids import new_id
 from db.outbox import CREATED, record_refund_event
 from db.ledger import (
-    credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries, reserve_refund,
+    credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries,
+    process_exception_ids_of, reserve_refund,
 )
 from db.models import (
     CreditMemo, CreditMemoInvApplication, InteractionType, Invoice, OrderPaymentSummary, OrderSummary, Payment,
@@ -298,25 +299,21 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
         emit_refund_event(refund, "pending")
 
     adapters = GatewayAdapters()
-    exceptions: list[str] = []
     for refund in refunds:
         if refund.status != RefundStatus.PENDING:
             continue
-        result, exception_id = send_and_settle(refund, order_summary_id, adapters, resuming=resuming)
-        if exception_id:
-            exceptions.append(exception_id)
+        result, _exception_id = send_and_settle(refund, order_summary_id, adapters, resuming=resuming)
         logger.info("refund %s of %s %s: %s %s", refund.id, refund.amount, refund.currency_iso_code,
                     result.outcome.value, result.result_code or "")
 
-    return _output(order_summary_id, request, operation_id, [r.id for r in refunds], exceptions)
+    return _output(order_summary_id, request, operation_id, [r.id for r in refunds])
 
 
-def _output(
-    order_summary_id: str, request: EnsureRefundsInput, operation_id: str, refund_ids: list[str], exceptions: list[str]
-) -> EnsureRefundsOutput:
+def _output(order_summary_id: str, request: EnsureRefundsInput, operation_id: str, refund_ids: list[str]) -> EnsureRefundsOutput:
     with session_scope() as session:
         order = session.get(OrderSummary, order_summary_id)
         refunds = [session.get(Refund, rid) for rid in refund_ids]
+        exceptions = process_exception_ids_of(session, operation_id, refund_ids)
         memo = session.get(CreditMemo, request.credit_memo_id) if request.credit_memo_id else None
         memo_balance = memo.balance if memo else ZERO
         applications = list(session.exec(

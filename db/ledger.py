@@ -146,6 +146,19 @@ def add_process_exception(
     return exception
 
 
+def process_exception_ids_of(session: Session, operation_id: str, attached_to_ids: Sequence[str]) -> list[str]:
+    """The ProcessExceptions an operation filed on these records (its refunds, its
+    captures) in every attempt of it, oldest first: a resumed run reports what an earlier
+    attempt filed too."""
+    if not attached_to_ids:
+        return []
+    return list(session.exec(
+        select(ProcessException.id).where(ProcessException.background_operation_id == operation_id,
+                                          col(ProcessException.attached_to_id).in_(list(attached_to_ids)))
+        .order_by(col(ProcessException.created_date), col(ProcessException.id))
+    ))
+
+
 def gateway_log_for(session: Session, refund: Refund) -> PaymentGatewayLog:
     statement = select(PaymentGatewayLog).where(PaymentGatewayLog.sf_ref_number == refund.idempotency_key)
     return session.exec(statement).one()

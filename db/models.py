@@ -839,7 +839,7 @@ class ProcessException(SQLModel, table=True):
     status: str = Field(default="New", max_length=40)
     message: str = Field(max_length=255)
     description: str | None = Field(default=None, sa_column=Column(Text))
-    background_operation_id: str | None = Field(default=None, max_length=36)
+    background_operation_id: str | None = Field(default=None, index=True, max_length=36)
     created_date: datetime = _created_column()
 
 

@@ -155,6 +155,21 @@ def test_timeout_keeps_the_amount_reserved_as_unknown(store):
     assert_ledger_invariants(store)
 
 
+def test_a_rerun_reports_the_process_exceptions_its_earlier_attempt_filed(store):
+    """The first attempt's refund was declined (a ProcessException filed); the re-run sends
+    nothing more and its output still names that exception, once."""
+    order = _order(store, payments=["60.00"], credit_memo="13.13")
+    operation = str(uuid.uuid4())
+    first = run_action(order.order_summary_id, EnsureRefundsInput(credit_memo_id=order.credit_memo_id), operation)
+    again = run_action(order.order_summary_id, EnsureRefundsInput(credit_memo_id=order.credit_memo_id), operation)
+    assert len(first.process_exception_ids) == 1
+    assert again.process_exception_ids == first.process_exception_ids
+    assert [r.status for r in again.refunds] == [RefundStatus.FAILED]
+    with session_scope(store) as s:
+        assert len(s.exec(select(ProcessException).where(ProcessException.background_operation_id == operation)).all()) == 1
+    assert_ledger_invariants(store)
+
+
 def test_rerunning_an_operation_finishes_it_without_refunding_twice(store):
     order = _order(store, payments=["60.00", "40.00"], credit_memo="80.00")
     operation = str(uuid.uuid4())
