@@ -150,13 +150,25 @@ class ReturnItemsOutput(ActionModel):
     return_line_item_splits: list[ReturnLineItemSplit]
 
 
-def create_return_order_lines(*, session: Session, request: CreateReturnOrderInput) -> tuple[ReturnOrder, list, list]:
-    """The return order, its product lines (units now return-initiated) and fee lines."""
+def create_return_order_lines(
+    *, session: Session, request: CreateReturnOrderInput, operation_id: str | None = None
+) -> tuple[ReturnOrder, list, list]:
+    """The return order, its product lines (units now return-initiated) and fee lines; the
+    one this operation made already, if it made one (a resumed run)."""
     order = lock_order_summary(session, request.order_summary_id)
+    if operation_id and (done := made_by(session, ReturnOrder, operation_id)):
+        made = session.exec(select(ReturnOrderLineItem).where(ReturnOrderLineItem.return_order_id == done.id)
+                            .order_by(col(ReturnOrderLineItem.created_date), col(ReturnOrderLineItem.id))).all()
+        asked = [line.order_item_summary_id for line in request.return_order_line_items]
+        lines = sorted((line for line in made if line.type != ReturnOrderLineType.FEE),
+                       key=lambda line: asked.index(line.order_item_summary_id) if line.order_item_summary_id in asked
+                       else len(asked))
+        return done, lines, [line for line in made if line.type == ReturnOrderLineType.FEE]
     ids = [line.order_item_summary_id for line in request.return_order_line_items]
     if len(set(ids)) != len(ids):
         raise InvalidInputError("returnOrderLineItems names the same order item twice")
-    return_order = ReturnOrder(id=new_id("ReturnOrder"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code)
+    return_order = ReturnOrder(id=new_id("ReturnOrder"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code,
+                               background_operation_id=operation_id)
     session.add(return_order)
     session.flush()
     lines, fees = [], []
@@ -292,7 +304,7 @@ def _processed_by(session: Session, return_order: ReturnOrder, operation_id: str
 
 
 @task(name="create-return-order")
-def create_return_order(request: CreateReturnOrderInput) -> CreateReturnOrderOutput:
+def create_return_order(request: CreateReturnOrderInput, operation_id: str | None = None) -> CreateReturnOrderOutput:
     """Create a return order for fulfilled units expected back, with any return fees.
 
     Example:
@@ -308,7 +320,7 @@ def create_return_order(request: CreateReturnOrderInput) -> CreateReturnOrderOut
         ```
     """
     with session_scope() as session:
-        return_order, lines, fees = create_return_order_lines(session=session, request=request)
+        return_order, lines, fees = create_return_order_lines(session=session, request=request, operation_id=operation_id)
         output = CreateReturnOrderOutput(return_order_id=return_order.id, return_order_line_item_ids=[line.id for line in lines],
                                          fee_line_item_ids=[fee.id for fee in fees])
     get_run_logger().info("return order %s expects %d line(s), %d fee(s)", output.return_order_id,

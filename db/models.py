@@ -413,12 +413,16 @@ class ReturnOrder(SQLModel, table=True):
     """Items a customer sends back, expected then received (Salesforce's ReturnOrder)."""
 
     __tablename__ = "return_order"
+    __table_args__ = (UniqueConstraint("background_operation_id", name="uq_return_order_background_operation_id"),)
     id: str = Field(primary_key=True, max_length=18)
     order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
     status: ReturnOrderStatus = Field(default=ReturnOrderStatus.SUBMITTED, sa_type=String(40))
     description: str | None = Field(default=None, max_length=255)
     currency_iso_code: str = Field(max_length=3)
     created_date: datetime = _created_column()
+    background_operation_id: str | None = Field(
+        default=None, max_length=36, description="The flow run that made it: a re-run returns it instead."
+    )
 
 
 class ReturnOrderLineItemPublic(PublicShape):

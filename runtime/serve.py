@@ -17,6 +17,13 @@ DEPLOYMENTS: tuple[str, ...] = (
     "ensure-funds-async/ensure-funds-async",
     "ensure-refunds-async/ensure-refunds-async",
     "audit-ledger/audit-ledger",
+    "submit-cancel/submit-cancel",
+    "submit-return/submit-return",
+    "create-credit-memo/create-credit-memo",
+    "create-invoice-from-change-orders/create-invoice-from-change-orders",
+    "create-return-order/create-return-order",
+    "return-return-order-items/return-return-order-items",
+    "fulfil-items/fulfil-items",
     "cancel-to-refund/cancel-to-refund",
     "return-to-refund/return-to-refund",
     "invoice-to-funds/invoice-to-funds",
@@ -28,6 +35,12 @@ DEPLOYMENTS: tuple[str, ...] = (
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
     "sweep-credit-memos/sweep-credit-memos",
 )
+
+CORE_ACTIONS: tuple[str, ...] = (
+    "submit-cancel", "submit-return", "create-credit-memo", "create-invoice-from-change-orders", "create-return-order",
+    "return-return-order-items", "fulfil-items",
+)
+"""Flow Builder's core actions that are deployments of their own with enforced parameters."""
 
 VERSION = "0.1.0"
 CONCURRENCY = int(os.environ.get("OM_SERVE_CONCURRENCY", "8"))  # concurrent ensure-refunds runs
@@ -42,6 +55,11 @@ OPTIONS: dict[str, dict] = {
     # enforce_parameter_schema=False: money travels as exact decimal strings (see actions/fields.py).
     "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
                              "enforce_parameter_schema": False},
+    # Flow Builder's core actions (issue 12): the server checks their parameters against
+    # the form's schema, so bad input makes no run.
+    **{name: {"tags": ["order-management", "core-action"], "concurrency_limit": CONCURRENCY,
+              "enforce_parameter_schema": True}
+       for name in CORE_ACTIONS},
     "cancel-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
                          "enforce_parameter_schema": False},
     "return-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
