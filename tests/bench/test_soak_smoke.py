@@ -27,3 +27,17 @@ def test_a_short_soak_reports_memory_per_process_and_every_operation_completes(t
     for part in ("Prefect server", "engine (executor + facade)", "PostgreSQL"):
         assert figures[f"soak: memory (PSS) of {part} after warm-up"]["value"] > 10  # MB: each part was measured
         assert figures[f"soak: memory (PSS) of {part} at the end"]["unit"] == "MB"
+
+
+def test_the_second_half_slope_tells_a_leak_from_a_plateau():
+    from bench.soak import SoakFigures
+
+    def figures(values):
+        return SoakFigures(minutes=10, rate=2, started=0, completed=0, failed=0, warm_index=2,
+                           samples=[{"t": 60 * i, "engine": v} for i, v in enumerate(values)])
+
+    leaking = figures([100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110])  # 1 MB a minute throughout
+    levelled = figures([100, 110, 120, 125, 128, 130, 130, 130, 130, 130, 130])  # filled, then flat
+    assert leaking.second_half_slope() == {"engine": 1.0}
+    assert levelled.second_half_slope() == {"engine": 0.0}
+    assert figures([100, 101]).second_half_slope() == {}  # too short to tell
