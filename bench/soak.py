@@ -4,8 +4,10 @@ default), and how the memory of each of its processes moves.
 It starts the stack in a scratch directory, makes ``orders`` orders paid 100.00 each, and
 starts one Ensure Refunds Async of 0.01 excess funds every ``1 / rate`` seconds over
 HTTP, round robin over the orders. Every ``sample_seconds`` it records the memory of each
-part as the sum of its processes' proportional set size (PSS: private pages plus a fair
-share of shared ones, so PostgreSQL's shared buffers are not counted once per backend):
+part as the sum of its processes' proportional set size of anonymous and shared-memory
+pages (PSS: private pages plus a fair share of shared ones, so PostgreSQL's shared
+buffers are not counted once per backend; file-backed code pages left out, see
+:func:`_memory`):
 the Prefect server (with its services), the engine (warm executor and facade), and
 PostgreSQL (postmaster and backends). Growth is measured from the sample after
 ``warmup_seconds`` (imports, caches and pools filled) to the last one.
@@ -67,9 +69,16 @@ class SoakFigures:
 
 
 def _memory(process) -> int:
-    """Proportional set size: private pages plus a fair share of shared ones, so the parts
-    add up (RSS would count PostgreSQL's shared buffers once per backend)."""
-    return process.memory_full_info().pss
+    """Proportional set size of the process's anonymous and shared-memory pages, in bytes:
+    its heap, stacks and arenas, plus a fair share of PostgreSQL's shared buffers (RSS
+    would count those once per backend). File-backed pages (Python, the venv's
+    extensions) are left out: their share moves with every other process on the machine
+    that maps the same files, which is noise, not this process's memory."""
+    with open(f"/proc/{process.pid}/smaps_rollup") as rollup:
+        fields = dict(line.split(":", 1) for line in rollup if line.startswith(("Pss_Anon:", "Pss_Shmem:")))
+    if not fields:  # a kernel without the split: the whole PSS
+        return process.memory_full_info().pss
+    return sum(int(value.split()[0]) for value in fields.values()) * 1024
 
 
 def _memory_by_part(stack) -> dict[str, float]:
