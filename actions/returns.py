@@ -157,7 +157,9 @@ def create_return_order_lines(
     one this operation made already, if it made one (a resumed run)."""
     order = lock_order_summary(session, request.order_summary_id)
     if operation_id and (done := made_by(session, ReturnOrder, operation_id)):
-        made = session.exec(select(ReturnOrderLineItem).where(ReturnOrderLineItem.return_order_id == done.id)
+        # the lines it made, not the split lines a later Return Return Order Items added
+        made = session.exec(select(ReturnOrderLineItem).where(ReturnOrderLineItem.return_order_id == done.id,
+                                                              col(ReturnOrderLineItem.split_from_id).is_(None))
                             .order_by(col(ReturnOrderLineItem.created_date), col(ReturnOrderLineItem.id))).all()
         asked = [line.order_item_summary_id for line in request.return_order_line_items]
         lines = sorted((line for line in made if line.type != ReturnOrderLineType.FEE),

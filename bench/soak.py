@@ -74,7 +74,7 @@ def _memory(process) -> int:
     would count those once per backend). File-backed pages (Python, the venv's
     extensions) are left out: their share moves with every other process on the machine
     that maps the same files, which is noise, not this process's memory."""
-    with open(f"/proc/{process.pid}/smaps_rollup") as rollup:
+    with open(f"/proc/{process.pid}/smaps_rollup") as rollup:  # gone meanwhile: OSError, the callers skip it
         fields = dict(line.split(":", 1) for line in rollup if line.startswith(("Pss_Anon:", "Pss_Shmem:")))
     if not fields:  # a kernel without the split: the whole PSS
         return process.memory_full_info().pss
@@ -88,14 +88,16 @@ def _memory_by_part(stack) -> dict[str, float]:
     for process in stack.processes:
         part = "Prefect server" if process.name.startswith("prefect server") else "engine (executor + facade)"
         for member in process.group_members():
-            with contextlib.suppress(psutil.Error):  # it may have ended since it was listed
+            with contextlib.suppress(psutil.Error, OSError):  # it may have ended since it was listed
                 parts[part] += _memory(member)
     postmaster_pid = stack.postgres.pid if stack.postgres is not None else None
     if postmaster_pid:
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             postmaster = psutil.Process(postmaster_pid)
-            for member in [postmaster, *postmaster.children(recursive=True)]:
-                parts["PostgreSQL"] += _memory(member)
+            for member in postmaster.children(recursive=True):
+                with contextlib.suppress(psutil.Error, OSError):  # a backend that just ended
+                    parts["PostgreSQL"] += _memory(member)
+            parts["PostgreSQL"] += _memory(postmaster)
     return {part: round(value / 2**20, 1) for part, value in parts.items()}
 
 

@@ -23,18 +23,24 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for ``url`` (default: the configured store URL)."""
-    return _engine_for(normalize_url(url or get_store_settings().database_url))
+def get_engine(url: str | None = None, *, pool: str = "shared") -> Engine:
+    """The process-wide engine for ``url`` (default: the configured store URL).
+
+    ``pool``: a name other than "shared" gets an engine of its own with a connection or two
+    on PostgreSQL, for work that must not queue behind the operations for a connection
+    (the executor's heartbeat)."""
+    return _engine_for(normalize_url(url or get_store_settings().database_url), pool)
 
 
 @functools.cache
-def _engine_for(url: str) -> Engine:
+def _engine_for(url: str, pool: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _serialize_sqlite_writers(engine)
-    else:
+    elif pool == "shared":
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=1)
     return engine
 
 
@@ -71,9 +77,9 @@ def _locked_reads_are_fresh(state) -> None:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
+def session_scope(url: str | None = None, *, pool: str = "shared") -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error (nothing half-written)."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
+    with Session(get_engine(url, pool=pool), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -158,8 +158,9 @@ class Stack:
         return ["--limit", str(cfg.executor_limit), "--drain-seconds", str(cfg.executor_drain_seconds)]
 
     def _executor_stop_seconds(self) -> float:
-        # the drain, then up to 5 s for interrupted runs to ask to be resumed, then its own shutdown
-        return self.config.executor_drain_seconds + 15
+        # up to 5 s for its dispatcher to stop, the drain, up to 5 s for interrupted runs to ask
+        # to be resumed, up to 15 s of joins, then the facade's own shutdown
+        return self.config.executor_drain_seconds + 30
 
     def _start_engine(self) -> None:
         """The warm executor with the facade in one process: it applies the deployments

@@ -324,6 +324,8 @@ class WarmExecutor:
         anyone may take the run over, and the resumed run asks the gateway by key before it
         sends. Only a call still in flight after that half (a gateway slower than
         ``orphan_grace / 2``) relies on the gateway's own idempotency key."""
+        if self._closed.is_set():  # its heartbeat row is gone: others may resume its runs now
+            return f"executor {self.settings.executor_id} has stopped"
         held_for = _elapsed(self._held_since)
         if held_for <= self.settings.orphan_grace / 2:
             return None

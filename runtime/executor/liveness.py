@@ -33,7 +33,9 @@ from runtime.executor.claims import ACTIVE, in_pool
 
 
 def beat(*, store_url: str | None, executor_id: str, work_pool: str, run_ids: list[UUID]) -> None:
-    with session_scope(store_url) as session:
+    # A connection of its own: a beat never waits behind the runs for the shared pool (a late
+    # beat makes the executor stop sending to gateways, see WarmExecutor._may_send).
+    with session_scope(store_url, pool="liveness") as session:
         row = session.get(ExecutorHeartbeat, executor_id)
         if row is None:
             row = ExecutorHeartbeat(executor_id=executor_id, work_pool=work_pool)
