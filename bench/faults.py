@@ -449,7 +449,10 @@ def run_fault(
         complete = [i for i in ids if states.get(i) is not None and states[i].is_completed()]
         failed_ids = [i for i in ids + funds_ids
                       if states.get(i) is not None and (states[i].is_failed() or states[i].is_crashed())]
-        failed = [states[i] for i in failed_ids]
+        # anything else final (Cancelled) is no success either: its message goes with the errors
+        other_ids = [i for i in ids + funds_ids if states.get(i) is not None and states[i].is_final()
+                     and not states[i].is_completed() and i not in failed_ids]
+        failed = [states[i] for i in failed_ids + other_ids]
         return FaultFigures(
             fault=fault, accepted=len(ids),
             retried_callers=sum(1 for a in answers + funds_answers + refund_answers if a.attempts > 1),
@@ -464,7 +467,7 @@ def run_fault(
             payment_refunds_accepted=len(refund_ids),
             payment_refunds_succeeded=sum(1 for status in refund_statuses.values() if status == "Processed"),
             payment_refunded=payment_refunded, payment_gateway_refunds=payment_approved,
-            restarts=restarts, errors=[s.message or "" for s in failed],
+            restarts=restarts, errors=[f"{s.type.value}: {s.message or ''}" for s in failed],
         )
     finally:
         stop.set()

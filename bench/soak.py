@@ -58,7 +58,7 @@ class SoakFigures:
                 continue
             values = [sample[part] for sample in half]
             mean_v = sum(values) / len(values)
-            slopes[part] = round(sum((m - mean_t) * (v - mean_v) for m, v in zip(minutes, values)) / spread, 3)
+            slopes[part] = round(sum((m - mean_t) * (v - mean_v) for m, v in zip(minutes, values, strict=True)) / spread, 3)
         return slopes
 
     def growth(self) -> dict[str, tuple[float, float, float]]:
