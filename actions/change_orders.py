@@ -24,8 +24,10 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.fields import MAX_ITEMS, ShortText, ActionModel, Quantity, RecordId, drop_default
+from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
+from db.record_events import change_order_created, credit_memo_created, invoice_created
 from db.ledger import lock_order_summary, order_payment_summaries
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoLine, Invoice, InvoiceLine, OrderItemSummary,
@@ -108,13 +110,15 @@ def line_total(item: OrderItemSummary) -> Decimal:
 
 
 def new_change_order(session: Session, order: OrderSummary, change_type: ChangeOrderType, *, reason: str | None,
-                     operation_id: str | None) -> ChangeOrder:
+                     operation_id: str | None, return_order_id: str | None = None) -> ChangeOrder:
+    """A change order (its items follow); ``om.change-order.created`` leaves on commit."""
     change_order = ChangeOrder(
         id=new_id("ChangeOrder"), order_summary_id=order.id, type=change_type, reason=reason,
         currency_iso_code=order.currency_iso_code, background_operation_id=operation_id,
     )
     session.add(change_order)
     session.flush()
+    announce(session, lambda: change_order_created(change_order, return_order_id=return_order_id))
     return change_order
 
 
@@ -171,6 +175,7 @@ def submit_cancel_items(
     operation (a flow run) it happens once: a re-run gets the change order it made."""
     order = lock_order_summary(session, order_summary_id)
     if operation_id and (done := made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.CANCEL)):
+        announce(session, lambda: change_order_created(done))  # told again: the same event id
         return done
     _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
     change_order = new_change_order(session, order, ChangeOrderType.CANCEL, reason=request.change_items[0].reason,
@@ -196,6 +201,7 @@ def submit_return_items(
     Within an operation it happens once."""
     order = lock_order_summary(session, order_summary_id)
     if operation_id and (done := made_by(session, ChangeOrder, operation_id, type=ChangeOrderType.RETURN)):
+        announce(session, lambda: change_order_created(done))
         return done
     _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
     change_order = new_change_order(session, order, ChangeOrderType.RETURN, reason=request.change_items[0].reason,
@@ -216,6 +222,9 @@ def create_credit_memo_from_change_orders(
     Within an operation it happens once: a re-run gets the credit memo it made."""
     order = lock_order_summary(session, order_summary_id)
     if operation_id and (done := made_by(session, CreditMemo, operation_id)):
+        credited = session.exec(select(ChangeOrder).where(ChangeOrder.credit_memo_id == done.id)
+                                .order_by(col(ChangeOrder.id))).all()
+        announce(session, lambda: credit_memo_created(done, credited))
         return done
     change_orders = _unused_change_orders(session, order, request.change_order_ids)
     for change_order in change_orders:
@@ -242,6 +251,7 @@ def create_credit_memo_from_change_orders(
         change_order.credit_memo_id = memo.id
         session.add(change_order)
     session.flush()
+    announce(session, lambda: credit_memo_created(memo, change_orders))
     return memo
 
 
@@ -252,6 +262,9 @@ def create_invoice_from_fee_change_orders(
     a line per change order item. Within an operation it happens once."""
     order = lock_order_summary(session, order_summary_id)
     if operation_id and (done := made_by(session, Invoice, operation_id)):
+        invoiced = session.exec(select(ChangeOrder.id).where(ChangeOrder.invoice_id == done.id)
+                                .order_by(col(ChangeOrder.id))).all()
+        announce(session, lambda: invoice_created(done, source="ChangeOrders", change_order_ids=invoiced))
         return done
     change_orders = _unused_change_orders(session, order, request.change_order_ids)
     for change_order in change_orders:
@@ -276,6 +289,7 @@ def create_invoice_from_fee_change_orders(
         change_order.invoice_id = invoice.id
         session.add(change_order)
     session.flush()
+    announce(session, lambda: invoice_created(invoice, source="ChangeOrders", change_order_ids=request.change_order_ids))
     return invoice
 
 

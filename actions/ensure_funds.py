@@ -27,6 +27,7 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from actions.fields import ActionModel, RecordId
+from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary, process_exception_ids_of
@@ -34,6 +35,7 @@ from db.models import (
     Invoice, InteractionStatus, InteractionType, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType,
     PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus,
 )
+from db.record_events import announce_invoice_paid, payment_captured
 from db.types import utcnow
 from domain.errors import CurrencyMismatchError, InvalidInputError
 from domain.funds import FundsPlan, plan_funds
@@ -160,6 +162,7 @@ def reserve_funds(*, session: Session, order_summary_id: str, request: EnsureFun
         captures.append(payment)
     session.add(invoice)
     session.flush()
+    announce_invoice_paid(session, invoice)  # paid from captured balance alone, with no capture to wait for
     return captures
 
 
@@ -229,6 +232,9 @@ def settle_capture(*, session: Session, payment_id: str, result: GatewayResult, 
             authorization.captured_amount += payment.amount
             summary.captured_amount += payment.amount
             application.type = PaymentApplicationType.APPLIED
+            announce(session, lambda: payment_captured(payment, order_summary_id=order_summary_id,
+                                                       invoice_id=application.invoice_id))
+            announce_invoice_paid(session, session.get(Invoice, application.invoice_id))
         else:
             payment.status = PaymentStatus.CANCELED
             application.type = PaymentApplicationType.UNAPPLIED

@@ -30,6 +30,7 @@ from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
 from db.outbox import CREATED, record_refund_event
+from db.record_events import announce_invoice_paid
 from db.ledger import (
     credit_memo_of_order, get_or_raise, invoices_of_order, lock_order_summary, order_payment_summaries,
     process_exception_ids_of, reserve_refund,
@@ -217,6 +218,7 @@ def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, ope
             id=new_id("CreditMemoInvApplication"), credit_memo_id=memo.id, invoice_id=invoice.id,
             amount=payment.amount, currency_iso_code=order.currency_iso_code, background_operation_id=operation_id,
         ))
+        announce_invoice_paid(session, invoice)
 
     per_summary_and_source: dict[tuple[str, FundSource], Decimal] = defaultdict(lambda: ZERO)
     for allocation in plan.allocations:
@@ -296,7 +298,7 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
             refunds = reserve_refunds(session=session, order_summary_id=order_summary_id, request=request, operation_id=operation_id)
             logger.info("reserved %d refunds for order summary %s", len(refunds), order_summary_id)
     for refund in refunds:
-        emit_refund_event(refund, "pending")
+        emit_refund_event(refund, "pending", order_summary_id=order_summary_id)
 
     adapters = GatewayAdapters()
     for refund in refunds:
@@ -320,7 +322,7 @@ def _output(order_summary_id: str, request: EnsureRefundsInput, operation_id: st
             select(CreditMemoInvApplication).where(CreditMemoInvApplication.background_operation_id == operation_id)
         ))
     for refund in refunds:
-        emit_refund_event(refund, refund.status.lower())
+        emit_refund_event(refund, refund.status.lower(), order_summary_id=order_summary_id)
     currency = order.currency_iso_code
 
     def total(*statuses: RefundStatus) -> Decimal:

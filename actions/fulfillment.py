@@ -18,10 +18,12 @@ from sqlmodel import Session
 
 from actions.change_orders import line_total, locked_item_of_order, made_by
 from actions.fields import MAX_ITEMS, ActionModel, Quantity, RecordId
+from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import lock_order_summary
 from db.models import Invoice, InvoiceLine
+from db.record_events import invoice_created
 from domain.changes import check_quantity, share_from_end
 from domain.errors import InvalidInputError
 from domain.money import ZERO
@@ -51,6 +53,7 @@ def fulfill_and_invoice(
     """Count the units fulfilled and invoice them. Within an operation it happens once."""
     order = lock_order_summary(session, order_summary_id)
     if operation_id and (done := made_by(session, Invoice, operation_id)):
+        announce(session, lambda: invoice_created(done, source="Fulfillment"))  # told again: the same event id
         return done
     ids = [item.order_item_summary_id for item in request.fulfillment_items]
     if len(set(ids)) != len(ids):
@@ -73,6 +76,7 @@ def fulfill_and_invoice(
     invoice.balance = invoice.total_amount
     session.add(invoice)
     session.flush()
+    announce(session, lambda: invoice_created(invoice, source="Fulfillment"))
     return invoice
 
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 
 from prefect import get_run_logger
-from prefect.events import emit_event
 from sqlmodel import Session, select
 
+from db.announcements import publish_now
 from db.engine import session_scope
 from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
-from db.models import InteractionStatus, Payment, PaymentGateway, PaymentGatewayLog, Refund, RefundStatus
+from db.models import (
+    InteractionStatus, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog, Refund, RefundStatus,
+)
 from db.outbox import UPDATED, record_refund_event
+from db.record_events import refund_changed
 from db.types import utcnow
 from domain.money import quantize
 from gateways.contract import GatewayOutcome, GatewayResult, PaymentGatewayAdapter, RefundCommand
@@ -149,17 +152,11 @@ def send_refund(
     return submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=resuming)
 
 
-def emit_refund_event(refund: Refund, what: str) -> None:
-    """A Prefect event per refund state, so automations can react (om.refund.<state>)."""
-    emit_event(
-        event=f"om.refund.{what}",
-        resource={
-            "prefect.resource.id": f"om.refund.{refund.id}",
-            "prefect.resource.name": refund.id,
-            "om.amount": str(refund.amount),
-            "om.currency": refund.currency_iso_code,
-            "om.revision": str(refund.revision),
-        },
-        related=[{"prefect.resource.id": f"om.order-payment-summary.{refund.order_payment_summary_id}",
-                  "prefect.resource.role": "order-payment-summary"}],
-    )
+def emit_refund_event(refund: Refund, what: str, *, order_summary_id: str | None = None) -> None:
+    """``om.refund.<what>`` (pending, processed, failed, unknown, reversed), once per refund
+    and state: telling it again (a resumed run) carries the same event id."""
+    if order_summary_id is None:
+        with session_scope() as session:
+            summary = session.get(OrderPaymentSummary, refund.order_payment_summary_id)
+            order_summary_id = summary.order_summary_id if summary else None
+    publish_now(refund_changed(refund, what, order_summary_id=order_summary_id))

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
 from actions.fields import MAX_ITEMS, ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
+from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary
@@ -31,6 +32,7 @@ from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, Invoice, ProcessException, ReturnOrder, ReturnOrderLineItem,
     ReturnOrderLineType, ReturnOrderStatus,
 )
+from db.record_events import return_order_created, return_order_items_returned
 from db.types import utcnow
 from domain.changes import check_quantity
 from domain.errors import InvalidInputError
@@ -165,6 +167,7 @@ def create_return_order_lines(
         lines = sorted((line for line in made if line.type != ReturnOrderLineType.FEE),
                        key=lambda line: asked.index(line.order_item_summary_id) if line.order_item_summary_id in asked
                        else len(asked))
+        announce(session, lambda: return_order_created(done, line_count=len(made)))  # told again: the same event id
         return done, lines, [line for line in made if line.type == ReturnOrderLineType.FEE]
     ids = [line.order_item_summary_id for line in request.return_order_line_items]
     if len(set(ids)) != len(ids):
@@ -194,6 +197,7 @@ def create_return_order_lines(
         ))
     session.add_all(lines + fees)
     session.flush()
+    announce(session, lambda: return_order_created(return_order, line_count=len(lines) + len(fees)))
     return return_order, lines, fees
 
 
@@ -205,6 +209,9 @@ def process_return_items(
     return_order = get_or_raise(session, ReturnOrder, return_order_id)
     order = lock_order_summary(session, return_order.order_summary_id)
     if operation_id and (done := _processed_by(session, return_order, operation_id)):
+        announce(session, lambda: return_order_items_returned(
+            return_order, operation_id=operation_id, change_order_id=done.change_order_id,
+            fee_change_order_id=done.fee_change_order_id))
         return done
     product_inputs = {i.return_order_line_item_id: i for i in request.return_order_items}
     fee_ids = [f.return_order_line_item_id for f in request.return_order_item_fees]
@@ -235,7 +242,7 @@ def process_return_items(
         item.quantity_return_initiated -= received.quantity_rejected + received.quantity_to_cancel
         if received.returned > 0:
             returns = returns or new_change_order(session, order, ChangeOrderType.RETURN, reason=line.reason_for_return,
-                                                  operation_id=operation_id)
+                                                  operation_id=operation_id, return_order_id=return_order.id)
             credit_returned_units(session, returns, item, received.returned)
             line.change_order_id = returns.id
         session.add(item)
@@ -257,7 +264,8 @@ def process_return_items(
     fees = None
     for line_id in fee_ids:
         line = lines[line_id]
-        fees = fees or new_change_order(session, order, ChangeOrderType.FEE, reason="Return fee", operation_id=operation_id)
+        fees = fees or new_change_order(session, order, ChangeOrderType.FEE, reason="Return fee", operation_id=operation_id,
+                                        return_order_id=return_order.id)
         fees.total_amount -= line.fee_amount
         fees.total_tax_amount -= line.fee_tax_amount
         session.add(ChangeOrderItem(id=new_id("ChangeOrderItem"), change_order_id=fees.id, name=line.name,
@@ -274,6 +282,9 @@ def process_return_items(
         return_order.status = ReturnOrderStatus.CLOSED
         session.add(return_order)
         session.flush()
+    announce(session, lambda: return_order_items_returned(
+        return_order, operation_id=operation_id, change_order_id=returns and returns.id,
+        fee_change_order_id=fees and fees.id))
     return _output(order.id, returns, fees, splits)
 
 

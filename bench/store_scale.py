@@ -287,7 +287,7 @@ def _store_work_only() -> Iterator[None]:
     import actions.refunds
     from prefect.logging import disable_run_logger
 
-    with disable_run_logger(), patch.object(actions.refunds, "emit_event", lambda **_: None):
+    with disable_run_logger(), patch.object(actions.refunds, "publish_now", lambda _event: None):
         yield
 
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
+from db.record_events import process_exception_created
 from db.models import (
     CreditMemo,
     Invoice,
@@ -24,6 +25,7 @@ from db.models import (
     ProcessException,
     Refund,
 )
+from db.announcements import announce
 from db.ids import new_id
 from domain.errors import CurrencyMismatchError, InvalidInputError, NotFoundError
 
@@ -143,6 +145,7 @@ def add_process_exception(
         severity=severity,
     )
     session.add(exception)
+    announce(session, lambda: process_exception_created(exception))
     return exception
 
 
