@@ -27,6 +27,7 @@ def emit_record_event(event: RecordEvent) -> None:
         resource={
             "prefect.resource.id": resource_id(event.record, event.record_id),
             "prefect.resource.name": event.record_id,
+            **event.labels,
         },
         related=[
             {"prefect.resource.id": resource_id(role, record_id), "prefect.resource.role": role,

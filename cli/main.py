@@ -50,6 +50,7 @@ def up(
         data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
         certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24), host=host,
         prefect_api_url=os.environ.get("PREFECT_API_URL"), store_url=os.environ.get("OM_DATABASE_URL"),
+        automations="on" if demo else "off",
     )
     stack = Stack(config)
     stopping = False

@@ -36,7 +36,8 @@ class RecordEvent:
     """One event about one record: ``om.<record>.<verb>``, the record as the resource.
 
     ``related`` maps each role (order-summary, credit-memo, invoice, ...) to the ids of
-    the records in it; ``payload`` carries amounts and ids as exact strings.
+    the records in it; ``payload`` carries amounts and ids as exact strings; ``labels``
+    are extra resource labels (``om.source``) an automation's trigger can match on.
     """
 
     record: str
@@ -44,6 +45,7 @@ class RecordEvent:
     record_id: str
     related: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     payload: Mapping[str, str | None] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     discriminator: str = ""
 
     @property

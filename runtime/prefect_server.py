@@ -67,6 +67,10 @@ def start_prefect_server(
         PREFECT_SERVER_UI_API_URL=api_url,
         PREFECT_SERVER_API_HOST=host,
         PREFECT_SERVER_API_PORT=str(port),
+        # The V1 UI is the one whose automation form edits a run-deployment action's
+        # parameters (the V2 UI of 3.8.8 lacks that editor): an operator builds the
+        # record-triggered flows of the README there.
+        PREFECT_SERVER_UI_V2_ENABLED="false",
     )
     env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
     env.pop("PREFECT_API_AUTH_STRING", None)

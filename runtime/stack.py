@@ -61,6 +61,9 @@ class StackConfig:
     # A Prefect server of the stack's own requires an auth string (kept in the data directory),
     # so reaching its port is not enough to start a refund deployment behind the facade's back.
     prefect_auth: bool = True
+    # The shipped record-triggered automations (prefect.yaml's triggers:): "on" creates the
+    # missing ones switched on, "off" switched off, None leaves automations alone.
+    automations: str | None = None
 
 
 class Stack:
@@ -145,6 +148,19 @@ class Stack:
         else:
             self._start_engine()
         log(f"REST facade up at {self.facade_url}, deployments served ({cfg.executor})")
+        if cfg.automations is not None:
+            created = self.apply_automations(enabled=cfg.automations == "on")
+            log(f"automations: {', '.join(created) or 'none missing'} created ({cfg.automations})")
+
+    def apply_automations(self, *, enabled: bool) -> list[str]:
+        """Create the shipped automations that are missing (runtime/automations.py)."""
+        from prefect.client.orchestration import get_client
+
+        from runtime.automations import apply_shipped_automations, shipped_triggers
+
+        with get_client(sync_client=True) as client:
+            ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name in shipped_triggers()}
+        return apply_shipped_automations(ids, enabled=enabled)
 
     def _facade_args(self) -> list[str]:
         cfg = self.config

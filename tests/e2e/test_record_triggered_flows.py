@@ -1,0 +1,165 @@
+"""Record-triggered flows (issue 12): an automation on one of our events starts an action's
+deployment with parameters templated from the event, on the real Prefect server, with the
+record changes made through the REST facade by an unmodified Salesforce client.
+
+Every record change is an event ``om.<record>.<verb>`` emitted once its transaction has
+committed, with the record as resource and the records a next step needs related by role.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal as D
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from sqlmodel import Session, select
+
+from db.engine import get_engine
+from db.models import InteractionStatus, InteractionType, PaymentGatewayLog, Refund, RefundStatus
+from runtime.automations import apply_shipped_automations, shipped_triggers
+from tests.e2e.test_order_lifecycle import ORDERS, new_order
+from tests.ledger import assert_ledger_invariants
+
+pytestmark = pytest.mark.e2e
+
+
+def events_of(resource_id: str, name: str | None = None, *, wait_for: int = 0, timeout: float = 30) -> list[dict]:
+    """Events about one resource, read back through Prefect's events API."""
+    body = {"filter": {"resource": {"id": [resource_id]}, "occurred": {"since": "2020-01-01T00:00:00Z"},
+                       **({"event": {"name": [name]}} if name else {})}, "limit": 50}
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client._client.post("/events/filter", json=body).raise_for_status().json()["events"]
+            if len(events) >= wait_for or time.monotonic() > deadline:
+                return events
+            time.sleep(0.3)
+
+
+def related(event: dict, role: str) -> list[str]:
+    return [r["prefect.resource.id"] for r in event["related"] if r.get("prefect.resource.role") == role]
+
+
+def runs_of(deployment: str) -> list:
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(f"{deployment}/{deployment}").id
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def wait_for_run(deployment: str, matches, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in runs_of(deployment):
+            if matches(run.parameters) and run.state is not None and run.state.is_final():
+                return run
+        time.sleep(0.5)
+    raise AssertionError(f"no finished run of {deployment} for these parameters in {timeout} s")
+
+
+def returned_and_credited(sf, engine):
+    """An order with 40.00 captured; a shirt (20.00 + 2.00 tax) returned through REST."""
+    order, shirt, _mug, paid, _held, _authorization = new_order(sf, captured=40, authorized=59)
+    sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+               json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    change = sf.restful(ORDERS.format(order) + "actions/submit-return", method="POST",
+                        json={"changeItems": [{"orderItemSummaryId": shirt, "quantity": 1, "reason": "too small"}]})
+    return order, paid, change
+
+
+@pytest.fixture
+def automation(engine):
+    """Create automations through Prefect's API as the UI's form does; deleted afterwards."""
+    made = []
+
+    def create(body: dict) -> str:
+        with get_client(sync_client=True) as client:
+            automation_id = client._client.post("/automations/", json=body).raise_for_status().json()["id"]
+        made.append(automation_id)
+        return automation_id
+
+    yield create
+    with get_client(sync_client=True) as client:
+        for automation_id in made:
+            client._client.delete(f"/automations/{automation_id}")
+
+
+def test_an_automation_built_as_in_the_ui_refunds_each_new_credit_memo_once(sf, engine, automation):
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async").id
+    automation({
+        "name": f"refund credit memos {uuid.uuid4().hex[:6]}", "description": "", "enabled": True,
+        "trigger": {"type": "event", "posture": "Reactive", "expect": ["om.credit-memo.created"],
+                    "match": {"prefect.resource.id": "om.credit-memo.*"},
+                    "match_related": {"prefect.resource.role": "change-order"},
+                    "for_each": ["prefect.resource.id"], "after": [], "threshold": 1, "within": 0},
+        "actions": [{"type": "run-deployment", "source": "selected", "deployment_id": str(deployment_id),
+                     "job_variables": {},
+                     "parameters": {
+                         "order_summary_id": {"__prefect_kind": "jinja", "template": "{{ event.payload.orderSummaryId }}"},
+                         "ensure_refunds_input": {
+                             "creditMemoId": {"__prefect_kind": "jinja", "template": "{{ event.payload.creditMemoId }}"}}}}],
+    })
+    order, paid, change = returned_and_credited(sf, engine)
+    memo = sf.restful(ORDERS.format(order) + "actions/create-credit-memo", method="POST",
+                      json={"changeOrderIds": [change["changeOrderId"]]})["creditMemoId"]
+
+    created = events_of(f"om.credit-memo.{memo}", "om.credit-memo.created", wait_for=1)
+    assert len(created) == 1
+    assert related(created[0], "order-summary") == [f"om.order-summary.{order}"]
+    assert related(created[0], "change-order") == [f"om.change-order.{change['changeOrderId']}"]
+    assert created[0]["payload"]["totalAmount"] == "22.00" and created[0]["payload"]["currencyIsoCode"] == "USD"
+
+    run = wait_for_run("ensure-refunds-async", lambda p: p.get("ensure_refunds_input", {}).get("creditMemoId") == memo)
+    assert run.state.is_completed(), run.state
+    assert run.parameters["order_summary_id"] == order
+    with Session(get_engine(engine.store_url)) as session:
+        refunds = session.exec(select(Refund).where(Refund.credit_memo_id == memo)).all()
+        assert [(r.amount, r.status, r.order_payment_summary_id) for r in refunds] == [(D("22.00"), RefundStatus.PROCESSED, paid)]
+        logs = session.exec(select(PaymentGatewayLog).where(PaymentGatewayLog.reference_entity_id == refunds[0].id)).all()
+        assert [(log.interaction_type, log.interaction_status) for log in logs] == [
+            (InteractionType.REFUND, InteractionStatus.SUCCESS)]
+    assert_ledger_invariants(engine.store_url)
+
+    # The run's own events (refund pending, processed) relate the credit memo but match no
+    # trigger: nothing more is started, however long we wait.
+    processed = events_of(f"om.refund.{refunds[0].id}", "om.refund.processed", wait_for=1)
+    assert related(processed[0], "credit-memo") == [f"om.credit-memo.{memo}"]
+    assert related(processed[0], "order-summary") == [f"om.order-summary.{order}"]
+    time.sleep(5)
+    started = [r for r in runs_of("ensure-refunds-async") if r.parameters.get("order_summary_id") == order]
+    assert len(started) == 1
+
+
+def test_the_shipped_triggers_pay_a_fulfilment_invoice_and_refund_a_cancel(sf, engine):
+    """prefect.yaml's triggers, as ``om up --demo`` applies them (switched on)."""
+    with get_client(sync_client=True) as client:
+        ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name in shipped_triggers()}
+    created = apply_shipped_automations(ids, enabled=True)
+    try:
+        assert sorted(created) == ["collect-fulfilment-invoices", "refund-new-credit-memos"]
+        assert apply_shipped_automations(ids, enabled=True) == []  # applied twice: nothing doubled
+        order, shirt, mug, paid, held, authorization = new_order(sf, captured=40, authorized=59)
+        invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+                             json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]})["invoiceId"]
+        funds = wait_for_run("ensure-funds-async", lambda p: p.get("ensure_funds_input", {}).get("invoiceId") == invoice)
+        assert funds.state.is_completed(), funds.state
+        assert D(str(sf.Invoice.get(invoice)["Balance"])) == 0  # 66.00: 40.00 applied, 26.00 captured
+        paid_events = events_of(f"om.invoice.{invoice}", "om.invoice.paid", wait_for=1)
+        assert len(paid_events) == 1 and related(paid_events[0], "order-summary") == [f"om.order-summary.{order}"]
+
+        cancel = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
+                            json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 1}]})
+        memo = sf.restful(ORDERS.format(order) + "actions/create-credit-memo", method="POST",
+                          json={"changeOrderIds": [cancel["changeOrderId"]]})["creditMemoId"]
+        refund = wait_for_run("ensure-refunds-async", lambda p: p.get("ensure_refunds_input", {}).get("creditMemoId") == memo)
+        assert refund.state.is_completed(), refund.state
+        assert D(str(sf.CreditMemo.get(memo)["Balance"])) == 0
+        assert_ledger_invariants(engine.store_url)
+    finally:
+        with get_client(sync_client=True) as client:
+            for automation in client.read_automations():
+                if automation.name in created:
+                    client.delete_automation(automation.id)
