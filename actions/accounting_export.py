@@ -31,6 +31,7 @@ from sqlmodel import col, select
 
 from actions.fields import ActionModel
 from actions.query_refunds import RefundQuery, query_refunds
+from actions.artifacts import Progress
 from blocks.accounting import AccountingExport
 from db.engine import session_scope
 from db.models import Refund, RefundEvent
@@ -136,6 +137,8 @@ def export_refunds(target_block: str = "accounting") -> ExportRun:
             return export_refunds("accounting")
         ```
     """
+    progress = Progress(f"Exporting refunds to {target_block}")
     run = export(AccountingExport.load(target_block))
+    progress.update(1, 1)
     get_run_logger().info("accounting export: %s", run)
     return run

@@ -8,6 +8,7 @@ from sqlalchemy import and_, or_, text
 from sqlmodel import Session, select
 
 from actions.fields import ActionModel
+from actions.artifacts import Progress
 from db.engine import is_postgresql, session_scope
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoInvApplication, Invoice, OrderItemSummary,
@@ -236,10 +237,12 @@ def audit_ledger_invariants() -> LedgerAudit:
             return audit_ledger_invariants()
         ```
     """
+    progress = Progress("Checking the ledger invariants")
     with session_scope() as session:
         if session.get_bind().dialect.name == "postgresql":
             # One snapshot for all the reads, or live traffic between them looks like drift.
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         checked, violations = find_violations(session)
     get_run_logger().info("checked %d records, %d violations", checked, len(violations))
+    progress.update(1, 1)
     return LedgerAudit(records_checked=checked, violations=violations)

@@ -23,6 +23,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
+from actions.artifacts import link, money, publish
 from actions.fields import MAX_ITEMS, ShortText, ActionModel, Quantity, RecordId, drop_default
 from db.announcements import announce
 from db.engine import session_scope
@@ -161,6 +162,30 @@ def change_order_output(session: Session, change_order: ChangeOrder) -> ChangeOr
     return ChangeOrderOutput(change_order_id=change_order.id, total_amount=change_order.total_amount,
                              total_tax_amount=change_order.total_tax_amount,
                              excess_funds_amount=order_excess_funds(session, order))
+
+
+def publish_change_order(session: Session, change_order: ChangeOrder) -> None:
+    """The run page's account of a change order: its items and totals."""
+    currency = change_order.currency_iso_code
+    items = session.exec(select(ChangeOrderItem).where(ChangeOrderItem.change_order_id == change_order.id)
+                         .order_by(col(ChangeOrderItem.id))).all()
+    publish(record="change-order", record_id=change_order.id, title=f"{change_order.type} change order",
+            rows=[{"Item": i.name, "Quantity": i.quantity, "Amount": money(i.amount, currency),
+                   "Tax": money(i.tax_amount, currency)} for i in items],
+            summary=f"- {change_order.type} change order {link('ChangeOrder', change_order.id)} of order summary "
+                    f"{link('OrderSummary', change_order.order_summary_id)}: "
+                    f"**{money(change_order.total_amount, currency)}** + tax {money(change_order.total_tax_amount, currency)}")
+
+
+def publish_billing_document(record: str, object_name: str, document, lines) -> None:
+    """The run page's account of a credit memo or invoice: its lines and totals."""
+    currency = document.currency_iso_code
+    publish(record=record, record_id=document.id, title=object_name,
+            rows=[{"Line": line.name, "Charge": money(line.charge_amount, currency), "Tax": money(line.tax_amount, currency)}
+                  for line in lines],
+            summary=f"- {object_name} {link(object_name, document.id)} of order summary "
+                    f"{link('OrderSummary', document.order_summary_id)}: total **{money(document.total_amount, currency)}**, "
+                    f"balance {money(document.balance, currency)}")
 
 
 def _check_distinct(ids: list[str], what: str) -> None:
@@ -336,6 +361,7 @@ def submit_cancel(order_summary_id: str, request: SubmitCancelInput, operation_i
         change_order = submit_cancel_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
         output = change_order_output(session, change_order)
+        publish_change_order(session, change_order)
     get_run_logger().info("change order %s cancels %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output
@@ -361,6 +387,9 @@ def create_credit_memo(
         memo = create_credit_memo_from_change_orders(session=session, order_summary_id=order_summary_id, request=request,
                                                      operation_id=operation_id)
         output = CreateCreditMemoOutput(credit_memo_id=memo.id, total_amount=memo.total_amount)
+        lines = session.exec(select(CreditMemoLine).where(CreditMemoLine.credit_memo_id == memo.id)
+                             .order_by(col(CreditMemoLine.id))).all()
+        publish_billing_document("credit-memo", "CreditMemo", memo, lines)
     get_run_logger().info("credit memo %s of %s", output.credit_memo_id, output.total_amount)
     return output
 
@@ -385,6 +414,7 @@ def submit_return(order_summary_id: str, request: SubmitReturnInput, operation_i
         change_order = submit_return_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
         output = change_order_output(session, change_order)
+        publish_change_order(session, change_order)
     get_run_logger().info("change order %s returns %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output
@@ -408,5 +438,8 @@ def create_invoice(order_summary_id: str, request: CreateInvoiceInput, operation
         invoice = create_invoice_from_fee_change_orders(session=session, order_summary_id=order_summary_id,
                                                         request=request, operation_id=operation_id)
         output = CreateInvoiceOutput(invoice_id=invoice.id, total_amount=invoice.total_amount)
+        lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
+                             .order_by(col(InvoiceLine.id))).all()
+        publish_billing_document("invoice", "Invoice", invoice, lines)
     get_run_logger().info("invoice %s of %s", output.invoice_id, output.total_amount)
     return output

@@ -26,6 +26,7 @@ from prefect import get_run_logger, task
 from pydantic import Field
 from sqlmodel import Session, col, select
 
+from actions.artifacts import link, money, publish
 from actions.fields import ActionModel, RecordId
 from db.announcements import announce
 from db.engine import session_scope
@@ -308,7 +309,25 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
         with session_scope() as session:
             settle_capture(session=session, payment_id=payment.id, result=result, order_summary_id=order_summary_id)
         logger.info("capture %s of %s: %s %s", payment.id, payment.amount, result.outcome.value, result.result_code or "")
-    return _output(order_summary_id, request, operation_id)
+    output = _output(order_summary_id, request, operation_id)
+    publish_funds(output)
+    return output
+
+
+def publish_funds(output: EnsureFundsOutput) -> None:
+    """The run page's account, keyed by the invoice: each application and capture."""
+    currency = output.currency_iso_code
+    rows = [{"Payment": a.payment_id, "Kind": f"applied ({a.type})", "Amount": money(a.amount, currency)}
+            for a in output.applications]
+    rows += [{"Payment": c.payment_id, "Kind": "capture", "Authorization": c.payment_authorization_id,
+              "Amount": money(c.amount, currency), "Status": c.status, "Gateway Result": c.gateway_result_code}
+             for c in output.captures]
+    summary = "\n".join([
+        f"- Invoice {link('Invoice', output.invoice_id)} of order summary {link('OrderSummary', output.order_summary_id)}",
+        f"- Still owed: **{money(output.invoice_balance, currency)}**",
+        *(f"- Process exception {link('ProcessException', p)}" for p in output.process_exception_ids),
+    ])
+    publish(record="invoice-funds", record_id=output.invoice_id, title="Ensure Funds", rows=rows, summary=summary)
 
 
 def _output(order_summary_id: str, request: EnsureFundsInput, operation_id: str) -> EnsureFundsOutput:

@@ -25,6 +25,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
+from actions.artifacts import link, money, publish
 from actions.fields import MAX_ITEMS, ActionModel, MoneyAmount, RecordId, drop_default
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
@@ -94,6 +95,8 @@ class RefundResult(ActionModel):
     payment_id: str
     amount: Decimal
     funding_source: str
+    allocation_step: str | None = Field(
+        default=None, description="The step(s) of seed 000 that chose it: Sequence, CreditMemo, ExcessFunds.")
     status: RefundStatus
     gateway_result_code: str | None = None
     gateway_message: str | None = None
@@ -221,8 +224,12 @@ def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, ope
         announce_invoice_paid(session, invoice)
 
     per_summary_and_source: dict[tuple[str, FundSource], Decimal] = defaultdict(lambda: ZERO)
+    steps: dict[tuple[str, FundSource], list[str]] = defaultdict(list)
     for allocation in plan.allocations:
-        per_summary_and_source[(allocation.order_payment_summary_id, allocation.source)] += allocation.amount
+        key = (allocation.order_payment_summary_id, allocation.source)
+        per_summary_and_source[key] += allocation.amount
+        if allocation.step.value not in steps[key]:
+            steps[key].append(allocation.step.value)
 
     refunds: list[Refund] = []
     for (summary_id, source), amount in per_summary_and_source.items():
@@ -236,7 +243,7 @@ def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, ope
                 id=refund_id, order_payment_summary_id=summary_id, payment_id=payment_id,
                 credit_memo_id=memo.id if memo else None, amount=part, currency_iso_code=order.currency_iso_code,
                 funding_source=source.value, idempotency_key=f"om-refund-{refund_id}",
-                background_operation_id=operation_id,
+                allocation_step="+".join(steps[(summary_id, source)]), background_operation_id=operation_id,
             )
             reserve_refund(session, ops, payment, part)
             if source is FundSource.CREDIT_MEMO:
@@ -308,7 +315,36 @@ def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation
         logger.info("refund %s of %s %s: %s %s", refund.id, refund.amount, refund.currency_iso_code,
                     result.outcome.value, result.result_code or "")
 
-    return _output(order_summary_id, request, operation_id, [r.id for r in refunds])
+    output = _output(order_summary_id, request, operation_id, [r.id for r in refunds])
+    publish_refunds(output)
+    return output
+
+
+def publish_refunds(output: EnsureRefundsOutput) -> None:
+    """The run page's account: each refund with the allocation step that chose it and the
+    gateway's answer, keyed by the credit memo (else the order summary)."""
+    currency = output.currency_iso_code
+    rows = [{"Refund": r.refund_id, "Order Payment Summary": r.order_payment_summary_id, "Payment": r.payment_id,
+             "Amount": money(r.amount, currency), "Funding Source": r.funding_source,
+             "Allocation Step (seed 000)": r.allocation_step, "Status": r.status,
+             "Gateway Result": r.gateway_result_code, "Gateway Message": r.gateway_message} for r in output.refunds]
+    rows += [{"Invoice Paid": i.invoice_id, "Amount": money(i.amount, currency)} for i in output.invoices_paid]
+    summary = "\n".join([
+        f"- Order summary {link('OrderSummary', output.order_summary_id)}"
+        + (f", credit memo {link('CreditMemo', output.credit_memo_id)}" if output.credit_memo_id else ""),
+        f"- Refunded **{money(output.refunded_amount, currency)}**, failed {money(output.failed_amount, currency)}, "
+        f"outcome unknown {money(output.unknown_amount, currency)}",
+        f"- Left unrefunded: credit memo {money(output.unrefunded_credit_memo_balance, currency)}, "
+        f"excess funds {money(output.unrefunded_excess_funds, currency)}",
+        *(f"- Refund {link('Refund', r.refund_id)}: {money(r.amount, currency)} {r.status}" for r in output.refunds),
+        *(f"- Process exception {link('ProcessException', p)}" for p in output.process_exception_ids),
+    ])
+    if output.credit_memo_id:
+        publish(record="credit-memo-refunds", record_id=output.credit_memo_id, title="Ensure Refunds", rows=rows,
+                summary=summary)
+    else:
+        publish(record="order-summary-refunds", record_id=output.order_summary_id, title="Ensure Refunds", rows=rows,
+                summary=summary)
 
 
 def _output(order_summary_id: str, request: EnsureRefundsInput, operation_id: str, refund_ids: list[str]) -> EnsureRefundsOutput:
@@ -337,7 +373,7 @@ def _output(order_summary_id: str, request: EnsureRefundsInput, operation_id: st
         refunds=[
             RefundResult(
                 refund_id=r.id, order_payment_summary_id=r.order_payment_summary_id, payment_id=r.payment_id,
-                amount=r.amount, funding_source=r.funding_source, status=r.status,
+                amount=r.amount, funding_source=r.funding_source, allocation_step=r.allocation_step, status=r.status,
                 gateway_result_code=r.gateway_result_code, gateway_message=r.gateway_message,
             ) for r in refunds
         ],

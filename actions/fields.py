@@ -6,10 +6,12 @@ input is simply omitted.
 
 Two findings shaped this (Prefect 3.8.8): ``multipleOf: 0.01`` is checked in binary
 floating point (jsonschema refuses 19.99 and 0.07), so the schema leaves it out and the
-currency's minor unit is checked in Decimal by the action; and callers such as the REST
-facade send amounts as exact decimal strings, which a "number" schema would refuse, so
-deployments carrying money set ``enforce_parameter_schema: false`` and the flow's own
-pydantic validation (exact, Decimal) is the check.
+currency's minor unit is checked in Decimal by the action; and Prefect parses a run's
+parameters into binary floats, so an amount has at most 15 significant digits: every such
+decimal survives the trip through a float (its shortest repr is the same digits), and the
+flow turns it back into the exact Decimal before anything is computed. The deployments
+therefore enforce their parameter schema, and the REST facade sends amounts as JSON
+numbers like the UI does (api/flow_parameters.py).
 """
 
 from decimal import Decimal
@@ -41,10 +43,13 @@ MAX_ITEMS = 1_000
 a unit of work an operator can read back, and a bigger one is refused up front, not after
 it has held the order's lock for minutes."""
 
+MAX_DIGITS = 15
+"""Significant digits an amount or quantity may have: what a binary float carries exactly."""
+
 MoneyAmount = Annotated[
     Decimal,
     BeforeValidator(_exact_decimal),
-    Field(ge=0, allow_inf_nan=False),
+    Field(ge=0, max_digits=MAX_DIGITS, allow_inf_nan=False),
     WithJsonSchema({"type": "number", "minimum": 0}),
 ]
 """A non-negative amount in the order's currency; its minor unit is checked later."""
@@ -71,7 +76,7 @@ def drop_default(schema: dict) -> None:
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_exact_decimal),
-    Field(gt=0, decimal_places=4, max_digits=19, allow_inf_nan=False),
+    Field(gt=0, decimal_places=4, max_digits=MAX_DIGITS, allow_inf_nan=False),
     WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
 ]
 """A positive item quantity, at most 4 decimal places (what the store keeps exactly)."""

@@ -14,9 +14,9 @@ from decimal import Decimal
 
 from prefect import get_run_logger, task
 from pydantic import Field
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from actions.change_orders import line_total, locked_item_of_order, made_by
+from actions.change_orders import line_total, locked_item_of_order, made_by, publish_billing_document
 from actions.fields import MAX_ITEMS, ActionModel, Quantity, RecordId
 from db.announcements import announce
 from db.engine import session_scope
@@ -100,5 +100,8 @@ def fulfill_items(order_summary_id: str, request: FulfillItemsInput, operation_i
         invoice = fulfill_and_invoice(session=session, order_summary_id=order_summary_id, request=request,
                                       operation_id=operation_id)
         output = FulfillItemsOutput(invoice_id=invoice.id, total_amount=invoice.total_amount)
+        lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
+                             .order_by(col(InvoiceLine.id))).all()
+        publish_billing_document("invoice", "Invoice", invoice, lines)
     get_run_logger().info("invoice %s of %s for fulfilled items", output.invoice_id, output.total_amount)
     return output

@@ -26,6 +26,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, select
 
+from actions.artifacts import link, money, publish
 from actions.fields import CurrencyCode, LongText, RequiredShortText, ShortText, ActionModel, MoneyAmount, RecordId, drop_default
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
@@ -289,7 +290,14 @@ def send_payment_refund(refund_id: str, resuming: bool = False) -> PaymentRefund
     """
     refund = send_reserved_refund(refund_id, resuming=resuming)
     get_run_logger().info("refund %s: %s", refund.id, REFUND_API_STATUS[refund.status])
-    return refund_output(refund)
+    output = refund_output(refund)
+    publish(record="refund", record_id=output.id, title="Refund a payment", rows=[{
+        "Refund": output.id, "Charge": output.charge_id, "Amount": money(output.amount, output.currency_code),
+        "Status": output.status, "Gateway Reference": output.gateway_reference_number,
+        "Gateway Result": output.gateway_result_code, "Reason": output.reason}],
+        summary=f"- Refund {link('Refund', output.id)} of payment {link('Payment', output.charge_id)}: "
+                f"**{money(output.amount, output.currency_code)}** {output.status}")
+    return output
 
 
 @task(name="reverse-payment-refund")

@@ -22,6 +22,7 @@ from pydantic import Field
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from actions.artifacts import Progress
 from actions.refunds import emit_refund_event, settle_refund, submit_refund
 from actions.fields import ActionModel
 from db.engine import session_scope
@@ -104,7 +105,9 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
     adapters = GatewayAdapters()
     resolved: dict[str, int] = {}
     skipped = 0
-    for refund in stuck:
+    progress = Progress(f"Asking the gateways about {len(stuck)} refund(s)")
+    for done, refund in enumerate(stuck):
+        progress.update(done, len(stuck))
         mark_resolve_attempted(Refund, refund.id)
         if operation_is_running(refund.background_operation_id) or (
                 refund.background_operation_id is None and send_run_is_running(refund.id)):
@@ -125,6 +128,7 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             after = session.get(Refund, refund.id)
         status = RefundStatus(after.status).value
         resolved[status] = resolved.get(status, 0) + 1
-        emit_refund_event(after, after.status.lower())
+        emit_refund_event(after, after.status.lower(), order_summary_id=order_summary_id)
         logger.info("refund %s: %s -> %s", refund.id, refund.status, after.status)
+    progress.update(len(stuck), len(stuck))
     return ResolveRefundsOutput(examined=len(stuck), skipped_running=skipped, resolved=resolved)

@@ -23,6 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
+from actions.artifacts import link, money, publish
 from actions.fields import MAX_ITEMS, ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
 from db.announcements import announce
 from db.engine import session_scope
@@ -336,6 +337,13 @@ def create_return_order(request: CreateReturnOrderInput, operation_id: str | Non
         return_order, lines, fees = create_return_order_lines(session=session, request=request, operation_id=operation_id)
         output = CreateReturnOrderOutput(return_order_id=return_order.id, return_order_line_item_ids=[line.id for line in lines],
                                          fee_line_item_ids=[fee.id for fee in fees])
+        currency = return_order.currency_iso_code
+        publish(record="return-order", record_id=return_order.id, title="Return order",
+                rows=[{"Line": line.id, "Item": line.name, "Type": line.type, "Quantity Expected": line.quantity_expected,
+                       "Fee": money(line.fee_amount, currency) if line.type == ReturnOrderLineType.FEE else ""}
+                      for line in [*lines, *fees]],
+                summary=f"- Return order {link('ReturnOrder', return_order.id)} of order summary "
+                        f"{link('OrderSummary', return_order.order_summary_id)}: {len(lines)} line(s), {len(fees)} fee(s)")
     get_run_logger().info("return order %s expects %d line(s), %d fee(s)", output.return_order_id,
                           len(output.return_order_line_item_ids), len(output.fee_line_item_ids))
     return output
@@ -360,6 +368,17 @@ def return_items(return_order_id: str, request: ReturnItemsInput, operation_id: 
     with session_scope() as session:
         output = process_return_items(session=session, return_order_id=return_order_id, request=request,
                                       operation_id=operation_id)
+        currency = session.get(ReturnOrder, return_order_id).currency_iso_code
+    rows = []
+    if output.change_order_id:
+        rows.append({"Change Order": output.change_order_id, "Kind": "Return", "Amount": money(output.credit_amount, currency)})
+    if output.fee_change_order_id:
+        rows.append({"Change Order": output.fee_change_order_id, "Kind": "Fee", "Amount": money(output.fee_amount, currency)})
+    rows += [{"Split Line": split.split_line_item_id, "Kind": f"split from {split.return_order_line_item_id}",
+              "Quantity Expected": split.quantity_expected} for split in output.return_line_item_splits]
+    publish(record="return-order-items", record_id=return_order_id, title="Return Return Order Items", rows=rows,
+            summary=f"- Return order {link('ReturnOrder', return_order_id)}: credit "
+                    f"**{money(output.credit_amount, currency)}**, fees {money(output.fee_amount, currency)}")
     get_run_logger().info("return order %s: change order %s, fee change order %s, %d split line(s)", return_order_id,
                           output.change_order_id, output.fee_change_order_id, len(output.return_line_item_splits))
     return output

@@ -43,6 +43,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Numeric, cast
 from sqlmodel import Session, col, select
 
+from actions.artifacts import Progress
 from actions.ensure_refunds import EnsureRefundsInput, OrderFunds, payments_by_summary, plan_for, write_reservation
 from actions.fields import ActionModel, CurrencyCode, RecordId, drop_default
 from actions.refunds import emit_refund_event, record_gateway_result, send_refund
@@ -359,7 +360,10 @@ def sweep_credit_memo_balances(request: SweepCreditMemosInput, operation_id: str
         found = find_credit_memos(session, request)
     get_run_logger().info("%d credit memos with a balance to sweep", len(found))
     adapters, tally = GatewayAdapters(), _Tally()
+    progress = Progress(f"Sweeping {len(found)} credit memo balance(s)")
     for start in range(0, len(found), request.batch_size):
         sweep_batch(found[start:start + request.batch_size], operation_id, adapters, tally,
                     retry_failed=request.retry_failed, concurrency=request.gateway_concurrency)
+        progress.update(min(len(found), start + request.batch_size), len(found))
+    progress.update(len(found), len(found))
     return tally.output(examined=len(found))

@@ -768,6 +768,10 @@ class Refund(SQLModel, table=True):
     direct_debit_override_reason: str | None = Field(
         default=None, max_length=255, description="Why a direct debit was refunded despite the risk (seed 002).")
     revision: int = Field(default=1, description="Grows by one on every change; webhook subscribers order events by it.")
+    allocation_step: str | None = Field(
+        default=None, max_length=40,
+        description="Ensure Refunds: the step(s) of seed 000 that chose this refund (Sequence, CreditMemo, ExcessFunds).",
+    )
     background_operation_id: str | None = Field(default=None, max_length=36, index=True)
     created_date: datetime = _created_column()
     last_modified_date: datetime = _created_column()

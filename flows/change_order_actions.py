@@ -17,7 +17,7 @@ from actions.change_orders import (
 from actions.fields import RecordId
 
 
-@flow(name="submit-cancel", persist_result=False)
+@flow(name="submit-cancel", persist_result=True, result_serializer="json")
 def submit_cancel_flow(order_summary_id: RecordId, submit_cancel_input: SubmitCancelInput) -> ChangeOrderOutput:
     """Submit Cancel: cancel unfulfilled quantities of order items; makes a Cancel change order.
 
@@ -28,7 +28,7 @@ def submit_cancel_flow(order_summary_id: RecordId, submit_cancel_input: SubmitCa
     return submit_cancel(order_summary_id, submit_cancel_input, str(flow_run.id))
 
 
-@flow(name="submit-return", persist_result=False)
+@flow(name="submit-return", persist_result=True, result_serializer="json")
 def submit_return_flow(order_summary_id: RecordId, submit_return_input: SubmitReturnInput) -> ChangeOrderOutput:
     """Submit Return: return fulfilled quantities of order items; makes a Return change order.
 
@@ -39,7 +39,7 @@ def submit_return_flow(order_summary_id: RecordId, submit_return_input: SubmitRe
     return submit_return(order_summary_id, submit_return_input, str(flow_run.id))
 
 
-@flow(name="create-credit-memo", persist_result=False)
+@flow(name="create-credit-memo", persist_result=True, result_serializer="json")
 def create_credit_memo_flow(order_summary_id: RecordId, create_credit_memo_input: CreateCreditMemoInput
                             ) -> CreateCreditMemoOutput:
     """Create Credit Memo: one credit memo from Cancel/Return change orders (each credited once).
@@ -51,7 +51,7 @@ def create_credit_memo_flow(order_summary_id: RecordId, create_credit_memo_input
     return create_credit_memo(order_summary_id, create_credit_memo_input, str(flow_run.id))
 
 
-@flow(name="create-invoice-from-change-orders", persist_result=False)
+@flow(name="create-invoice-from-change-orders", persist_result=True, result_serializer="json")
 def create_invoice_flow(order_summary_id: RecordId, create_invoice_input: CreateInvoiceInput) -> CreateInvoiceOutput:
     """Create Invoice from Change Orders: one invoice from Fee change orders (e.g. return fees).
 

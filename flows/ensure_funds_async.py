@@ -8,7 +8,7 @@ from actions.ensure_funds import EnsureFundsInput, EnsureFundsOutput, ensure_fun
 from actions.fields import RecordId
 
 
-@flow(name="ensure-funds-async", log_prints=False, persist_result=False)
+@flow(name="ensure-funds-async", log_prints=False, persist_result=True, result_serializer="json")
 def ensure_funds_async(order_summary_id: RecordId, ensure_funds_input: EnsureFundsInput) -> EnsureFundsOutput:
     """Pay an invoice's balance from the order's captured balance, then by capturing authorizations.
 

@@ -8,7 +8,7 @@ from actions.ensure_refunds import EnsureRefundsInput, EnsureRefundsOutput, ensu
 from actions.fields import RecordId
 
 
-@flow(name="ensure-refunds-async", log_prints=False, persist_result=False)
+@flow(name="ensure-refunds-async", log_prints=False, persist_result=True, result_serializer="json")
 def ensure_refunds_async(order_summary_id: RecordId, ensure_refunds_input: EnsureRefundsInput) -> EnsureRefundsOutput:
     """Ensure refunds for a credit memo and/or excess funds of one order summary.
 

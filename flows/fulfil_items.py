@@ -7,7 +7,7 @@ from actions.fields import RecordId
 from actions.fulfillment import FulfillItemsInput, FulfillItemsOutput, fulfill_items
 
 
-@flow(name="fulfil-items", persist_result=False)
+@flow(name="fulfil-items", persist_result=True, result_serializer="json")
 def fulfil_items_flow(order_summary_id: RecordId, fulfill_items_input: FulfillItemsInput) -> FulfillItemsOutput:
     """Fulfil items: record the shipped units and make the invoice that charges them.
 

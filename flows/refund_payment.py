@@ -15,7 +15,7 @@ from actions.payment_refunds import (
 )
 
 
-@flow(name="refund-payment", persist_result=False)
+@flow(name="refund-payment", persist_result=True, result_serializer="json")
 def refund_payment(refund_payment_input: RefundPaymentInput) -> PaymentRefundOutput:
     """Refund one payment: all that remains, or part of it, within what was captured.
 

@@ -12,7 +12,7 @@ from actions.returns import (
 )
 
 
-@flow(name="create-return-order", persist_result=False)
+@flow(name="create-return-order", persist_result=True, result_serializer="json")
 def create_return_order_flow(create_return_order_input: CreateReturnOrderInput) -> CreateReturnOrderOutput:
     """Create Return Order: fulfilled units expected back, with any return fees.
 
@@ -22,7 +22,7 @@ def create_return_order_flow(create_return_order_input: CreateReturnOrderInput) 
     return create_return_order(create_return_order_input, str(flow_run.id))
 
 
-@flow(name="return-return-order-items", persist_result=False)
+@flow(name="return-return-order-items", persist_result=True, result_serializer="json")
 def return_return_order_items_flow(return_order_id: RecordId, return_items_input: ReturnItemsInput) -> ReturnItemsOutput:
     """Return Return Order Items: process received lines into a Return change order (for a
     credit memo) and fee lines into a Fee change order (for an invoice).

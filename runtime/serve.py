@@ -52,9 +52,9 @@ SWEEP_CRON = os.environ.get("OM_SWEEP_CRON", "30 * * * *")  # empty: no schedule
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
-    # enforce_parameter_schema=False: money travels as exact decimal strings (see actions/fields.py).
+    # Every action enforces its parameter schema (money as JSON numbers: actions/fields.py).
     "ensure-refunds-async": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
-                             "enforce_parameter_schema": False},
+                             "enforce_parameter_schema": True},
     # Flow Builder's core actions (issue 12): the server checks their parameters against
     # the form's schema, so bad input makes no run.
     **{name: {"tags": ["order-management", "core-action"], "concurrency_limit": CONCURRENCY,
@@ -66,11 +66,11 @@ OPTIONS: dict[str, dict] = {
                          "enforce_parameter_schema": False},
     "invoice-to-funds": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
                          "enforce_parameter_schema": False},
-    "refund-payment": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY, "enforce_parameter_schema": False},
+    "refund-payment": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY, "enforce_parameter_schema": True},
     "send-payment-refund": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
     "record-refund-reversal": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
     "ensure-funds-async": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
-                           "enforce_parameter_schema": False},
+                           "enforce_parameter_schema": True},
     "deliver-webhooks": {"tags": ["payments", "webhooks"], "concurrency_limit": 1,
                          **({"cron": WEBHOOK_CRON} if WEBHOOK_CRON else {})},
     "export-refunds": {"tags": ["payments", "accounting"], "concurrency_limit": 1,

@@ -21,6 +21,7 @@ from actions.change_orders import (
 from actions.ensure_funds import EnsureFundsInput, check_ensure_funds
 from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds
 from actions.fulfillment import FulfillItemsInput, fulfill_and_invoice
+from api.flow_parameters import as_parameter
 from api.deps import ApiVersion, Caller, CurrentCaller, SessionDep
 from api.errors import validation_message
 from api.jsonio import ExactJSONResponse, exact_json_body
@@ -63,7 +64,7 @@ def _error_output(exc: InvalidInputError) -> InvalidInputError:
 
 
 def _parameters(action: AsyncAction, order_summary_id: str, request: BaseModel) -> dict[str, Any]:
-    return {"order_summary_id": order_summary_id, action.parameter: request.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    return {"order_summary_id": order_summary_id, action.parameter: as_parameter(request)}
 
 
 def start_async_action(

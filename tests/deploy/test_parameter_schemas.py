@@ -75,14 +75,14 @@ def test_the_flow_schema_is_what_prefect_deploys(schema):
     assert set(schema["definitions"]) == {"EnsureRefundsInput", "RefundSequence", "AllocationStrategy"}
 
 
-def test_served_deployment_carries_the_same_schema_and_no_enforcement(schema):
+def test_served_deployment_carries_the_same_schema_and_enforces_it(schema):
     """runtime.serve (the embedded counterpart of prefect.yaml) deploys the same form."""
     from runtime.serve import deployments
 
     served = {d.name: d for d in deployments()}
     ensure = served["ensure-refunds-async"]
     assert ensure._parameter_openapi_schema.model_dump_for_openapi() == schema
-    assert ensure.enforce_parameter_schema is False
+    assert ensure.enforce_parameter_schema is True
 
 
 @pytest.mark.parametrize("where", ["excessFundsAmount", "sequences[].amount"])
@@ -230,10 +230,30 @@ def test_string_amounts_validate_to_exact_decimals():
     assert parsed.strategy is AllocationStrategy("FewestPayments")
 
 
-def test_string_amounts_are_refused_by_the_schema_hence_no_enforcement(schema):
-    """Why the deployment sets enforce_parameter_schema: false (see actions/fields.py)."""
+def test_string_amounts_are_refused_by_the_schema(schema):
+    """The deployment enforces its schema: money is a JSON number (see actions/fields.py)."""
     params = {"order_summary_id": ORDER, "ensure_refunds_input": {"excessFundsAmount": "19.99"}}
     assert validate(params, schema) != []
+
+
+def test_what_the_facade_sends_passes_the_schema_and_reads_back_exactly(schema):
+    """api/flow_parameters.py: validated Decimals travel as floats whose repr is their digits."""
+    import json
+
+    from api.flow_parameters import as_parameter
+
+    request = EnsureRefundsInput.model_validate({"excessFundsAmount": "19.99", "sequences": [
+        {"amount": "0.07", "orderPaymentSummaryId": SUMMARY}, {"amount": "123456789012.345", "orderPaymentSummaryId": SUMMARY}]})
+    params = json.loads(json.dumps({"order_summary_id": ORDER, "ensure_refunds_input": as_parameter(request)}))
+    assert validate(params, schema) == []
+    parsed = ensure_refunds_async.validate_parameters(params)["ensure_refunds_input"]
+    assert [s.amount for s in parsed.sequences] == [Decimal("0.07"), Decimal("123456789012.345")]
+    assert parsed.excess_funds_amount == Decimal("19.99")
+
+
+def test_amounts_beyond_what_a_float_carries_are_refused():
+    with pytest.raises(ValidationError, match="15 digits"):
+        EnsureRefundsInput.model_validate({"excessFundsAmount": "1234567890123.456"})
 
 
 def test_flow_run_parameters_from_the_facade_validate_exactly():

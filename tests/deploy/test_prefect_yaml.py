@@ -141,7 +141,7 @@ def test_ensure_refunds_deployment(deployed):
     from flows.ensure_refunds_async import ensure_refunds_async
 
     deployment = deployed["deployments"][ENSURE]
-    assert deployment.enforce_parameter_schema is False
+    assert deployment.enforce_parameter_schema is True
     assert deployment.schedules == []
     assert deployment.global_concurrency_limit is not None
     assert deployment.global_concurrency_limit.limit == 8

@@ -1,0 +1,67 @@
+"""What an action run did, on its run page: Prefect artifacts keyed by record.
+
+Each action publishes a table of what it made or moved (money as exact strings) and a
+short markdown summary with the records' REST links, under a key named after the record
+(``credit-memo-50g...``), so the Artifacts page shows a record's history across runs. The
+long scheduled runs (sweep, export, audit, resolver) keep a progress artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.context import FlowRunContext, TaskRunContext
+
+SOBJECTS = "/services/data/v60.0/sobjects"
+"""Where the REST facade serves the records (relative to the facade's address)."""
+
+
+def in_a_run() -> bool:
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def artifact_key(record: str, record_id: str) -> str:
+    """``<record>-<id>`` in lower case: Prefect's artifact keys allow a-z, 0-9 and dashes."""
+    return f"{record}-{record_id}".lower()
+
+
+def link(object_name: str, record_id: str) -> str:
+    return f"[{record_id}]({SOBJECTS}/{object_name}/{record_id})"
+
+
+def text(value: object) -> str:
+    if value is None:
+        return ""
+    return str(value)
+
+
+def publish(*, record: str, record_id: str, title: str, rows: Iterable[Mapping[str, object]], summary: str) -> None:
+    """A table (one row per thing made or moved) and a markdown summary for one record.
+
+    Example:
+        ```python
+        publish(record="credit-memo", record_id=memo_id, title="Credit memo", rows=[...], summary="...")
+        ```
+    """
+    if not in_a_run():
+        return
+    key = artifact_key(record, record_id)
+    create_table_artifact(key=key, table=[{k: text(v) for k, v in row.items()} for row in rows], description=title)
+    create_markdown_artifact(key=f"{key}-summary", markdown=f"### {title}\n\n{summary}\n", description=title)
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    return "" if amount is None else f"{amount} {currency}"
+
+
+class Progress:
+    """A progress artifact for a long run: ``Progress("sweep")`` then ``update(done, total)``."""
+
+    def __init__(self, description: str):
+        self.id = create_progress_artifact(progress=0.0, description=description) if in_a_run() else None
+
+    def update(self, done: int, total: int) -> None:
+        if self.id is not None:
+            update_progress_artifact(self.id, progress=100.0 if total <= 0 else min(100.0, 100.0 * done / total))
