@@ -10,13 +10,14 @@ resume does) finds the records it made and makes nothing twice.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from decimal import Decimal as D
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Scheduled
 from sqlmodel import Session, select
@@ -25,6 +26,7 @@ from db.engine import get_engine
 from db.models import ChangeOrder, CreditMemo, Invoice, ReturnOrder, ReturnOrderLineItem
 from runtime.serve import CORE_ACTIONS
 from tests.e2e.test_order_lifecycle import new_order, quantities
+from tests.e2e.test_record_triggered_flows import events_of
 from tests.ledger import assert_ledger_invariants
 
 pytestmark = pytest.mark.e2e
@@ -90,6 +92,16 @@ BAD_INPUTS = [
     ("return-return-order-items", {"return_order_id": SOME_ID, "return_items_input": {"returnOrderItems": [
         {"returnOrderLineItemId": "0RL000000000000AAA", "quantityReceived": 1, "bogus": True}]}}, "bogus"),
     ("fulfil-items", {"order_summary_id": SOME_ID, "fulfill_items_input": {}}, "fulfillmentItems"),
+    ("ensure-refunds-async", {"order_summary_id": SOME_ID, "ensure_refunds_input": {
+        "creditMemoId": "50g000000000000AAA", "excessFundsAmount": -0.01}}, "excessFundsAmount"),
+    ("ensure-refunds-async", {"order_summary_id": SOME_ID, "ensure_refunds_input": {
+        "creditMemoId": "50g000000000000AAA", "strategy": "Random"}}, "strategy"),
+    ("ensure-refunds-async", {"order_summary_id": SOME_ID, "ensure_refunds_input": {
+        "excessFundsAmount": "19.99"}}, "excessFundsAmount"),
+    ("ensure-funds-async", {"order_summary_id": SOME_ID, "ensure_funds_input": {}}, "invoiceId"),
+    ("ensure-funds-async", {"ensure_funds_input": {"invoiceId": "3tt000000000000AAA"}}, "order_summary_id"),
+    ("refund-payment", {"refund_payment_input": {"chargeId": "0a3000000000000AAA", "amount": "ten"}}, "amount"),
+    ("refund-payment", {"refund_payment_input": {"chargeId": "short", "amount": 1}}, "chargeId"),
 ]
 
 
@@ -128,6 +140,14 @@ def test_an_order_changed_returned_and_credited_through_the_core_action_deployme
     assert credited.state.is_completed(), credited.state.message
     [memo] = _made(engine.store_url, CreditMemo, credited.id)
     assert memo.total_amount == D("22.00")  # 20.00 + 2.00 tax
+    # the typed output is the run's persisted result; the run page holds the memo's lines
+    assert credited.state.result() == {"credit_memo_id": memo.id, "total_amount": "22.00"}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[credited.id])))
+    by_key = {a.key: a for a in artifacts}
+    table = json.loads(by_key[f"credit-memo-{memo.id.lower()}"].data)
+    assert [(row["Charge"], row["Tax"]) for row in table] == [("20.00 USD", "2.00 USD")]
+    assert f"/sobjects/CreditMemo/{memo.id}" in by_key[f"credit-memo-{memo.id.lower()}-summary"].data
     check()
 
     returning = _run("create-return-order", {"create_return_order_input": {
@@ -172,6 +192,9 @@ def test_a_resumed_core_action_run_makes_nothing_twice(sf, engine):
         again = _wait_final(client, first.id)
     assert again.state.is_completed(), again.state.message
     assert again.run_count > first.run_count
-    assert len(_made(engine.store_url, ReturnOrder, first.id)) == 1
+    [return_order] = _made(engine.store_url, ReturnOrder, first.id)
     assert quantities(sf, mug) == (2, 0, 2, 1, 0)  # one unit return-initiated, not two
+    # told again by the second run, under the same event id: one event
+    time.sleep(2)
+    assert len(events_of(f"om.return-order.{return_order.id}", "om.return-order.created", wait_for=1)) == 1
     assert_ledger_invariants(engine.store_url)
