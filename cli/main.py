@@ -40,6 +40,8 @@ def up(
     keyfile: Path = typer.Option(None, help="TLS private key (PEM) for the facade."),
     token: str = typer.Option(None, envvar="OM_API_TOKEN", help="Bearer token the facade accepts (default: a new random one)."),
     host: str = typer.Option("127.0.0.1", help="Address the facade and the Prefect server listen on (loopback unless told otherwise)."),
+    notify_url: str = typer.Option(None, envvar="OM_NOTIFY_WEBHOOK_URL",
+                                   help="Webhook the ProcessException automation posts {subject, body} to."),
 ) -> None:
     """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
     from rich.markup import escape
@@ -50,7 +52,7 @@ def up(
         data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
         certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24), host=host,
         prefect_api_url=os.environ.get("PREFECT_API_URL"), store_url=os.environ.get("OM_DATABASE_URL"),
-        automations="on" if demo else "off",
+        automations="on" if demo else "off", notify_webhook_url=notify_url,
     )
     stack = Stack(config)
     stopping = False

@@ -57,3 +57,66 @@ def apply_shipped_automations(deployment_ids: dict[str, UUID], *, enabled: bool)
                 client.create_automation(automation)
                 created.append(spec["name"])
     return created
+
+
+NOTIFICATION_BLOCK = "om-operations"
+"""The notification block the ProcessException automation sends through (any Prefect
+notification block of this name: Slack, Teams, a custom webhook, ...)."""
+
+PROCESS_EXCEPTION_AUTOMATION = "notify-on-process-exceptions"
+
+_PROCESS_EXCEPTION_BODY = (
+    "{{ event.payload.message }}\n"
+    "Severity: {{ event.payload.severity | default('') }}, category: {{ event.payload.category | default('') }}\n"
+    "Order summary: {{ event.payload.orderSummaryId | default('') }}\n"
+    "Attached to: {{ event.payload.attachedToId | default('') }}\n"
+    "Process exception: {{ event.payload.processExceptionId }}"
+)
+
+
+def process_exception_automation(block_document_id: UUID, *, enabled: bool):
+    """A ProcessException created (a refund or capture the gateway refused, a balance left
+    to collect) -> a notification through the operations block."""
+    from datetime import timedelta
+
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=PROCESS_EXCEPTION_AUTOMATION, enabled=enabled,
+        description="When a ProcessException is created, tell the operations team through the om-operations block.",
+        trigger=EventTrigger(
+            expect={"om.process-exception.created"}, match={"prefect.resource.id": "om.process-exception.*"},
+            for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1, within=timedelta(0),
+        ),
+        actions=[SendNotification(
+            block_document_id=block_document_id,
+            subject="ProcessException {{ event.payload.processExceptionId }}: {{ event.payload.message }}",
+            body=_PROCESS_EXCEPTION_BODY,
+        )],
+    )
+
+
+def apply_notification_automation(*, enabled: bool, webhook_url: str | None = None) -> str | None:
+    """Create the ProcessException automation if it is missing and a block can carry it.
+
+    The block is the notification block named ``om-operations``; with ``webhook_url`` and
+    no such block, a custom-webhook block of that name posting ``{"subject", "body"}`` to
+    the URL is made. Returns the automation's name if it was created, else None.
+    """
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    with get_client(sync_client=True) as client:
+        if any(a.name == PROCESS_EXCEPTION_AUTOMATION for a in client.read_automations()):
+            return None
+        blocks = [b for b in client.read_block_documents(include_secrets=False) if b.name == NOTIFICATION_BLOCK]
+        if blocks:
+            block_document_id = blocks[0].id
+        elif webhook_url:
+            block_document_id = CustomWebhookNotificationBlock(
+                name="OM operations", url=webhook_url, json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            ).save(NOTIFICATION_BLOCK)
+        else:
+            return None
+        client.create_automation(process_exception_automation(block_document_id, enabled=enabled))
+    return PROCESS_EXCEPTION_AUTOMATION

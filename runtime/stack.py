@@ -64,6 +64,9 @@ class StackConfig:
     # The shipped record-triggered automations (prefect.yaml's triggers:): "on" creates the
     # missing ones switched on, "off" switched off, None leaves automations alone.
     automations: str | None = None
+    # Where the ProcessException automation posts (a custom-webhook block named om-operations
+    # is made for it); without it, only an om-operations notification block made in the UI is used.
+    notify_webhook_url: str | None = None
 
 
 class Stack:
@@ -156,11 +159,13 @@ class Stack:
         """Create the shipped automations that are missing (runtime/automations.py)."""
         from prefect.client.orchestration import get_client
 
-        from runtime.automations import apply_shipped_automations, shipped_triggers
+        from runtime.automations import apply_notification_automation, apply_shipped_automations, shipped_triggers
 
         with get_client(sync_client=True) as client:
             ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name in shipped_triggers()}
-        return apply_shipped_automations(ids, enabled=enabled)
+        created = apply_shipped_automations(ids, enabled=enabled)
+        notifying = apply_notification_automation(enabled=enabled, webhook_url=self.config.notify_webhook_url)
+        return created + ([notifying] if notifying else [])
 
     def _facade_args(self) -> list[str]:
         cfg = self.config

@@ -8,9 +8,12 @@ committed, with the record as resource and the records a next step needs related
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from decimal import Decimal as D
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -18,8 +21,11 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from sqlmodel import Session, select
 
 from db.engine import get_engine
-from db.models import InteractionStatus, InteractionType, PaymentGatewayLog, Refund, RefundStatus
-from runtime.automations import apply_shipped_automations, shipped_triggers
+from db.models import InteractionStatus, InteractionType, PaymentGatewayLog, ProcessException, Refund, RefundStatus
+from runtime.automations import (
+    PROCESS_EXCEPTION_AUTOMATION, apply_notification_automation, apply_shipped_automations, shipped_triggers,
+)
+from tests.e2e.test_ensure_refunds_async import ACTION, set_up_order, wait_for_operation
 from tests.e2e.test_order_lifecycle import ORDERS, new_order
 from tests.ledger import assert_ledger_invariants
 
@@ -162,4 +168,55 @@ def test_the_shipped_triggers_pay_a_fulfilment_invoice_and_refund_a_cancel(sf, e
         with get_client(sync_client=True) as client:
             for automation in client.read_automations():
                 if automation.name in created:
+                    client.delete_automation(automation.id)
+
+
+class Inbox:
+    """A webhook receiver on loopback, standing in for the team's chat channel."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                inbox.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+def test_a_refused_refund_notifies_the_operations_team_once(sf, engine):
+    inbox = Inbox()
+    try:
+        assert apply_notification_automation(enabled=True, webhook_url=inbox.url) == PROCESS_EXCEPTION_AUTOMATION
+        assert apply_notification_automation(enabled=True, webhook_url=inbox.url) is None  # not doubled
+        order, _summaries, memo, _ = set_up_order(sf, payments=[50.00], credit_memo=13.13)  # the gateway declines 13.13
+        operation = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo})["backgroundOperationId"]
+        assert wait_for_operation(sf, operation)["Status"] == "Complete"
+        with Session(get_engine(engine.store_url)) as session:
+            refund = session.exec(select(Refund).where(Refund.credit_memo_id == memo)).one()
+            exception = session.exec(select(ProcessException).where(ProcessException.attached_to_id == refund.id)).one()
+        created = events_of(f"om.process-exception.{exception.id}", "om.process-exception.created", wait_for=1)
+        assert related(created[0], "refund") == [f"om.refund.{refund.id}"]
+        assert related(created[0], "order-summary") == [f"om.order-summary.{order}"]
+        deadline = time.monotonic() + 60
+        while not inbox.received and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)
+        assert len(inbox.received) == 1, inbox.received
+        assert exception.id in inbox.received[0]["subject"] and "Refund of 13.13 USD failed" in inbox.received[0]["subject"]
+        assert f"Order summary: {order}" in inbox.received[0]["body"]
+        assert_ledger_invariants(engine.store_url)
+    finally:
+        inbox.server.shutdown()
+        with get_client(sync_client=True) as client:
+            for automation in client.read_automations():
+                if automation.name == PROCESS_EXCEPTION_AUTOMATION:
                     client.delete_automation(automation.id)
