@@ -176,6 +176,27 @@ def test_an_order_changed_returned_and_credited_through_the_core_action_deployme
     assert fee_invoice.total_amount == D("4.99")
     check()
 
+    # Each run announced exactly its records, once, after its commit, related by role.
+    def one(resource: str, name: str) -> dict:
+        [event] = events_of(resource, name, wait_for=1)
+        return event
+
+    fulfilment = one(f"om.invoice.{invoice.id}", "om.invoice.created")
+    assert fulfilment["resource"]["om.source"] == "Fulfillment" and fulfilment["payload"]["totalAmount"] == "33.00"
+    assert one(f"om.change-order.{cancel.id}", "om.change-order.created")["payload"]["type"] == "Cancel"
+    assert one(f"om.credit-memo.{memo.id}", "om.credit-memo.created")["payload"]["changeOrderIds"] == cancel.id
+    assert one(f"om.return-order.{return_order.id}", "om.return-order.created")["payload"]["lineCount"] == "2"
+    returned = one(f"om.return-order.{return_order.id}", "om.return-order.items-returned")
+    assert sorted(r["prefect.resource.id"] for r in returned["related"] if r["prefect.resource.role"] == "change-order") == \
+        sorted(f"om.change-order.{c.id}" for c in made.values())
+    for change_order in made.values():
+        event = one(f"om.change-order.{change_order.id}", "om.change-order.created")
+        assert event["payload"]["returnOrderId"] == return_order.id
+    fee = one(f"om.invoice.{fee_invoice.id}", "om.invoice.created")
+    assert fee["resource"]["om.source"] == "ChangeOrders" and fee["payload"]["totalAmount"] == "4.99"
+    # inside a run Prefect relates the flow run too
+    assert f"prefect.flow-run.{invoiced.id}" in [r["prefect.resource.id"] for r in fee["related"]]
+
 
 def test_a_resumed_core_action_run_makes_nothing_twice(sf, engine):
     """Put a completed create-return-order run back to Scheduled (what the executor does
