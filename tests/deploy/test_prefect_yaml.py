@@ -84,6 +84,7 @@ def deployed(prefect_api, tmp_path_factory):
 
     with get_client(sync_client=True) as client:
         for deployment in found.values():
+            client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
             with contextlib.suppress(ObjectNotFound):
                 client.delete_deployment(deployment.id)
 
@@ -192,3 +193,48 @@ def test_scheduler_creates_scheduled_audit_runs(deployed):
             assert start.minute % 15 == 0 and start.second == 0 and start.microsecond == 0, start
         assert all(run.work_pool_name == POOL for run in runs)
         assert all(run.auto_scheduled for run in runs)
+
+
+def test_the_shipped_triggers_become_automations_that_start_their_deployment(deployed, prefect_api, tmp_path):
+    """prefect.yaml's triggers: owned by their deployment, recreated (not doubled) by a
+    second deploy, and an ``om.credit-memo.created`` starts ensure-refunds-async with its
+    parameters templated from the event, typed as the form expects."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from actions.record_events import emit_record_event
+    from db.announcements import RecordEvent
+    from runtime.prefect_server import prefect_env
+
+    ensure = deployed["deployments"][ENSURE]
+
+    def owned() -> list:
+        with get_client(sync_client=True) as client:
+            return [a for a in client.read_automations()
+                    if any(getattr(action, "deployment_id", None) == ensure.id for action in a.actions)]
+
+    assert [a.name for a in owned()] == ["refund-new-credit-memos"]
+    config = copy.deepcopy(_project_yaml())
+    config["deployments"] = [d for d in config["deployments"] if d["name"] == ENSURE]
+    config["deployments"][0].update(name=ENSURE + SUFFIX, work_pool={"name": POOL})
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    again = _prefect(["--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")],
+                     prefect_env(prefect_api))
+    assert again.returncode == 0, again.stdout + again.stderr
+    [automation] = owned()
+    assert automation.enabled and automation.trigger.expect == {"om.credit-memo.created"}
+
+    order, memo, change = "1OsTRIGGER00000001", "50gTRIGGER00000001", "801TRIGGER00000001"
+    emit_record_event(RecordEvent(
+        record="credit-memo", verb="created", record_id=memo,
+        related={"order-summary": (order,), "change-order": (change,)},
+        payload={"creditMemoId": memo, "orderSummaryId": order, "totalAmount": "22.00", "currencyIsoCode": "USD"}))
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[ensure.id])))
+            started = [r for r in runs if r.parameters.get("order_summary_id") == order]
+            if started:
+                break
+            time.sleep(0.5)
+    assert [r.parameters for r in started] == [{"order_summary_id": order, "ensure_refunds_input": {"creditMemoId": memo}}]
