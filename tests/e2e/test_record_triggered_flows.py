@@ -147,6 +147,13 @@ def test_the_shipped_triggers_pay_a_fulfilment_invoice_and_refund_a_cancel(sf, e
     try:
         assert sorted(created) == ["collect-fulfilment-invoices", "refund-new-credit-memos"]
         assert apply_shipped_automations(ids, enabled=True) == []  # applied twice: nothing doubled
+        with get_client(sync_client=True) as client:  # an operator switches one off in the UI ...
+            [invoices] = [a for a in client.read_automations() if a.name == "collect-fulfilment-invoices"]
+            client.pause_automation(invoices.id)
+        assert apply_shipped_automations(ids, enabled=True) == []  # ... and the next om up leaves it off
+        with get_client(sync_client=True) as client:
+            assert client.read_automation(invoices.id).enabled is False
+            client.resume_automation(invoices.id)
         order, shirt, mug, paid, held, authorization = new_order(sf, captured=40, authorized=59)
         invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
                              json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]})["invoiceId"]
@@ -220,3 +227,38 @@ def test_a_refused_refund_notifies_the_operations_team_once(sf, engine):
             for automation in client.read_automations():
                 if automation.name == PROCESS_EXCEPTION_AUTOMATION:
                     client.delete_automation(automation.id)
+
+
+def test_a_rerun_ensure_refunds_tells_each_event_once(sf, engine):
+    """A completed run put back to Scheduled (what a resume does) runs again under the same
+    id: it finds its refunds and tells their events again with the same ids, so each is
+    stored once."""
+    from prefect.states import Scheduled
+
+    order, _summaries, memo, invoices = set_up_order(sf, payments=[60.00], credit_memo=30.00, invoices=[5.00])
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async")
+        run = client.create_flow_run_from_deployment(deployment.id, parameters={
+            "order_summary_id": order, "ensure_refunds_input": {"creditMemoId": memo, "invoicesToPay": invoices}})
+    first = wait_for_run("ensure-refunds-async", lambda p: p.get("order_summary_id") == order)
+    assert first.state.is_completed(), first.state
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Scheduled(), force=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            again = client.read_flow_run(run.id)
+            if again.run_count > first.run_count and again.state.is_final():
+                break
+            time.sleep(0.3)
+    assert again.state.is_completed(), again.state
+    with Session(get_engine(engine.store_url)) as session:
+        [refund] = session.exec(select(Refund).where(Refund.credit_memo_id == memo)).all()
+    assert refund.amount == D("25.00") and refund.allocation_step == "CreditMemo"
+    time.sleep(2)
+    for name in ("om.refund.pending", "om.refund.processed"):
+        events = events_of(f"om.refund.{refund.id}", name, wait_for=1)
+        assert len(events) == 1, name
+        assert related(events[0], "credit-memo") == [f"om.credit-memo.{memo}"]
+    assert len(events_of(f"om.invoice.{invoices[0]}", "om.invoice.paid", wait_for=1)) == 1
+    assert run.id and again.state.result()["refunded_amount"] == "25.00"
+    assert_ledger_invariants(engine.store_url)
