@@ -9,6 +9,7 @@ The README's event table lists them all.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 
@@ -30,6 +31,11 @@ ROLE_BY_PREFIX: dict[str, str] = {
 
 def _money(amount, currency: str) -> str:
     return str(quantize(amount, currency, strict=False))
+
+
+def record_name(object_name: str) -> str:
+    """``OrderPaymentSummary`` -> ``order-payment-summary``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", object_name).lower()
 
 
 def _ids(*ids: str | None) -> tuple[str, ...]:
@@ -177,3 +183,20 @@ def process_exception_created(exception: ProcessException) -> RecordEvent:
                  "severity": exception.severity, "message": exception.message},
     )
 
+
+
+def sobject_created(object_name: str, record, public: dict) -> RecordEvent:
+    """``om.<record>.created`` for a record created directly through the sObject API
+    (OrderSummary, Payment, ...). Credit memos and invoices made so carry ``om.source``
+    Direct, so the shipped triggers (made from change orders, fulfilments) pass them by."""
+    if isinstance(record, CreditMemo):
+        return credit_memo_created(record, [])
+    if isinstance(record, Invoice):
+        return invoice_created(record, source="Direct")
+    related = {role: (value,) for attribute, role in (
+        ("order_summary_id", "order-summary"), ("order_payment_summary_id", "order-payment-summary"),
+        ("payment_gateway_id", "payment-gateway")) if (value := getattr(record, attribute, None))}
+    payload = {key[:1].lower() + key[1:]: None if value is None else str(value)
+               for key, value in public.items() if not isinstance(value, (dict, list))}
+    return RecordEvent(record=record_name(object_name), verb="created", record_id=record.id, related=related,
+                       payload=payload, labels={"om.source": "Direct"})

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, SQLModel
 
+from db.announcements import announce
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
@@ -30,6 +31,7 @@ from db.models import (
     PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
     PaymentPublic, PaymentStatus, ProcessException, ProcessExceptionPublic, Refund, RefundPublic,
 )
+from db.record_events import sobject_created
 from domain.errors import InvalidInputError, NotFoundError
 from domain.money import quantize
 
@@ -173,6 +175,8 @@ def create_sobject(*, session: Session, object_name: str, fields: dict[str, Any]
     obj_in = spec.create_model.model_validate(fields)
     record = spec.create(session=session, obj_in=obj_in)
     session.flush()
+    announce(session, lambda: sobject_created(
+        object_name, record, spec.public.model_validate(record, from_attributes=True).model_dump(by_alias=True)))
     return record
 
 

@@ -114,6 +114,8 @@ def test_an_automation_built_as_in_the_ui_refunds_each_new_credit_memo_once(sf, 
 
     created = events_of(f"om.credit-memo.{memo}", "om.credit-memo.created", wait_for=1)
     assert len(created) == 1
+    [order_created] = events_of(f"om.order-summary.{order}", "om.order-summary.created", wait_for=1)
+    assert order_created["payload"]["currencyIsoCode"] == "USD" and order_created["resource"]["om.source"] == "Direct"
     assert related(created[0], "order-summary") == [f"om.order-summary.{order}"]
     assert related(created[0], "change-order") == [f"om.change-order.{change['changeOrderId']}"]
     assert created[0]["payload"]["totalAmount"] == "22.00" and created[0]["payload"]["currencyIsoCode"] == "USD"
