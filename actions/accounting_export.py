@@ -123,7 +123,7 @@ def compare(target: AccountingExport) -> list[str]:
     return sorted(rid for rid in store.keys() | ledger.keys() if store.get(rid) != ledger.get(rid))
 
 
-@task(name="export-refunds")
+@task(name="export-refunds", persist_result=False)
 def export_refunds(target_block: str = "accounting") -> ExportRun:
     """Bring the accounting ledger named by ``target_block`` up to date with the refunds.
 

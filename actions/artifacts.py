@@ -8,11 +8,14 @@ long scheduled runs (sweep, export, audit, resolver) keep a progress artifact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.context import FlowRunContext, TaskRunContext
+
+logger = logging.getLogger(__name__)
 
 SOBJECTS = "/services/data/v60.0/sobjects"
 """Where the REST facade serves the records (relative to the facade's address)."""
@@ -40,6 +43,9 @@ def text(value: object) -> str:
 def publish(*, record: str, record_id: str, title: str, rows: Iterable[Mapping[str, object]], summary: str) -> None:
     """A table (one row per thing made or moved) and a markdown summary for one record.
 
+    Never raises: a failure is logged, the action goes on. Call it after the transaction,
+    not while holding the order's lock.
+
     Example:
         ```python
         publish(record="credit-memo", record_id=memo_id, title="Credit memo", rows=[...], summary="...")
@@ -48,8 +54,11 @@ def publish(*, record: str, record_id: str, title: str, rows: Iterable[Mapping[s
     if not in_a_run():
         return
     key = artifact_key(record, record_id)
-    create_table_artifact(key=key, table=[{k: text(v) for k, v in row.items()} for row in rows], description=title)
-    create_markdown_artifact(key=f"{key}-summary", markdown=f"### {title}\n\n{summary}\n", description=title)
+    try:
+        create_table_artifact(key=key, table=[{k: text(v) for k, v in row.items()} for row in rows], description=title)
+        create_markdown_artifact(key=f"{key}-summary", markdown=f"### {title}\n\n{summary}\n", description=title)
+    except Exception:  # noqa: BLE001 - the account of a change must never fail the change (money moved)
+        logger.exception("could not publish the %s artifacts of %s", record, record_id)
 
 
 def money(amount: Decimal | None, currency: str) -> str:
@@ -60,8 +69,17 @@ class Progress:
     """A progress artifact for a long run: ``Progress("sweep")`` then ``update(done, total)``."""
 
     def __init__(self, description: str):
-        self.id = create_progress_artifact(progress=0.0, description=description) if in_a_run() else None
+        self.id = None
+        if in_a_run():
+            try:
+                self.id = create_progress_artifact(progress=0.0, description=description)
+            except Exception:  # noqa: BLE001 - progress is a courtesy, never a reason to stop
+                logger.exception("could not create a progress artifact")
 
     def update(self, done: int, total: int) -> None:
-        if self.id is not None:
+        if self.id is None:
+            return
+        try:
             update_progress_artifact(self.id, progress=100.0 if total <= 0 else min(100.0, 100.0 * done / total))
+        except Exception:  # noqa: BLE001
+            logger.exception("could not update the progress artifact")

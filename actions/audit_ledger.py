@@ -223,7 +223,7 @@ def _violations_of_orders(session: Session, after: str, last: str | None) -> tup
     return checked, [LedgerViolation(record_id=v.record_id, rule=v.rule, detail=v.detail) for v in found]
 
 
-@task(name="audit-ledger-invariants")
+@task(name="audit-ledger-invariants", persist_result=False)
 def audit_ledger_invariants() -> LedgerAudit:
     """Check DESIGN.md §8's invariants over the whole store.
 

@@ -164,11 +164,14 @@ def change_order_output(session: Session, change_order: ChangeOrder) -> ChangeOr
                              excess_funds_amount=order_excess_funds(session, order))
 
 
-def publish_change_order(session: Session, change_order: ChangeOrder) -> None:
+def items_of(session: Session, change_order: ChangeOrder) -> list[ChangeOrderItem]:
+    return list(session.exec(select(ChangeOrderItem).where(ChangeOrderItem.change_order_id == change_order.id)
+                             .order_by(col(ChangeOrderItem.id))))
+
+
+def publish_change_order(change_order: ChangeOrder, items: list[ChangeOrderItem]) -> None:
     """The run page's account of a change order: its items and totals."""
     currency = change_order.currency_iso_code
-    items = session.exec(select(ChangeOrderItem).where(ChangeOrderItem.change_order_id == change_order.id)
-                         .order_by(col(ChangeOrderItem.id))).all()
     publish(record="change-order", record_id=change_order.id, title=f"{change_order.type} change order",
             rows=[{"Item": i.name, "Quantity": i.quantity, "Amount": money(i.amount, currency),
                    "Tax": money(i.tax_amount, currency)} for i in items],
@@ -341,7 +344,7 @@ def made_by(session: Session, table, operation_id: str, **where):
     return session.exec(statement).first()
 
 
-@task(name="submit-cancel")
+@task(name="submit-cancel", persist_result=False)
 def submit_cancel(order_summary_id: str, request: SubmitCancelInput, operation_id: str | None = None) -> ChangeOrderOutput:
     """Cancel quantities of order items not yet fulfilled; returns the Cancel change order.
 
@@ -361,13 +364,14 @@ def submit_cancel(order_summary_id: str, request: SubmitCancelInput, operation_i
         change_order = submit_cancel_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
         output = change_order_output(session, change_order)
-        publish_change_order(session, change_order)
+        items = items_of(session, change_order)
+    publish_change_order(change_order, items)
     get_run_logger().info("change order %s cancels %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output
 
 
-@task(name="create-credit-memo")
+@task(name="create-credit-memo", persist_result=False)
 def create_credit_memo(
     order_summary_id: str, request: CreateCreditMemoInput, operation_id: str | None = None
 ) -> CreateCreditMemoOutput:
@@ -389,12 +393,12 @@ def create_credit_memo(
         output = CreateCreditMemoOutput(credit_memo_id=memo.id, total_amount=memo.total_amount)
         lines = session.exec(select(CreditMemoLine).where(CreditMemoLine.credit_memo_id == memo.id)
                              .order_by(col(CreditMemoLine.id))).all()
-        publish_billing_document("credit-memo", "CreditMemo", memo, lines)
+    publish_billing_document("credit-memo", "CreditMemo", memo, lines)
     get_run_logger().info("credit memo %s of %s", output.credit_memo_id, output.total_amount)
     return output
 
 
-@task(name="submit-return")
+@task(name="submit-return", persist_result=False)
 def submit_return(order_summary_id: str, request: SubmitReturnInput, operation_id: str | None = None) -> ChangeOrderOutput:
     """Return fulfilled units without a return order; returns the Return change order.
 
@@ -414,13 +418,14 @@ def submit_return(order_summary_id: str, request: SubmitReturnInput, operation_i
         change_order = submit_return_items(session=session, order_summary_id=order_summary_id, request=request,
                                            operation_id=operation_id)
         output = change_order_output(session, change_order)
-        publish_change_order(session, change_order)
+        items = items_of(session, change_order)
+    publish_change_order(change_order, items)
     get_run_logger().info("change order %s returns %s + tax %s", output.change_order_id, output.total_amount,
                           output.total_tax_amount)
     return output
 
 
-@task(name="create-invoice-from-change-orders")
+@task(name="create-invoice-from-change-orders", persist_result=False)
 def create_invoice(order_summary_id: str, request: CreateInvoiceInput, operation_id: str | None = None) -> CreateInvoiceOutput:
     """Create one invoice from Fee change orders (e.g. a return fee), each usable once.
 
@@ -440,6 +445,6 @@ def create_invoice(order_summary_id: str, request: CreateInvoiceInput, operation
         output = CreateInvoiceOutput(invoice_id=invoice.id, total_amount=invoice.total_amount)
         lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                              .order_by(col(InvoiceLine.id))).all()
-        publish_billing_document("invoice", "Invoice", invoice, lines)
+    publish_billing_document("invoice", "Invoice", invoice, lines)
     get_run_logger().info("invoice %s of %s", output.invoice_id, output.total_amount)
     return output

@@ -34,7 +34,7 @@ from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary, process_exception_ids_of
 from db.models import (
     Invoice, InteractionStatus, InteractionType, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType,
-    PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus,
+    PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus, ProcessException,
 )
 from db.record_events import announce_invoice_paid, payment_captured
 from db.types import utcnow
@@ -223,6 +223,8 @@ def settle_capture(*, session: Session, payment_id: str, result: GatewayResult, 
     session.add(log)
     amount = f"{quantize(payment.amount, payment.currency_iso_code, strict=False)} {payment.currency_iso_code}"
     if result.outcome is GatewayOutcome.TIMEOUT:
+        if session.exec(select(ProcessException.id).where(ProcessException.attached_to_id == payment.id)).first():
+            return None  # still unknown, and a person was told already: nothing new
         message = f"Capture of {amount}: gateway outcome unknown; resolve before retrying"
     else:
         authorization.pending_capture_amount -= payment.amount
@@ -254,7 +256,7 @@ def settle_capture(*, session: Session, payment_id: str, result: GatewayResult, 
     return exception.id
 
 
-@task(name="ensure-funds", retries=0)
+@task(name="ensure-funds", retries=0, persist_result=False)
 def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id: str) -> EnsureFundsOutput:
     """Pay an invoice's balance from the order's captured balance, then by capturing authorizations.
 

@@ -262,7 +262,7 @@ def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, ope
     return refunds
 
 
-@task(name="ensure-refunds", retries=0)
+@task(name="ensure-refunds", retries=0, persist_result=False)
 def ensure_refunds(order_summary_id: str, request: EnsureRefundsInput, operation_id: str) -> EnsureRefundsOutput:
     """Ensure refunds for a credit memo and/or excess funds (seed 000), through the gateways.
 

@@ -80,7 +80,7 @@ def fulfill_and_invoice(
     return invoice
 
 
-@task(name="fulfill-items")
+@task(name="fulfill-items", persist_result=False)
 def fulfill_items(order_summary_id: str, request: FulfillItemsInput, operation_id: str | None = None) -> FulfillItemsOutput:
     """Record shipped units and create the invoice that charges them.
 
@@ -102,6 +102,6 @@ def fulfill_items(order_summary_id: str, request: FulfillItemsInput, operation_i
         output = FulfillItemsOutput(invoice_id=invoice.id, total_amount=invoice.total_amount)
         lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                              .order_by(col(InvoiceLine.id))).all()
-        publish_billing_document("invoice", "Invoice", invoice, lines)
+    publish_billing_document("invoice", "Invoice", invoice, lines)
     get_run_logger().info("invoice %s of %s for fulfilled items", output.invoice_id, output.total_amount)
     return output

@@ -213,11 +213,11 @@ def send_reserved_refund(refund_id: str, *, resuming: bool) -> Refund:
         refund = get_or_raise(session, Refund, refund_id)
         order_summary_id = session.get(OrderPaymentSummary, refund.order_payment_summary_id).order_summary_id
     if refund.status == RefundStatus.PENDING:
-        emit_refund_event(refund, "pending")
+        emit_refund_event(refund, "pending", order_summary_id=order_summary_id)
         send_and_settle(refund, order_summary_id, GatewayAdapters(), resuming=resuming)
     with session_scope() as session:
         refund = session.get(Refund, refund_id)
-    emit_refund_event(refund, refund.status.lower())
+    emit_refund_event(refund, refund.status.lower(), order_summary_id=order_summary_id)
     return refund
 
 
@@ -262,7 +262,7 @@ def reverse_refund(*, session: Session, refund_id: str, gateway_message: str | N
     return refund
 
 
-@task(name="reserve-payment-refund")
+@task(name="reserve-payment-refund", persist_result=False)
 def reserve_payment_refund_task(request: RefundPaymentInput, operation_id: str | None = None) -> PaymentRefundOutput:
     """Check and record a payment refund as PENDING, holding its amount (no gateway call yet)."""
     with session_scope() as session:
@@ -273,7 +273,7 @@ def reserve_payment_refund_task(request: RefundPaymentInput, operation_id: str |
     return output
 
 
-@task(name="send-payment-refund")
+@task(name="send-payment-refund", persist_result=False)
 def send_payment_refund(refund_id: str, resuming: bool = False) -> PaymentRefundOutput:
     """Send a reserved payment refund to its gateway and record the answer.
 
@@ -300,7 +300,7 @@ def send_payment_refund(refund_id: str, resuming: bool = False) -> PaymentRefund
     return output
 
 
-@task(name="reverse-payment-refund")
+@task(name="reverse-payment-refund", persist_result=False)
 def reverse_payment_refund(refund_id: str, gateway_message: str | None = None) -> PaymentRefundOutput:
     """Record that the gateway reversed a succeeded refund (unwinds the refunded amounts)."""
     with session_scope() as session:

@@ -9,6 +9,7 @@ resources carry the records by role (order-summary, credit-memo, invoice, ...).
 from __future__ import annotations
 
 from prefect.events import emit_event
+from prefect.settings import get_current_settings
 
 from db.announcements import RecordEvent, publish_now, set_publisher
 
@@ -19,7 +20,10 @@ def resource_id(role: str, record_id: str) -> str:
 
 
 def emit_record_event(event: RecordEvent) -> None:
-    """Send one record event to Prefect, with its deterministic id."""
+    """Send one record event to Prefect, with its deterministic id (nothing without an API
+    URL: Prefect would otherwise start a server of its own to receive it)."""
+    if not get_current_settings().api.url:
+        return
     payload = {key: value for key, value in event.payload.items() if value is not None}
     emit_event(
         event=event.name,

@@ -15,6 +15,7 @@ record the answer, tell Prefect about it.
 from __future__ import annotations
 
 import json
+import logging
 
 from prefect import get_run_logger
 from sqlmodel import Session, select
@@ -154,9 +155,13 @@ def send_refund(
 
 def emit_refund_event(refund: Refund, what: str, *, order_summary_id: str | None = None) -> None:
     """``om.refund.<what>`` (pending, processed, failed, unknown, reversed), once per refund
-    and state: telling it again (a resumed run) carries the same event id."""
-    if order_summary_id is None:
-        with session_scope() as session:
-            summary = session.get(OrderPaymentSummary, refund.order_payment_summary_id)
-            order_summary_id = summary.order_summary_id if summary else None
-    publish_now(refund_changed(refund, what, order_summary_id=order_summary_id))
+    and state: telling it again (a resumed run) carries the same event id. Never raises:
+    the refund it tells of has moved already."""
+    try:
+        if order_summary_id is None:
+            with session_scope() as session:
+                summary = session.get(OrderPaymentSummary, refund.order_payment_summary_id)
+                order_summary_id = summary.order_summary_id if summary else None
+        publish_now(refund_changed(refund, what, order_summary_id=order_summary_id))
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).exception("could not tell om.refund.%s for refund %s", what, refund.id)

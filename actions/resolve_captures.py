@@ -28,7 +28,7 @@ class ResolveCapturesOutput(ActionModel):
     resolved: dict[str, int] = Field(description="How many captures ended in each status.")
 
 
-@task(name="resolve-captures")
+@task(name="resolve-captures", persist_result=False)
 def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> ResolveCapturesOutput:
     """Settle Draft captures older than ``older_than_seconds`` by asking their gateway, the
     least recently asked about first (see resolve_refunds).

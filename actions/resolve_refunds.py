@@ -73,7 +73,7 @@ def mark_resolve_attempted(table: type[Refund] | type[Payment], record_id: str) 
         session.execute(update(table).where(table.id == record_id).values(resolve_attempted_at=utcnow()))
 
 
-@task(name="resolve-refunds")
+@task(name="resolve-refunds", persist_result=False)
 def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveRefundsOutput:
     """Settle Pending/Unknown refunds older than ``older_than_seconds`` by asking their gateway.
 
@@ -128,7 +128,8 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             after = session.get(Refund, refund.id)
         status = RefundStatus(after.status).value
         resolved[status] = resolved.get(status, 0) + 1
-        emit_refund_event(after, after.status.lower(), order_summary_id=order_summary_id)
+        if after.status != refund.status:  # an answer still unknown tells nothing new
+            emit_refund_event(after, after.status.lower(), order_summary_id=order_summary_id)
         logger.info("refund %s: %s -> %s", refund.id, refund.status, after.status)
     progress.update(len(stuck), len(stuck))
     return ResolveRefundsOutput(examined=len(stuck), skipped_running=skipped, resolved=resolved)

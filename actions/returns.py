@@ -317,7 +317,7 @@ def _processed_by(session: Session, return_order: ReturnOrder, operation_id: str
                             quantity_expected=s.quantity_expected) for s in splits])
 
 
-@task(name="create-return-order")
+@task(name="create-return-order", persist_result=False)
 def create_return_order(request: CreateReturnOrderInput, operation_id: str | None = None) -> CreateReturnOrderOutput:
     """Create a return order for fulfilled units expected back, with any return fees.
 
@@ -337,19 +337,19 @@ def create_return_order(request: CreateReturnOrderInput, operation_id: str | Non
         return_order, lines, fees = create_return_order_lines(session=session, request=request, operation_id=operation_id)
         output = CreateReturnOrderOutput(return_order_id=return_order.id, return_order_line_item_ids=[line.id for line in lines],
                                          fee_line_item_ids=[fee.id for fee in fees])
-        currency = return_order.currency_iso_code
-        publish(record="return-order", record_id=return_order.id, title="Return order",
-                rows=[{"Line": line.id, "Item": line.name, "Type": line.type, "Quantity Expected": line.quantity_expected,
-                       "Fee": money(line.fee_amount, currency) if line.type == ReturnOrderLineType.FEE else ""}
-                      for line in [*lines, *fees]],
-                summary=f"- Return order {link('ReturnOrder', return_order.id)} of order summary "
-                        f"{link('OrderSummary', return_order.order_summary_id)}: {len(lines)} line(s), {len(fees)} fee(s)")
+    currency = return_order.currency_iso_code
+    publish(record="return-order", record_id=return_order.id, title="Return order",
+            rows=[{"Line": line.id, "Item": line.name, "Type": line.type, "Quantity Expected": line.quantity_expected,
+                   "Fee": money(line.fee_amount, currency) if line.type == ReturnOrderLineType.FEE else ""}
+                  for line in [*lines, *fees]],
+            summary=f"- Return order {link('ReturnOrder', return_order.id)} of order summary "
+                    f"{link('OrderSummary', return_order.order_summary_id)}: {len(lines)} line(s), {len(fees)} fee(s)")
     get_run_logger().info("return order %s expects %d line(s), %d fee(s)", output.return_order_id,
                           len(output.return_order_line_item_ids), len(output.fee_line_item_ids))
     return output
 
 
-@task(name="return-return-order-items")
+@task(name="return-return-order-items", persist_result=False)
 def return_items(return_order_id: str, request: ReturnItemsInput, operation_id: str | None = None) -> ReturnItemsOutput:
     """Process received return order lines and fee lines into change orders.
 
@@ -403,7 +403,7 @@ def flag_open_balance(*, session: Session, invoice_id: str, operation_id: str | 
     return filed.id
 
 
-@task(name="flag-open-balance")
+@task(name="flag-open-balance", persist_result=False)
 def flag_unpaid_invoice(invoice_id: str, operation_id: str | None = None) -> str | None:
     """File a ProcessException for a person when an invoice (e.g. a return fee) stays unpaid.
 

@@ -311,7 +311,7 @@ def sweep_batch(batch: list[tuple[str, str]], operation_id: str, adapters: Gatew
     with session_scope() as session:
         reserved = reserve_batch(session, batch, operation_id, retry_failed=retry_failed)
     for refund in reserved.refunds:
-        emit_refund_event(refund, "pending")
+        emit_refund_event(refund, "pending", order_summary_id=reserved.order_of.get(refund.id))
     results = send_batch(reserved, adapters, concurrency)
     settled, exceptions = [], 0
     if reserved.refunds:
@@ -319,7 +319,7 @@ def sweep_batch(batch: list[tuple[str, str]], operation_id: str, adapters: Gatew
             settled, exceptions = settle_batch(session, reserved, results)
     logger = get_run_logger()
     for refund in settled:
-        emit_refund_event(refund, refund.status.lower())
+        emit_refund_event(refund, refund.status.lower(), order_summary_id=reserved.order_of.get(refund.id))
         if refund.status != RefundStatus.PROCESSED:
             logger.warning("refund %s of %s %s (credit memo %s): %s %s", refund.id, refund.amount,
                            refund.currency_iso_code, refund.credit_memo_id, refund.status, refund.gateway_result_code or "")
@@ -331,7 +331,7 @@ def sweep_batch(batch: list[tuple[str, str]], operation_id: str, adapters: Gatew
                 len(reserved.swept), len(settled), len(reserved.skipped))
 
 
-@task(name="sweep-credit-memo-balances", retries=0)
+@task(name="sweep-credit-memo-balances", retries=0, persist_result=False)
 def sweep_credit_memo_balances(request: SweepCreditMemosInput, operation_id: str) -> SweepCreditMemosOutput:
     """Refund the unrefunded balance of every credit memo the request selects, in batches.
 

@@ -166,7 +166,7 @@ def redrive_failed(session: Session, name: str) -> int:
     return len(failed)
 
 
-@task(name="deliver-webhooks")
+@task(name="deliver-webhooks", persist_result=False)
 def deliver_webhooks(subscriptions: list[str] | None = None, redrive: bool = False) -> list[WebhookRun]:
     """Queue new refund events for each subscription and attempt the due deliveries
     (with ``redrive``, Failed ones get a fresh set of attempts first).

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -126,8 +128,25 @@ def existing_operation(deployment_name: str, idempotency_key: str, parameters: d
     return runs[0].id
 
 
+def _comparable(value: Any) -> Any:
+    """Parameters as compared for a retry: amounts by value, whether stored as a JSON number
+    or (before the deployments enforced their schema) as a decimal string."""
+    if isinstance(value, dict):
+        return {key: _comparable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_comparable(item) for item in value]
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return Decimal(value)
+    return value
+
+
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+
 def _same_request(flow_run: FlowRun, parameters: dict[str, Any]) -> None:
-    if flow_run.parameters != parameters:
+    if _comparable(flow_run.parameters) != _comparable(parameters):
         raise ApiError(
             409, "IDEMPOTENCY_KEY_REUSED",
             "this Idempotency-Key was used for a different request; use a new key for a new request",

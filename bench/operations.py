@@ -243,7 +243,7 @@ class Bench:
         not_due = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))  # no executor takes it
         started = time.perf_counter()
         run = self.prefect.create_flow_run_from_deployment(deployment_id(DEPLOYMENT), parameters={
-            "order_summary_id": "1OsAAAAAAAAAAAAAAA", "ensure_refunds_input": {"excessFundsAmount": "0.01"}},
+            "order_summary_id": "1OsAAAAAAAAAAAAAAA", "ensure_refunds_input": {"excessFundsAmount": 0.01}},
             state=not_due)
         elapsed = time.perf_counter() - started
         self.prefect.set_flow_run_state(run.id, _cancelled(), force=True)  # never executed

@@ -283,11 +283,11 @@ def _other_reads(n: int) -> None:
 
 @contextmanager
 def _store_work_only() -> Iterator[None]:
-    """The tasks' Prefect side off (no run context here): their run logger and om.refund.* events."""
-    import actions.refunds
+    """The tasks' Prefect side off (no run context here): their run logger and their events."""
+    import db.announcements
     from prefect.logging import disable_run_logger
 
-    with disable_run_logger(), patch.object(actions.refunds, "publish_now", lambda _event: None):
+    with disable_run_logger(), patch.object(db.announcements, "_publisher", None):
         yield
 
 

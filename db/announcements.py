@@ -90,9 +90,17 @@ def publish_now(event: RecordEvent) -> None:
 @sa_event.listens_for(OrmSession, "before_commit")
 def _render_announcements(session: OrmSession) -> None:
     renders = session.info.pop(_ANNOUNCED, None)
-    if renders:
-        ready = session.info.setdefault(_READY, [])
-        ready.extend(event for render in renders if (event := render()) is not None)
+    if not renders:
+        return
+    ready = session.info.setdefault(_READY, [])
+    for render in renders:
+        try:
+            event = render()
+        except Exception:  # noqa: BLE001 - telling of a change must never undo it (a gateway answer)
+            logger.exception("could not render an event; the change commits without it")
+            continue
+        if event is not None:
+            ready.append(event)
 
 
 @sa_event.listens_for(OrmSession, "after_commit")
@@ -101,7 +109,10 @@ def _publish_committed(session: OrmSession) -> None:
         publish_now(event)
 
 
-@sa_event.listens_for(OrmSession, "after_rollback")
-def _drop_rolled_back(session: OrmSession) -> None:
-    session.info.pop(_ANNOUNCED, None)
-    session.info.pop(_READY, None)
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _drop_untold(session: OrmSession, transaction) -> None:
+    # After a commit (which published them) this finds nothing; after a rollback, or a
+    # close without commit, the announcements of changes that did not happen go.
+    if transaction.parent is None:
+        session.info.pop(_ANNOUNCED, None)
+        session.info.pop(_READY, None)

@@ -83,7 +83,7 @@ def invoice_created(invoice: Invoice, *, source: str, change_order_ids: Iterable
             "totalAmount": _money(invoice.total_amount, invoice.currency_iso_code),
             "balance": _money(invoice.balance, invoice.currency_iso_code), "currencyIsoCode": invoice.currency_iso_code,
         },
-        labels={"om.source": source},
+        labels={"om.source": source, "om.balance-due": "true" if invoice.balance > 0 else "false"},
     )
 
 

@@ -44,12 +44,11 @@ def apply_shipped_automations(deployment_ids: dict[str, UUID], *, enabled: bool)
     """
     created = []
     with get_client(sync_client=True) as client:
-        existing = {automation.name for automation in client.read_automations()}
         for deployment_name, triggers in shipped_triggers().items():
             if deployment_name not in deployment_ids:
                 continue
             for spec in triggers:
-                if spec["name"] in existing:
+                if client.read_automations_by_name(spec["name"]):
                     continue
                 trigger = DeploymentEventTrigger(**{**spec, "enabled": enabled})
                 trigger.set_deployment_id(deployment_ids[deployment_name])
@@ -107,7 +106,7 @@ def apply_notification_automation(*, enabled: bool, webhook_url: str | None = No
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     with get_client(sync_client=True) as client:
-        if any(a.name == PROCESS_EXCEPTION_AUTOMATION for a in client.read_automations()):
+        if client.read_automations_by_name(PROCESS_EXCEPTION_AUTOMATION):
             return None
         blocks = [b for b in client.read_block_documents(include_secrets=False) if b.name == NOTIFICATION_BLOCK]
         if blocks:

@@ -152,8 +152,11 @@ class Stack:
             self._start_engine()
         log(f"REST facade up at {self.facade_url}, deployments served ({cfg.executor})")
         if cfg.automations is not None:
-            created = self.apply_automations(enabled=cfg.automations == "on")
-            log(f"automations: {', '.join(created) or 'none missing'} created ({cfg.automations})")
+            try:
+                created = self.apply_automations(enabled=cfg.automations == "on")
+                log(f"automations: {', '.join(created) or 'none missing'} created ({cfg.automations})")
+            except Exception as exc:  # noqa: BLE001 - the engine runs without them; say so
+                log(f"automations not applied ({type(exc).__name__}: {exc}); the deployments run without them")
 
     def apply_automations(self, *, enabled: bool) -> list[str]:
         """Create the shipped automations that are missing (runtime/automations.py)."""

@@ -15,6 +15,7 @@ import copy
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -202,8 +203,7 @@ def test_the_shipped_triggers_become_automations_that_start_their_deployment(dep
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    from actions.record_events import emit_record_event
-    from db.announcements import RecordEvent
+    from prefect.events import emit_event
     from runtime.prefect_server import prefect_env
 
     ensure = deployed["deployments"][ENSURE]
@@ -224,11 +224,13 @@ def test_the_shipped_triggers_become_automations_that_start_their_deployment(dep
     [automation] = owned()
     assert automation.enabled and automation.trigger.expect == {"om.credit-memo.created"}
 
-    order, memo, change = "1OsTRIGGER00000001", "50gTRIGGER00000001", "801TRIGGER00000001"
-    emit_record_event(RecordEvent(
-        record="credit-memo", verb="created", record_id=memo,
-        related={"order-summary": (order,), "change-order": (change,)},
-        payload={"creditMemoId": memo, "orderSummaryId": order, "totalAmount": "22.00", "currencyIsoCode": "USD"}))
+    order, memo = "1OsTRIGGER00000001", "50gTRIGGER00000001"
+    # as a run of the create-credit-memo deployment tells it (Prefect relates the deployment)
+    emit_event(event="om.credit-memo.created", resource={"prefect.resource.id": f"om.credit-memo.{memo}"},
+               related=[{"prefect.resource.id": f"om.order-summary.{order}", "prefect.resource.role": "order-summary"},
+                        {"prefect.resource.id": f"prefect.deployment.{uuid.uuid4()}", "prefect.resource.role": "deployment",
+                         "prefect.resource.name": "create-credit-memo"}],
+               payload={"creditMemoId": memo, "orderSummaryId": order, "totalAmount": "22.00", "currencyIsoCode": "USD"})
     deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:

@@ -141,8 +141,23 @@ def test_an_automation_built_as_in_the_ui_refunds_each_new_credit_memo_once(sf, 
     assert len(started) == 1
 
 
+def run_deployment(name: str, parameters: dict):
+    """Start a deployment as the UI's Run button does; returns the flow run once final."""
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(client.read_deployment_by_name(f"{name}/{name}").id,
+                                                     parameters=parameters)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(0.3)
+    raise AssertionError(f"{name} run {run.id} not final: {run.state}")
+
+
 def test_the_shipped_triggers_pay_a_fulfilment_invoice_and_refund_a_cancel(sf, engine):
-    """prefect.yaml's triggers, as ``om up --demo`` applies them (switched on)."""
+    """prefect.yaml's triggers, as ``om up --demo`` applies them (switched on): they follow
+    the action deployments' runs, and leave alone what a REST client does itself."""
     with get_client(sync_client=True) as client:
         ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name in shipped_triggers()}
     created = apply_shipped_automations(ids, enabled=True)
@@ -156,22 +171,41 @@ def test_the_shipped_triggers_pay_a_fulfilment_invoice_and_refund_a_cancel(sf, e
         with get_client(sync_client=True) as client:
             assert client.read_automation(invoices.id).enabled is False
             client.resume_automation(invoices.id)
-        order, shirt, mug, paid, held, authorization = new_order(sf, captured=40, authorized=59)
-        invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
-                             json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]})["invoiceId"]
+
+        order, shirt, mug, *_ = new_order(sf, captured=40, authorized=59)
+        shipped = run_deployment("fulfil-items", {"order_summary_id": order, "fulfill_items_input": {
+            "fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]}})
+        assert shipped.state.is_completed(), shipped.state
+        invoice = shipped.state.result()["invoice_id"]
         funds = wait_for_run("ensure-funds-async", lambda p: p.get("ensure_funds_input", {}).get("invoiceId") == invoice)
         assert funds.state.is_completed(), funds.state
         assert D(str(sf.Invoice.get(invoice)["Balance"])) == 0  # 66.00: 40.00 applied, 26.00 captured
         paid_events = events_of(f"om.invoice.{invoice}", "om.invoice.paid", wait_for=1)
         assert len(paid_events) == 1 and related(paid_events[0], "order-summary") == [f"om.order-summary.{order}"]
+        captures = [r["prefect.resource.id"] for r in paid_events[0]["related"] if r["prefect.resource.role"] == "payment"]
+        # the capture of the authorization (the 40.00 captured at checkout was applied, not captured now)
+        [captured] = [e for payment in captures for e in events_of(payment, "om.payment.captured", timeout=5)]
+        assert captured["payload"]["invoiceId"] == invoice and captured["payload"]["amount"] == "26.00"
 
         cancel = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
                             json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 1}]})
-        memo = sf.restful(ORDERS.format(order) + "actions/create-credit-memo", method="POST",
-                          json={"changeOrderIds": [cancel["changeOrderId"]]})["creditMemoId"]
+        credited = run_deployment("create-credit-memo", {"order_summary_id": order, "create_credit_memo_input": {
+            "changeOrderIds": [cancel["changeOrderId"]]}})
+        memo = credited.state.result()["credit_memo_id"]
         refund = wait_for_run("ensure-refunds-async", lambda p: p.get("ensure_refunds_input", {}).get("creditMemoId") == memo)
         assert refund.state.is_completed(), refund.state
         assert D(str(sf.CreditMemo.get(memo)["Balance"])) == 0
+
+        # A credit memo a REST client makes (and refunds itself) and an invoice it makes
+        # start nothing.
+        other = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST",
+                           json={"changeItems": [{"orderItemSummaryId": mug, "quantity": 1}]})
+        rest_memo = sf.restful(ORDERS.format(order) + "actions/create-credit-memo", method="POST",
+                               json={"changeOrderIds": [other["changeOrderId"]]})["creditMemoId"]
+        assert len(events_of(f"om.credit-memo.{rest_memo}", "om.credit-memo.created", wait_for=1)) == 1
+        time.sleep(5)
+        assert not [r for r in runs_of("ensure-refunds-async")
+                    if r.parameters.get("ensure_refunds_input", {}).get("creditMemoId") == rest_memo]
         assert_ledger_invariants(engine.store_url)
     finally:
         with get_client(sync_client=True) as client:
