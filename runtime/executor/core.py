@@ -259,6 +259,8 @@ class WarmExecutor:
             context.run(send_guard.set_guard, self._may_send)
             state = context.run(run_flow_in_thread, flow, flow_run)
             logger.debug("flow run %s ended %s", flow_run.id, state.type.value)
+            if state.is_cancelled():
+                self._schedule_again_if_slot_lost(flow_run.id)
         except OperationCancelled:
             logger.info("flow run %s was cancelled outside its flow function", flow_run.id)
         except OperationInterrupted:  # outside the flow function: the engine recorded Crashed
@@ -304,6 +306,18 @@ class WarmExecutor:
                     client.set_flow_run_state(flow_run_id, resumptions.interrupted_state(), force=True)
         except Exception:
             logger.exception("could not resume flow run %s", flow_run_id)
+
+    def _schedule_again_if_slot_lost(self, flow_run_id: UUID) -> None:
+        """A run the server cancelled on its way to Running because its concurrency lease
+        was lost (a restarted server) is an accepted operation that never started: it is
+        scheduled again, not lost."""
+        try:
+            with get_client(sync_client=True) as client:
+                if resumptions.cancelled_before_it_started(client.read_flow_run_states(flow_run_id)):
+                    logger.warning("flow run %s lost its concurrency slot before it started; scheduled again", flow_run_id)
+                    client.set_flow_run_state(flow_run_id, resumptions.slot_lost_state(), force=True)
+        except Exception:
+            logger.exception("could not schedule flow run %s again", flow_run_id)
 
     def _fail(self, flow_run_id: UUID, message: str) -> None:
         from prefect.states import Failed

@@ -16,6 +16,11 @@ from prefect.states import AwaitingRetry, State
 
 ORPHAN_MESSAGE = "Resumed: the executor running it stopped"
 INTERRUPTED_MESSAGE = "Resumed: its executor was stopped before it finished"
+SLOT_LOST_MESSAGE = "Scheduled again: the Prefect server lost its concurrency slot before it started"
+SLOT_LOST_CANCELLATION = "concurrency slot lost"
+"""What Prefect's server says when it cancels a Pending run whose deployment concurrency
+lease it no longer holds (its leases live in memory: a restarted server has none) and
+every slot is taken (core_policy.SecureFlowConcurrencySlots, Prefect 3.8)."""
 
 
 def orphan_resume_state(resume: int) -> State:
@@ -25,6 +30,26 @@ def orphan_resume_state(resume: int) -> State:
 
 def interrupted_state() -> State:
     return AwaitingRetry(scheduled_time=datetime.now(UTC), message=f"{INTERRUPTED_MESSAGE}; a live executor runs it again.")
+
+
+def slot_lost_state() -> State:
+    return AwaitingRetry(scheduled_time=datetime.now(UTC), message=f"{SLOT_LOST_MESSAGE}; a live executor runs it.")
+
+
+def cancelled_before_it_started(states: list[State]) -> bool:
+    """Whether the run's last attempt was cancelled by the server for a lost concurrency
+    slot on its way from Pending to Running: no code of it ran, no person asked for it,
+    so running it again is safe (and the only way its operation is not lost)."""
+    if not states or not states[-1].is_cancelled():
+        return False
+    if SLOT_LOST_CANCELLATION not in (states[-1].message or "").lower():
+        return False
+    for state in reversed(states[:-1]):
+        if state.is_running() or state.is_cancelling():
+            return False
+        if state.is_pending():
+            return True
+    return False
 
 
 def count_orphan_resumes(client: SyncPrefectClient, flow_run_id: UUID) -> int:

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from db.engine import get_engine
 from db.models import InteractionStatus, InteractionType, PaymentGatewayLog, ProcessException, Refund, RefundStatus
 from runtime.automations import (
-    PROCESS_EXCEPTION_AUTOMATION, apply_notification_automation, apply_shipped_automations, shipped_triggers,
+    NOTIFICATION_BLOCK, PROCESS_EXCEPTION_AUTOMATION, apply_notification_automation, apply_shipped_automations, shipped_triggers,
 )
 from tests.e2e.test_ensure_refunds_async import ACTION, set_up_order, wait_for_operation
 from tests.e2e.test_order_lifecycle import ORDERS, new_order
@@ -259,10 +259,12 @@ def test_a_refused_refund_notifies_the_operations_team_once(sf, engine):
         assert_ledger_invariants(engine.store_url)
     finally:
         inbox.server.shutdown()
-        with get_client(sync_client=True) as client:
-            for automation in client.read_automations():
-                if automation.name == PROCESS_EXCEPTION_AUTOMATION:
-                    client.delete_automation(automation.id)
+        with get_client(sync_client=True) as client:  # the next test (other backend) makes its own
+            for automation in client.read_automations_by_name(PROCESS_EXCEPTION_AUTOMATION):
+                client.delete_automation(automation.id)
+            for block in client.read_block_documents(include_secrets=False):
+                if block.name == NOTIFICATION_BLOCK:
+                    client.delete_block_document(block.id)
 
 
 def test_a_rerun_ensure_refunds_tells_each_event_once(sf, engine):

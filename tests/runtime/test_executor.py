@@ -388,3 +388,29 @@ def test_an_executor_cut_off_from_the_store_stops_sending_before_another_may_res
     assert (refund.id, refund.status, refund.amount) == (reserved.id, RefundStatus.PROCESSED, Decimal("20.00"))
     assert len(booked) == 1
     assert_ledger_invariants(store)
+
+
+def test_a_run_whose_concurrency_slot_the_server_lost_before_it_started_is_run_again(start_executor):
+    """What a restarted Prefect server does to a claimed run (its leases live in memory):
+    the run's lease is gone and another run holds the deployment's only slot, so the server
+    cancels the run on its way to Running. No code of it ran: the executor schedules it
+    again, and once the slot is free it runs to Completed."""
+    from runtime.executor import claims
+
+    executor = start_executor(executor_flows.add_one, poll_seconds=3600, deployment_options={"concurrency_limit": 1})
+    first, second = create_run(executor, "exec-add-one", value=1), create_run(executor, "exec-add-one", value=2)
+    mine = executor._reserve
+    with get_client(sync_client=True) as client:
+        claimed = claims.claim(client, client.read_flow_run(first.id), reserve=mine)
+        client.release_concurrency_slots_with_lease(claimed.state.state_details.deployment_concurrency_lease_id)
+        holder = claims.claim(client, client.read_flow_run(second.id), reserve=mine)  # takes the only slot
+        assert holder is not None
+    executor._submit(claimed)  # as the executor would right after its claim
+    # the holder, claimed here and run by no executor, is resumed as an orphan and frees the slot
+    # (Cancelled is final for a moment, until the executor schedules it again)
+    wait_for(lambda: state_types(first.id)[-1] == StateType.COMPLETED, timeout=90)
+    assert wait_final(second.id, timeout=90).state.type == StateType.COMPLETED
+    history = state_types(first.id)
+    cancelled = history.index(StateType.CANCELLED)
+    assert history[cancelled + 1] == StateType.SCHEDULED and history[-1] == StateType.COMPLETED
+    assert history.count(StateType.RUNNING) == 1  # it never ran before it was cancelled
