@@ -176,6 +176,25 @@ def test_an_order_changed_returned_and_credited_through_the_core_action_deployme
     assert fee_invoice.total_amount == D("4.99")
     check()
 
+    # Each run's typed output is its persisted result, and its run page holds what it made.
+    def artifacts_of(run) -> dict:
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        return {a.key: a for a in found}
+
+    assert shipped.state.result()["invoice_id"] == invoice.id and shipped.state.result()["total_amount"] == "33.00"
+    assert f"invoice-{invoice.id.lower()}" in artifacts_of(shipped)
+    assert cancelled.state.result()["change_order_id"] == cancel.id
+    assert json.loads(artifacts_of(cancelled)[f"change-order-{cancel.id.lower()}"].data)[0]["Amount"] == "20.00 USD"
+    assert returning.state.result()["return_order_id"] == return_order.id
+    assert returning.state.result()["fee_line_item_ids"] == [fee.id]
+    assert len(json.loads(artifacts_of(returning)[f"return-order-{return_order.id.lower()}"].data)) == 2
+    assert received.state.result()["fee_change_order_id"] == made["Fee"].id
+    received_rows = json.loads(artifacts_of(received)[f"return-order-items-{return_order.id.lower()}"].data)
+    assert {row["Kind"] for row in received_rows} == {"Return", "Fee"}
+    assert invoiced.state.result() == {"invoice_id": fee_invoice.id, "total_amount": "4.99"}
+    assert f"/sobjects/Invoice/{fee_invoice.id}" in artifacts_of(invoiced)[f"invoice-{fee_invoice.id.lower()}-summary"].data
+
     # Each run announced exactly its records, once, after its commit, related by role.
     def one(resource: str, name: str) -> dict:
         [event] = events_of(resource, name, wait_for=1)
@@ -218,4 +237,34 @@ def test_a_resumed_core_action_run_makes_nothing_twice(sf, engine):
     # told again by the second run, under the same event id: one event
     time.sleep(2)
     assert len(events_of(f"om.return-order.{return_order.id}", "om.return-order.created", wait_for=1)) == 1
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_refund_payment_and_ensure_funds_runs_keep_their_result_and_artifacts(sf, engine):
+    from tests.e2e.conftest import E2E_GATEWAY_BLOCK
+
+    gateway = sf.PaymentGateway.create({"PaymentGatewayName": "e2e sandbox", "MerchantCredentialName": E2E_GATEWAY_BLOCK})["id"]
+    order = sf.OrderSummary.create({"OrderNumber": f"RP-{uuid.uuid4().hex[:6]}", "CurrencyIsoCode": "USD"})["id"]
+    summary = sf.OrderPaymentSummary.create({"OrderSummaryId": order, "Method": "Card"})["id"]
+    payment = sf.Payment.create({"OrderPaymentSummaryId": summary, "PaymentGatewayId": gateway, "Amount": 30})["id"]
+    invoice = sf.Invoice.create({"OrderSummaryId": order, "TotalAmount": 12.5})["id"]
+
+    refunded = _run("refund-payment", {"refund_payment_input": {"chargeId": payment, "amount": 7.05, "reason": "damaged"}})
+    assert refunded.state.is_completed(), refunded.state.message
+    result = refunded.state.result()
+    assert (result["charge_id"], result["amount"], result["status"]) == (payment, "7.05", "SUCCEEDED")
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[refunded.id])))}
+    [row] = json.loads(artifacts[f"refund-{result['id'].lower()}"].data)
+    assert (row["Charge"], row["Amount"], row["Status"]) == (payment, "7.05 USD", "SUCCEEDED")
+
+    funded = _run("ensure-funds-async", {"order_summary_id": order, "ensure_funds_input": {"invoiceId": invoice}})
+    assert funded.state.is_completed(), funded.state.message
+    assert funded.state.result()["invoice_balance"] == "0.00"
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[funded.id])))}
+    [applied] = json.loads(artifacts[f"invoice-funds-{invoice.lower()}"].data)
+    assert (applied["Payment"], applied["Amount"]) == (payment, "12.50 USD")
     assert_ledger_invariants(engine.store_url)
