@@ -19,6 +19,7 @@ from actions.change_orders import (
 from actions.ensure_funds import EnsureFundsInput, EnsureFundsOutput
 from actions.ensure_refunds import EnsureRefundsInput, EnsureRefundsOutput
 from actions.fulfillment import FulfillItemsInput, FulfillItemsOutput
+from db.ids import ID_PATTERN
 from actions.returns import CreateReturnOrderInput, CreateReturnOrderOutput, ReturnItemsInput, ReturnItemsOutput
 
 
@@ -35,7 +36,7 @@ class ActionSpec:
         """The step's inputs as one JSON schema object (camelCase names, with $defs)."""
         schema = self.request.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         if self.record:
-            schema["properties"] = {self.record: {"type": "string", "pattern": "^[A-Za-z0-9]{18}$"},
+            schema["properties"] = {self.record: {"type": "string", "pattern": ID_PATTERN.pattern},
                                     **schema.get("properties", {})}
             schema["required"] = [self.record, *schema.get("required", [])]
         return schema

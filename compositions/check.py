@@ -9,8 +9,8 @@ from typing import Any
 
 from compositions.actions import ACTIONS
 from compositions.model import Composition, Reference, Step
+from db.ids import ID_PATTERN
 
-ID_PATTERN = "^[A-Za-z0-9]{18}$"
 INPUT_KINDS = {"id": ("id",), "amount": ("amount",), "quantity": ("quantity",), "text": ("text",),
                "boolean": ("boolean",), "ids": ("list", ("id",))}
 ORDERED = {"greater than", "at least", "less than", "at most"}
@@ -51,7 +51,7 @@ def kind_of(schema: dict, node: dict, name: str = "") -> tuple:
         return ("boolean",)
     if kind in ("number", "integer"):
         return ("quantity",) if "exclusiveMinimum" in node else ("amount",)
-    if node.get("pattern") == ID_PATTERN or (kind == "string" and name.endswith("Id")):
+    if node.get("pattern") == ID_PATTERN.pattern or (kind == "string" and name.endswith("Id")):
         return ("id",)
     return ("text",)
 

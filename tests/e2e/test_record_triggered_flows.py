@@ -228,7 +228,7 @@ class Inbox:
                 self.end_headers()
 
             def log_message(self, *args):
-                pass
+                """Quiet: the test reads what arrived, not the server's access log."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
