@@ -26,7 +26,7 @@ from actions.artifacts import Progress
 from actions.refunds import emit_refund_event, settle_refund, submit_refund
 from actions.fields import ActionModel
 from db.engine import session_scope
-from db.models import OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus
+from db.models import OperationStep, OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus
 from db.types import utcnow
 from gateways.registry import GatewayAdapters
 
@@ -38,13 +38,18 @@ class ResolveRefundsOutput(ActionModel):
 
 
 def operation_is_running(operation_id: str | None) -> bool:
-    """Whether the flow run carrying this operation is still going (not in a final state)."""
+    """Whether the flow run carrying this operation is still going (not in a final state).
+    A composition step's operation is carried by the composition's run (OperationStep)."""
     if not operation_id:
         return False
     try:
         run_id = UUID(operation_id)
     except ValueError:
         return False
+    with session_scope() as session:
+        step = session.get(OperationStep, operation_id)
+    if step is not None:
+        run_id = UUID(step.operation_id)
     with get_client(sync_client=True) as client:
         try:
             state = client.read_flow_run(run_id).state

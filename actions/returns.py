@@ -403,8 +403,19 @@ def flag_open_balance(*, session: Session, invoice_id: str, operation_id: str | 
     return filed.id
 
 
+class FlagOpenBalanceInput(ActionModel):
+    """Flag Open Balance takes only the invoice it looks at."""
+
+
+class FlagOpenBalanceOutput(ActionModel):
+    process_exception_id: str | None = Field(
+        description="The ProcessException filed for the invoice's open balance; none when it is paid.")
+
+
 @task(name="flag-open-balance", persist_result=False)
-def flag_unpaid_invoice(invoice_id: str, operation_id: str | None = None) -> str | None:
+def flag_unpaid_invoice(
+    invoice_id: str, request: FlagOpenBalanceInput | None = None, operation_id: str | None = None
+) -> FlagOpenBalanceOutput:
     """File a ProcessException for a person when an invoice (e.g. a return fee) stays unpaid.
 
     Example:
@@ -421,4 +432,4 @@ def flag_unpaid_invoice(invoice_id: str, operation_id: str | None = None) -> str
         exception_id = flag_open_balance(session=session, invoice_id=invoice_id, operation_id=operation_id)
     if exception_id:
         get_run_logger().warning("invoice %s keeps a balance: process exception %s", invoice_id, exception_id)
-    return exception_id
+    return FlagOpenBalanceOutput(process_exception_id=exception_id)

@@ -206,3 +206,15 @@ def read_operation(operation_id: str) -> dict[str, Any]:
         "ExecutionGroup": flow_run.deployment_id and str(flow_run.deployment_id),
         "StateName": flow_run.state.name if flow_run.state else None,
     }
+
+
+COMPOSITION_BLOCK_TYPE = "om-composition"
+
+
+def read_composition_data(name: str) -> dict[str, Any] | None:
+    """The saved data of the om-composition block named ``name``, or None."""
+    with _client() as client:
+        try:
+            return dict(client.read_block_document_by_name(name=name, block_type_slug=COMPOSITION_BLOCK_TYPE).data)
+        except ObjectNotFound:
+            return None

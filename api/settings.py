@@ -29,8 +29,7 @@ class ApiSettings(BaseSettings):
 
     operation_deployments: list[str] = Field(
         default_factory=lambda: ["ensure-refunds-async/ensure-refunds-async", "ensure-funds-async/ensure-funds-async",
-                                 "cancel-to-refund/cancel-to-refund", "return-to-refund/return-to-refund",
-                                 "invoice-to-funds/invoice-to-funds", "refund-payment/refund-payment",
+                                 "run-composition/run-composition", "refund-payment/refund-payment",
                                  "send-payment-refund/send-payment-refund",
                                  "record-refund-reversal/record-refund-reversal"],
         description="Deployments whose flow runs can be read as BackgroundOperation records.",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from compositions.actions import ACTIONS
+from compositions.actions import ACTIONS, REQUEST_MODELS
 from compositions.model import Composition, Reference, Step
 from db.ids import ID_PATTERN
 
@@ -70,6 +70,8 @@ def fits(wanted: tuple, given: tuple) -> bool:
         return given[0] in ("text", "id")
     if wanted[0] in ("amount", "quantity"):
         return given[0] in ("amount", "quantity")
+    if wanted[0] == given[0] == "object":  # the same input type, e.g. a list of ReturnOrderItemInput
+        return wanted[2].get("title") == given[2].get("title")
     return wanted[0] == given[0]
 
 
@@ -81,6 +83,15 @@ def literal_kind(value: Any) -> tuple | None:
     if isinstance(value, str):
         return ("id",) if len(value) == 18 and value.isalnum() else ("text",)
     return None
+
+
+def input_kind(input_type: str) -> tuple:
+    """The kind of a composition input: a simple one, or an action's input object."""
+    if input_type in INPUT_KINDS:
+        return INPUT_KINDS[input_type]
+    model = REQUEST_MODELS[input_type]
+    schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    return ("object", schema, schema)
 
 
 def comparable(kind: tuple, value: Any) -> bool:
@@ -101,7 +112,7 @@ class _Checker:
     def __init__(self, composition: Composition):
         self.composition = composition
         self.problems: list[Problem] = []
-        self.inputs = {i.name: INPUT_KINDS[i.type] for i in composition.inputs}
+        self.inputs = {i.name: input_kind(i.type) for i in composition.inputs}
         self.done: dict[str, Step] = {}  # steps before the one in hand
         self.all_ids = [s.id for s in composition.steps]
 
@@ -200,7 +211,7 @@ class _Checker:
                     item = over[1]
         if step.when:
             compared = self.reference(step, "when", step.when.ref, item)
-            if compared is not None:
+            if compared is not None and step.when.operator not in ("is set", "is not set"):  # any value may be absent
                 if compared[0] in ("list", "object"):
                     self.add(step.id, "when", f"{step.when.ref} is {describe(compared)}: a Decision compares one value")
                 elif step.when.operator in ORDERED and compared[0] not in ("amount", "quantity"):

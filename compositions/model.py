@@ -5,15 +5,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
-REFERENCE = r"^(inputs|steps|item)(\.[A-Za-z][A-Za-z0-9_-]*)+$"
+REFERENCE = r"^((inputs|steps)(\.[A-Za-z][A-Za-z0-9_-]*)+|item(\.[A-Za-z][A-Za-z0-9_-]*)*)$"
 
-InputType = Literal["id", "amount", "quantity", "text", "boolean", "ids"]
-"""What a composition's input holds: ``ids`` is a list of record ids."""
+InputType = Literal[
+    "id", "amount", "quantity", "text", "boolean", "ids",
+    "SubmitCancelInput", "SubmitReturnInput", "CreateCreditMemoInput", "CreateInvoiceInput", "CreateReturnOrderInput",
+    "ReturnItemsInput", "FulfillItemsInput", "EnsureRefundsInput", "EnsureFundsInput",
+]
+"""What a composition's input holds: ``ids`` is a list of record ids; an action's input
+type (``ReturnItemsInput``...) is that action's input object, whose fields steps refer to
+as ``inputs.<name>.<field>`` (Flow Builder's Apex-defined variables)."""
 
-Operator = Literal["equals", "not equals", "greater than", "at least", "less than", "at most"]
+Operator = Literal["equals", "not equals", "greater than", "at least", "less than", "at most", "is set", "is not set"]
+"""``is set`` holds for a value that is there (not empty, not from a skipped step)."""
 
 
 class Reference(BaseModel):
@@ -43,7 +50,27 @@ def _value(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a literal, a reference or a list or object of them")
 
 
-Value = Annotated[Any, BeforeValidator(_value)]
+def _as_json(value: Any) -> Any:
+    """Amounts stay JSON numbers when a composition is saved (a block document, a file):
+    at most 15 significant digits (actions.fields.MAX_DIGITS), which a float carries exactly."""
+    if isinstance(value, Reference):
+        return {"ref": value.ref}
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+Value = Annotated[Any, BeforeValidator(_value), PlainSerializer(_as_json, when_used="json")]
+
+
+def _exact(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(repr(value))
+    return value
 
 
 class CompositionInput(BaseModel):
@@ -59,9 +86,17 @@ class Decision(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ref: str = Field(pattern=REFERENCE, description="The value compared.")
-    operator: Operator
-    value: str | bool | Decimal = Field(description="What it is compared with.")
+    ref: str = Field(pattern=REFERENCE, description="The value compared: inputs.<name> or steps.<step>.<field>.")
+    operator: Operator = Field(description="How: equals, not equals, greater than, at least, less than, at most, "
+                                           "is set, is not set.")
+    value: Annotated[bool | Decimal | str | None, BeforeValidator(_exact), PlainSerializer(_as_json, when_used="json")] = Field(
+        default=None, description="What it is compared with (none for is set / is not set); amounts compare exactly.")
+
+    @model_validator(mode="after")
+    def _value_given(self) -> Decision:
+        if (self.value is None) != (self.operator in ("is set", "is not set")):
+            raise ValueError(f"'{self.operator}' " + ("takes no value" if self.value is not None else "needs a value"))
+        return self
 
 
 class Step(BaseModel):
@@ -78,7 +113,8 @@ class Step(BaseModel):
 class Composition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=NAME)
-    description: str = ""
-    inputs: list[CompositionInput] = Field(default_factory=list)
-    steps: list[Step] = Field(min_length=1)
+    name: str = Field(pattern=NAME, description="Its name: the block document's, and the REST path's "
+                                                 "(/actions/custom/flow/<name>, - or _).")
+    description: str = Field(default="", description="What it does, for the person choosing it.")
+    inputs: list[CompositionInput] = Field(default_factory=list, description="What a run is given.")
+    steps: list[Step] = Field(min_length=1, description="The steps, in the order they run.")

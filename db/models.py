@@ -930,3 +930,19 @@ class ExecutorClaim(SQLModel, table=True):
     scheduled_state_id: str = Field(primary_key=True, max_length=36)
     executor_id: str = Field(max_length=100)
     claimed_at: datetime = _created_column()
+
+
+class OperationStep(SQLModel, table=True):
+    """One step of a composition run (issue 13). A step runs its action under an operation
+    id of its own, derived from the run's and the step's (compositions.run), so two steps
+    of one run never share records; this row leads back from that id to the run carrying
+    it, for the resolvers (is the operation still running?) and for a person reading what
+    an operation changed."""
+
+    __tablename__ = "operation_step"
+    id: str = Field(primary_key=True, max_length=36, description="The step's operation id (a uuid5).")
+    operation_id: str = Field(max_length=36, index=True, description="The composition run's flow run id.")
+    composition: str = Field(max_length=63)
+    step: str = Field(max_length=80, description="The step id, with [n] for a Loop's n-th element.")
+    action: str = Field(max_length=63)
+    created_date: datetime = _created_column()

@@ -24,9 +24,7 @@ DEPLOYMENTS: tuple[str, ...] = (
     "create-return-order/create-return-order",
     "return-return-order-items/return-return-order-items",
     "fulfil-items/fulfil-items",
-    "cancel-to-refund/cancel-to-refund",
-    "return-to-refund/return-to-refund",
-    "invoice-to-funds/invoice-to-funds",
+    "run-composition/run-composition",
     "refund-payment/refund-payment",
     "send-payment-refund/send-payment-refund",
     "record-refund-reversal/record-refund-reversal",
@@ -60,12 +58,10 @@ OPTIONS: dict[str, dict] = {
     **{name: {"tags": ["order-management", "core-action"], "concurrency_limit": CONCURRENCY,
               "enforce_parameter_schema": True}
        for name in CORE_ACTIONS},
-    "cancel-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
-                         "enforce_parameter_schema": False},
-    "return-to-refund": {"tags": ["order-management", "refunds"], "concurrency_limit": CONCURRENCY,
-                         "enforce_parameter_schema": False},
-    "invoice-to-funds": {"tags": ["order-management", "funds"], "concurrency_limit": CONCURRENCY,
-                         "enforce_parameter_schema": False},
+    # Compositions (issue 13): the run checks the composition and its inputs itself, whose
+    # shape only the composition knows.
+    "run-composition": {"tags": ["order-management", "composition"], "concurrency_limit": CONCURRENCY,
+                        "enforce_parameter_schema": True},
     "refund-payment": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY, "enforce_parameter_schema": True},
     "send-payment-refund": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},
     "record-refund-reversal": {"tags": ["payments", "refunds"], "concurrency_limit": CONCURRENCY},

@@ -331,7 +331,7 @@ def _ready(process: ManagedProcess, wait: Callable[[], object]) -> ManagedProces
 
 def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
     """Register this project's block types, save the store's URL as a block and, unless one
-    exists, an accounting export into the data directory."""
+    exists, an accounting export into the data directory and each shipped composition."""
     from prefect.exceptions import ObjectNotFound
 
     import blocks
@@ -345,6 +345,8 @@ def register_blocks(store_url: str, data_dir: Path | None = None) -> None:
             AccountingExport.load("accounting")
         except (ValueError, ObjectNotFound):
             AccountingExport(path=str(data_dir / "accounting" / "refunds-ledger.json")).save("accounting")
+    from compositions.saved import register_shipped
+    register_shipped()
 
 
 def wait_for_log_line(process: ManagedProcess, text: str, *, timeout: float, after: int = 0) -> None:

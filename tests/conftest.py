@@ -50,10 +50,12 @@ def prefect_api(embedded_postgres, tmp_path_factory):
     from prefect.context import refresh_global_settings_context
 
     refresh_global_settings_context()  # Prefect read its settings at import time
-    from blocks import SandboxGateway, StoreDatabase
+    from blocks import CompositionBlock, SandboxGateway, StoreDatabase
+    from compositions.saved import register_shipped
 
-    for block in (SandboxGateway, StoreDatabase):
+    for block in (CompositionBlock, SandboxGateway, StoreDatabase):
         block.register_type_and_schema()
+    register_shipped()
     yield api_url
     from prefect.logging.handlers import APILogHandler
 

@@ -97,16 +97,16 @@ def test_credit_memo_refuses_another_orders_change_order(store):
 
 def test_cancel_to_refund_flow_refunds_the_cancelled_items(store, prefect_api):
     """Cancel after capture: 1 of 3 mugs (9.99 + 1.00 tax) comes back to the card."""
-    from flows.cancel_to_refund import cancel_to_refund
+    from flows.run_composition import run_composition
 
     order, (mug,) = _order_with_items(store, payments=("32.97",))
-    out = cancel_to_refund(order.order_summary_id, SubmitCancelInput(
-        change_items=[ChangeItem(order_item_summary_id=mug, quantity=D(1), reason=f"test {uuid.uuid4().hex[:6]}")]))
-    assert out.change_order.total_amount == D("9.99") and out.change_order.total_tax_amount == D("1.00")
-    assert out.refunds.refunded_amount == D("10.99")
+    out = run_composition("cancel-to-refund", {"orderSummaryId": order.order_summary_id, "submitCancelInput": {
+        "changeItems": [{"orderItemSummaryId": mug, "quantity": 1, "reason": f"test {uuid.uuid4().hex[:6]}"}]}})
+    assert D(out["cancel"]["totalAmount"]) == D("9.99") and D(out["cancel"]["totalTaxAmount"]) == D("1.00")
+    assert D(out["refund"]["refundedAmount"]) == D("10.99")
     with session_scope(store) as s:
         assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == D("10.99")
-        assert s.get(CreditMemo, out.credit_memo_id).balance == D("0")
+        assert s.get(CreditMemo, out["memo"]["creditMemoId"]).balance == D("0")
     assert_ledger_invariants(store)
 
 

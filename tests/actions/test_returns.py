@@ -306,35 +306,37 @@ def test_invoices_come_from_fee_change_orders_only_and_once(store):
 def test_return_to_refund_refunds_the_credit_less_the_fee(store, prefect_api):
     """2 of 3 shirts come back with a 5.00 fee: 40.00 + 4.00 tax credited, the fee paid from
     the credit memo, 39.00 refunded to the card."""
-    from flows.return_to_refund import return_to_refund
+    from flows.run_composition import run_composition
 
     order, (shirt,) = _order_with_items(store, payments=("66.00",), items=(("shirt", "20.00", "3", "6.00"),))
     _fulfil(store, order, (shirt, "3"))
     return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "2")], fees=[("restocking", "5.00", "0")])
-    out = return_to_refund(return_order_id, ReturnItemsInput(
-        return_order_items=[ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(2))],
-        return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=fee)]))
-    assert out.refunds.refunded_amount == D("39.00")
+    out = run_composition("return-to-refund", {"returnOrderId": return_order_id, "returnItemsInput": {
+        "returnOrderItems": [{"returnOrderLineItemId": line, "quantityReceived": 2}],
+        "returnOrderItemFees": [{"returnOrderLineItemId": fee}]}})
+    assert D(out["refund"]["refundedAmount"]) == D("39.00")
+    assert out["refund"]["invoicesPaid"] == [{"invoiceId": out["fee-invoice"]["invoiceId"], "amount": "5.00"}]
+    assert out["flag-fee"] == {"processExceptionId": None}  # the fee was paid from the credit
     with session_scope(store) as s:
-        assert s.get(CreditMemo, out.credit_memo_id).balance == D("0")
-        assert s.get(Invoice, out.fee_invoice_id).balance == D("0")
+        assert s.get(CreditMemo, out["memo"]["creditMemoId"]).balance == D("0")
+        assert s.get(Invoice, out["fee-invoice"]["invoiceId"]).balance == D("0")
         assert s.get(OrderPaymentSummary, order.summaries[0]).refunded_amount == D("39.00")
     assert _quantities(store, shirt) == (D(0), D(3), D(2), D(2))
     assert_ledger_invariants(store)
 
 
 def test_invoice_to_funds_invoices_shipped_units_and_pays_them(store, prefect_api):
-    from flows.invoice_to_funds import invoice_to_funds
+    from flows.run_composition import run_composition
 
     order, (mug, plate) = _order_with_items(store, payments=("50.00",), items=(("mug", "10.00", "2", "2.00"),
                                                                                ("plate", "5.00", "4", "0")))
-    out = invoice_to_funds(order.order_summary_id, FulfillItemsInput(fulfillment_items=[
-        FulfillmentItem(order_item_summary_id=mug, quantity=D(2)), FulfillmentItem(order_item_summary_id=plate, quantity=D(1))]))
-    assert out.invoice.total_amount == D("27.00")
-    assert out.funds.invoice_balance == D("0") and out.funds.captures == []
-    assert sum(a.amount for a in out.funds.applications) == D("27.00")
+    out = run_composition("invoice-to-funds", {"orderSummaryId": order.order_summary_id, "fulfillItemsInput": {
+        "fulfillmentItems": [{"orderItemSummaryId": mug, "quantity": 2}, {"orderItemSummaryId": plate, "quantity": 1}]}})
+    assert D(out["invoice"]["totalAmount"]) == D("27.00")
+    assert D(out["funds"]["invoiceBalance"]) == D("0") and out["funds"]["captures"] == []
+    assert sum(D(a["amount"]) for a in out["funds"]["applications"]) == D("27.00")
     with session_scope(store) as s:
-        assert s.get(Invoice, out.invoice.invoice_id).balance == D("0")
+        assert s.get(Invoice, out["invoice"]["invoiceId"]).balance == D("0")
     assert_ledger_invariants(store)
 
 
@@ -366,29 +368,30 @@ def test_a_return_whose_credit_does_not_cover_the_fee_leaves_it_to_a_person(stor
     """All units rejected, a 5.00 fee charged: nothing to refund, the fee invoice stays open
     with a ProcessException; the run completes."""
     from db.models import ProcessException
-    from flows.return_to_refund import return_to_refund
+    from flows.run_composition import run_composition
 
     order, (shirt,) = _order_with_items(store, payments=("20.00",), items=(("shirt", "20.00", "1", "0"),))
     _fulfil(store, order, (shirt, "1"))
     return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "1")], fees=[("restocking", "5.00", "0")])
-    out = return_to_refund(return_order_id, ReturnItemsInput(
-        return_order_items=[ReturnOrderItemInput(return_order_line_item_id=line, quantity_received=D(1),
-                                                 quantity_rejected=D(1), reason_for_rejection="worn")],
-        return_order_item_fees=[ReturnOrderItemFeeInput(return_order_line_item_id=fee)]))
-    assert out.credit_memo_id is None and out.refunds is None and out.return_items.credit_amount == 0
+    out = run_composition("return-to-refund", {"returnOrderId": return_order_id, "returnItemsInput": {
+        "returnOrderItems": [{"returnOrderLineItemId": line, "quantityReceived": 1, "quantityRejected": 1,
+                              "reasonForRejection": "worn"}],
+        "returnOrderItemFees": [{"returnOrderLineItemId": fee}]}})
+    assert out["memo"] is None and out["refund"] is None and D(out["return"]["creditAmount"]) == 0  # Decisions: skipped
+    fee_invoice_id = out["fee-invoice"]["invoiceId"]
     with session_scope(store) as s:
-        assert s.get(Invoice, out.fee_invoice_id).balance == D("5.00")
-        flagged = list(s.exec(select(ProcessException).where(ProcessException.attached_to_id == out.fee_invoice_id)))
-    assert len(flagged) == 1 and "5.00" in flagged[0].message
+        assert s.get(Invoice, fee_invoice_id).balance == D("5.00")
+        flagged = list(s.exec(select(ProcessException).where(ProcessException.attached_to_id == fee_invoice_id)))
+    assert len(flagged) == 1 and "5.00" in flagged[0].message and out["flag-fee"]["processExceptionId"] == flagged[0].id
     assert _quantities(store, shirt) == (D(0), D(1), D(0), D(0))  # the rejected shirt is the customer's again
     assert_ledger_invariants(store)
 
 
 def test_invoice_to_funds_with_only_free_items_asks_for_no_funds(store, prefect_api):
-    from flows.invoice_to_funds import invoice_to_funds
+    from flows.run_composition import run_composition
 
     order, (gift,) = _order_with_items(store, payments=("1.00",), items=(("gift", "0", "2", "0"),))
-    out = invoice_to_funds(order.order_summary_id, FulfillItemsInput(fulfillment_items=[
-        FulfillmentItem(order_item_summary_id=gift, quantity=D(2))]))
-    assert out.invoice.total_amount == 0 and out.funds is None
+    out = run_composition("invoice-to-funds", {"orderSummaryId": order.order_summary_id, "fulfillItemsInput": {
+        "fulfillmentItems": [{"orderItemSummaryId": gift, "quantity": 2}]}})
+    assert D(out["invoice"]["totalAmount"]) == 0 and out["funds"] is None
     assert_ledger_invariants(store)

@@ -44,7 +44,7 @@ def test_an_unknown_action():
     assert problems_of(with_step(2, action="refund-everything")) == [
         "refund.action: unknown action 'refund-everything' (actions: submit-cancel, submit-return, create-credit-memo, "
         "create-invoice-from-change-orders, create-return-order, return-return-order-items, fulfil-items, "
-        "ensure-refunds-async, ensure-funds-async)"]
+        "ensure-refunds-async, ensure-funds-async, flag-open-balance)"]
 
 
 def test_a_missing_required_input_and_an_unknown_one():

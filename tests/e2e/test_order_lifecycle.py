@@ -120,11 +120,12 @@ def test_invoice_to_funds_flow_through_the_facade(sf, engine):
     operation_id = answer[0]["outputValues"]["backgroundOperationId"]
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(uuid.UUID(operation_id))
-    assert flow_run.parameters["order_summary_id"] == order
+    assert flow_run.parameters == {"composition": "invoice-to-funds", "inputs": {
+        "orderSummaryId": order, "fulfillItemsInput": {"fulfillmentItems": [{"orderItemSummaryId": mug, "quantity": 2}]}}}
     assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-    assert {t.name.rsplit("-", 1)[0] for t in task_runs} == {"fulfill-items", "ensure-funds"}  # each step a task run
+    assert sorted(t.name for t in task_runs) == ["funds · ensure-funds-async", "invoice · fulfil-items"]  # a task run a step
     assert money(sf.OrderPaymentSummary.get(held), "CapturedAmount") == D("23.00")  # 33.00 - the 10.00 captured
     assert quantities(sf, mug) == (2, 0, 2, 0, 0)
     assert_ledger_invariants(engine.store_url)
