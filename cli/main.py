@@ -134,6 +134,50 @@ app.command(
 )(run_executor)
 
 
+compositions_app = typer.Typer(help="Compositions: check them, export them to files.", no_args_is_help=True)
+app.add_typer(compositions_app, name="compositions")
+
+
+@compositions_app.command("check")
+def check_compositions(
+    sources: list[str] = typer.Argument(..., help="YAML files, or names of saved compositions (needs PREFECT_API_URL)."),
+) -> None:
+    """Check compositions against the actions' inputs and outputs; every problem, with its step and field."""
+    from compositions.check import check
+    from compositions.files import read
+
+    failed = False
+    for source in sources:
+        if Path(source).is_file():
+            composition = read(Path(source))
+        else:
+            from compositions.saved import load
+
+            composition = load(source)
+        problems = check(composition)
+        failed = failed or bool(problems)
+        console.print(f"{source}: " + ("[green]ok[/green]" if not problems else f"[red]{len(problems)} problem(s)[/red]"))
+        for problem in problems:
+            console.print(f"  {problem}", markup=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@compositions_app.command("export")
+def export_composition(
+    name: str = typer.Argument(..., help="The saved composition (om-composition block) to export."),
+    out: Path = typer.Option(None, "--out", "-o", help="File to write (default: print it)."),
+) -> None:
+    """Write a saved composition as a YAML file (the shape of compositions/shipped/). Needs PREFECT_API_URL."""
+    from compositions.saved import export
+
+    text = export(name)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+
+
 @app.command()
 def migrate(database_url: str = typer.Option(None, envvar="OM_DATABASE_URL", help="Store URL.")) -> None:
     """Create or upgrade the store's tables (Alembic)."""

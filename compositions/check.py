@@ -44,7 +44,7 @@ def kind_of(schema: dict, node: dict, name: str = "") -> tuple:
         return ("amount",)  # a Decimal output
     kind = node.get("type")
     if kind == "array":
-        return ("list", kind_of(schema, node.get("items", {}), name))
+        return ("list", kind_of(schema, node.get("items", {}), name[:-1] if name.endswith("Ids") else name))
     if kind == "object" or "properties" in node:
         return ("object", schema, node)
     if kind == "boolean":
@@ -83,6 +83,13 @@ def literal_kind(value: Any) -> tuple | None:
     if isinstance(value, str):
         return ("id",) if len(value) == 18 and value.isalnum() else ("text",)
     return None
+
+
+def shown(value: Any) -> str:
+    """A literal as a person wrote it: 12.5, 'text', true."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, Decimal) else repr(value)
 
 
 def input_kind(input_type: str) -> tuple:
@@ -136,7 +143,7 @@ class _Checker:
                 return self.add(step.id, field, f"{ref}: there is no step '{target}'")
             if target not in self.done:
                 return self.add(step.id, field, f"{ref}: step '{target}' runs after this one (or is this one): "
-                                                 "a step may use only earlier steps' outputs")
+                                                 "a step may use only earlier steps' outputs (no cycles)")
             referenced = self.done[target]
             spec = ACTIONS.get(referenced.action)
             if spec is None:
@@ -166,7 +173,7 @@ class _Checker:
             return
         if wanted[0] == "list":
             if not isinstance(value, list):
-                return self.add(step.id, field, f"a list is due, not {value!r}")
+                return self.add(step.id, field, f"a list is due, not {shown(value)}")
             for index, element in enumerate(value):
                 self.value(step, f"{field}[{index}]", wanted[1], element, item)
             return
@@ -174,14 +181,14 @@ class _Checker:
             return self.add(step.id, field, "one value is due, not a list")
         if wanted[0] == "object":
             if not isinstance(value, dict):
-                return self.add(step.id, field, f"{describe(wanted)} (its fields) is due, not {value!r}")
-            self.fields(step, field, wanted[1], wanted[2], value, item)
+                return self.add(step.id, field, f"{describe(wanted)} (its fields) is due, not {shown(value)}")
+            self.fields(step, f"{field}.", wanted[1], wanted[2], value, item)
             return
         if value is None:
             return
         given = literal_kind(value)
         if given is None or not fits(wanted, given):
-            self.add(step.id, field, f"{value!r} is not {describe(wanted)}")
+            self.add(step.id, field, f"{shown(value)} is not {describe(wanted)}")
 
     def fields(self, step: Step, prefix: str, schema: dict, node: dict, values: dict, item: tuple | None) -> None:
         node = _resolve(schema, node)
@@ -217,7 +224,7 @@ class _Checker:
                 elif step.when.operator in ORDERED and compared[0] not in ("amount", "quantity"):
                     self.add(step.id, "when", f"'{step.when.operator}' compares numbers; {step.when.ref} is {describe(compared)}")
                 elif not comparable(compared, step.when.value):
-                    self.add(step.id, "when", f"{step.when.value!r} cannot be compared with {describe(compared)}")
+                    self.add(step.id, "when", f"{shown(step.when.value)} cannot be compared with {describe(compared)}")
         schema = spec.input_schema()
         self.fields(step, "", schema, schema, step.inputs, item)
 

@@ -67,7 +67,7 @@ def test_a_step_that_refers_to_itself_is_a_cycle():
     found = problems_of(with_step(1, inputs={"orderSummaryId": {"ref": "steps.make-memo.creditMemoId"},
                                              "changeOrderIds": []}))
     assert found == ["make-memo.orderSummaryId: steps.make-memo.creditMemoId: step 'make-memo' runs after this one "
-                     "(or is this one): a step may use only earlier steps' outputs"]
+                     "(or is this one): a step may use only earlier steps' outputs (no cycles)"]
 
 
 def test_a_path_the_output_does_not_have():
