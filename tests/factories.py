@@ -64,7 +64,8 @@ def make_order(
 
 
 def make_order_with_items(
-    store_url: str, *, payments: tuple[str, ...], items: tuple[tuple[str, str, str, str], ...]
+    store_url: str, *, payments: tuple[str, ...], items: tuple[tuple[str, str, str, str], ...],
+    gateway_block: str | None = None,
 ) -> tuple[OrderFixture, list[str]]:
     """An order (make_order, in its own transaction) with order items given as
     ``(name, unit price, quantity ordered, total tax)``; returns it and the item ids."""
@@ -73,7 +74,7 @@ def make_order_with_items(
     from db.sobjects import create_order_item_summary
 
     with session_scope(store_url) as session:
-        order = make_order(session, payments=list(payments))
+        order = make_order(session, payments=list(payments), gateway_block=gateway_block)
         ids = [create_order_item_summary(session=session, obj_in=OrderItemSummaryCreate(
             order_summary_id=order.order_summary_id, name=name, unit_price=Decimal(price), quantity_ordered=Decimal(qty),
             total_tax_amount=Decimal(tax))).id for name, price, qty, tax in items]

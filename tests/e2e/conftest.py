@@ -71,3 +71,20 @@ def sf(engine, tls) -> Salesforce:
     session.verify = str(tls[0])
     session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify
     return Salesforce(instance_url=engine.facade_url, session_id=engine.config.token, version="60.0", session=session)
+
+
+@pytest.fixture
+def automation(engine):
+    """Create automations through Prefect's API as the UI's form does; deleted afterwards."""
+    made = []
+
+    def create(body: dict) -> str:
+        with get_client(sync_client=True) as client:
+            automation_id = client._client.post("/automations/", json=body).raise_for_status().json()["id"]
+        made.append(automation_id)
+        return automation_id
+
+    yield create
+    with get_client(sync_client=True) as client:
+        for automation_id in made:
+            client._client.delete(f"/automations/{automation_id}")

@@ -21,7 +21,7 @@ from db.models import ChangeOrder, InteractionType, OperationStep, PaymentGatewa
 from tests.e2e.conftest import count_requested_runs
 from tests.e2e.test_ensure_refunds_async import wait_for_operation
 from tests.e2e.test_order_lifecycle import ORDERS, RETURNS, new_order
-from tests.e2e.test_record_triggered_flows import automation, run_deployment, wait_for_run  # noqa: F401 - a fixture
+from tests.e2e.test_record_triggered_flows import run_deployment, wait_for_run
 from tests.ledger import assert_ledger_invariants, snapshot
 
 pytestmark = pytest.mark.e2e

@@ -75,23 +75,6 @@ def returned_and_credited(sf, engine):
     return order, paid, change
 
 
-@pytest.fixture
-def automation(engine):
-    """Create automations through Prefect's API as the UI's form does; deleted afterwards."""
-    made = []
-
-    def create(body: dict) -> str:
-        with get_client(sync_client=True) as client:
-            automation_id = client._client.post("/automations/", json=body).raise_for_status().json()["id"]
-        made.append(automation_id)
-        return automation_id
-
-    yield create
-    with get_client(sync_client=True) as client:
-        for automation_id in made:
-            client._client.delete(f"/automations/{automation_id}")
-
-
 def test_an_automation_built_as_in_the_ui_refunds_each_new_credit_memo_once(sf, engine, automation):
     with get_client(sync_client=True) as client:
         deployment_id = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async").id

@@ -158,3 +158,77 @@ def test_a_killed_executors_operation_is_resumed_by_another_and_refunds_once(fle
     assert len(booked) == 1  # the dead run never reached the gateway; the resumed run asked, then sent once
     assert recoveries == []  # nothing was left for the resolver
     assert_ledger_invariants(pg_store)
+
+
+def test_a_composition_killed_after_its_second_step_resumes_without_doing_a_step_twice(fleet, pg_store):
+    """A composition that runs the same action in two steps (two cancels), then credits and
+    refunds: its executor dies while the refund waits for the gateway. The resumed run gets
+    each committed step's records back (each step has its own operation id) and sends the
+    refund once: two change orders, one credit memo, one refund, one gateway booking."""
+    from blocks import CompositionBlock
+    from compositions.model import Composition
+    from db.models import ChangeOrder, CreditMemo, OperationStep, OrderItemSummary
+    from tests.factories import make_order_with_items
+
+    slow = f"slow-{uuid.uuid4().hex[:6]}"
+    SandboxGateway(latency_seconds=60, honour_idempotency_keys=False).save(slow, overwrite=True)
+    name = f"cancel-two-{uuid.uuid4().hex[:6]}"
+    ref = lambda path: {"ref": path}  # noqa: E731
+    CompositionBlock.of(Composition.model_validate({
+        "name": name, "inputs": [{"name": "orderSummaryId", "type": "id"}, {"name": "first", "type": "id"},
+                                 {"name": "second", "type": "id"}],
+        "steps": [
+            {"id": "cancel-first", "action": "submit-cancel", "inputs": {
+                "orderSummaryId": ref("inputs.orderSummaryId"),
+                "changeItems": [{"orderItemSummaryId": ref("inputs.first"), "quantity": 1}]}},
+            {"id": "cancel-second", "action": "submit-cancel", "inputs": {
+                "orderSummaryId": ref("inputs.orderSummaryId"),
+                "changeItems": [{"orderItemSummaryId": ref("inputs.second"), "quantity": 1}]}},
+            {"id": "memo", "action": "create-credit-memo", "inputs": {
+                "orderSummaryId": ref("inputs.orderSummaryId"),
+                "changeOrderIds": [ref("steps.cancel-first.changeOrderId"), ref("steps.cancel-second.changeOrderId")]}},
+            {"id": "refund", "action": "ensure-refunds-async", "inputs": {
+                "orderSummaryId": ref("inputs.orderSummaryId"), "creditMemoId": ref("steps.memo.creditMemoId")}},
+        ]})).save(name, overwrite=True)
+    doomed = fleet("doomed", "--recovery-flow", "")
+    wait_until(lambda: serving(doomed), 90, "the first executor", [doomed])
+    order, (mug, plate) = make_order_with_items(pg_store, payments=("50.00",), gateway_block=slow,
+                                                items=(("mug", "10.00", "2", "2.00"), ("plate", "5.00", "2", "0")))
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(fleet.deployment_id("run-composition"), parameters={
+            "composition": name, "inputs": {"orderSummaryId": order.order_summary_id, "first": mug, "second": plate}})
+
+    def refunds():
+        with session_scope(pg_store) as session:
+            return session.exec(select(Refund).where(Refund.order_payment_summary_id == order.summaries[0])).all()
+
+    wait_until(lambda: refunds() != [], 90, "the refund step to reserve its refund", [doomed])
+    time.sleep(0.5)  # inside the gateway's 60 s
+    doomed._signal_group(signal.SIGKILL)
+    doomed.popen.wait(10)
+    [pending] = refunds()
+    assert pending.status == RefundStatus.PENDING
+    SandboxGateway(latency_seconds=0, honour_idempotency_keys=False).save(slow, overwrite=True)
+
+    survivor = fleet("survivor")
+    with get_client(sync_client=True) as client:
+        wait_until(lambda: client.read_flow_run(run.id).state.is_final(), 120, "the run to resume and finish", [survivor])
+        final = client.read_flow_run(run.id)
+    assert final.state.type == StateType.COMPLETED, final.state
+    assert final.run_count == 2  # the same flow run, run again
+    [refund] = refunds()
+    assert (refund.id, refund.status, refund.amount) == (pending.id, RefundStatus.PROCESSED, Decimal("16.00"))
+    with session_scope(pg_store) as session:
+        cancels = session.exec(select(ChangeOrder).where(ChangeOrder.order_summary_id == order.order_summary_id)).all()
+        memos = session.exec(select(CreditMemo).where(CreditMemo.order_summary_id == order.order_summary_id)).all()
+        steps = session.exec(select(OperationStep).where(OperationStep.operation_id == str(run.id))).all()
+        booked = session.exec(select(SandboxGatewayRefund).where(
+            SandboxGatewayRefund.idempotency_key == refund.idempotency_key)).all()
+        canceled = [session.get(OrderItemSummary, item).quantity_canceled for item in (mug, plate)]
+    assert len(cancels) == 2 and len({c.background_operation_id for c in cancels}) == 2  # a step each, once each
+    assert len(memos) == 1 and memos[0].total_amount == Decimal("16.00")  # a mug 10.00 + 1.00 tax, a plate 5.00
+    assert sorted(s.step for s in steps) == ["cancel-first", "cancel-second", "memo", "refund"]
+    assert canceled == [Decimal(1), Decimal(1)]
+    assert len(booked) == 1
+    assert_ledger_invariants(pg_store)
+
