@@ -46,7 +46,7 @@ class CompositionBlock(Block):
 
     description: str = Field(default="", description="What it does, for the person choosing it.")
     inputs: list[CompositionInput] = Field(
-        default_factory=list, description="What a run is given: each input's name (steps use inputs.<name>) and type.")
+        default_factory=list, description="What a run is given: each input's name (steps use inputs.NAME) and type.")
     steps: list[Step] = Field(min_length=1, description="The steps, in the order they run.")
 
     def composition(self, name: str) -> Composition:

@@ -19,8 +19,20 @@ InputType = Literal[
 type (``ReturnItemsInput``...) is that action's input object, whose fields steps refer to
 as ``inputs.<name>.<field>`` (Flow Builder's Apex-defined variables)."""
 
+ACTION_NAMES = (
+    "submit-cancel", "submit-return", "create-credit-memo", "create-invoice-from-change-orders", "create-return-order",
+    "return-return-order-items", "fulfil-items", "ensure-refunds-async", "ensure-funds-async", "flag-open-balance",
+)
+"""The actions a step may run (compositions.actions.ACTIONS), offered by the block form."""
+
 Operator = Literal["equals", "not equals", "greater than", "at least", "less than", "at most", "is set", "is not set"]
 """``is set`` holds for a value that is there (not empty, not from a skipped step)."""
+
+
+def _in_order(schema: dict[str, Any]) -> None:
+    """Prefect's forms show fields by ``position``: keep the order they are declared in."""
+    for position, field in enumerate(schema.get("properties", {}).values()):
+        field["position"] = position
 
 
 class Reference(BaseModel):
@@ -29,7 +41,7 @@ class Reference(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ref: str = Field(pattern=REFERENCE, description="inputs.<name>, steps.<step>.<field>[.<field>...], or item[.<field>].")
+    ref: str = Field(pattern=REFERENCE, description="inputs.NAME, steps.STEP.FIELD (.FIELD...), or in a Loop item (.FIELD...).")
 
 
 def _value(value: Any) -> Any:
@@ -74,19 +86,20 @@ def _exact(value: Any) -> Any:
 
 
 class CompositionInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_in_order)
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$", description="How steps refer to it: inputs.<name>.")
-    type: InputType = Field(description="id, amount, quantity, text, boolean, or ids (a list of record ids).")
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$", description="How steps refer to it: inputs.NAME.")
+    type: InputType = Field(description="id, amount, quantity, text, boolean, ids (a list of record ids), or an "
+                                       "action's input object (e.g. ReturnItemsInput).")
     description: str = Field(default="", description="What a person starting the composition should give.")
 
 
 class Decision(BaseModel):
     """Run the step only when an earlier value compares so with a literal (money exactly)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_in_order)
 
-    ref: str = Field(pattern=REFERENCE, description="The value compared: inputs.<name> or steps.<step>.<field>.")
+    ref: str = Field(pattern=REFERENCE, title="Compare", description="The value compared: inputs.NAME or steps.STEP.FIELD.")
     operator: Operator = Field(description="How: equals, not equals, greater than, at least, less than, at most, "
                                            "is set, is not set.")
     value: Annotated[bool | Decimal | str | None, BeforeValidator(_exact), PlainSerializer(_as_json, when_used="json")] = Field(
@@ -100,18 +113,20 @@ class Decision(BaseModel):
 
 
 class Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_in_order)
 
     id: str = Field(pattern=NAME, description="Unique in the composition; later steps refer to its output by it.")
-    action: str = Field(description="The action it runs, e.g. create-credit-memo.")
-    inputs: dict[str, Value] = Field(default_factory=dict, description="The action's inputs, by their names.")
-    when: Decision | None = Field(default=None, description="A Decision: run only when it holds.")
-    for_each: str | None = Field(default=None, pattern=REFERENCE,
-                                 description="A Loop: run once per element of this list; item refers to the element.")
+    action: str = Field(description="The action it runs.", json_schema_extra={"enum": list(ACTION_NAMES)})
+    inputs: dict[str, Value] = Field(
+        default_factory=dict,
+        description='The action\'s inputs by name (JSON): a value, or {"ref": "inputs.NAME"} / {"ref": "steps.STEP.FIELD"}.')
+    when: Decision | None = Field(default=None, title="Decision", description="Run this step only when it holds.")
+    for_each: str | None = Field(default=None, pattern=REFERENCE, title="Loop over",
+                                 description="Run once per element of this list (steps.STEP.FIELD); item is the element.")
 
 
 class Composition(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_in_order)
 
     name: str = Field(pattern=NAME, description="Its name: the block document's, and the REST path's "
                                                  "(/actions/custom/flow/<name>, - or _).")

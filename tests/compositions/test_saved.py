@@ -91,3 +91,14 @@ def test_the_check_command_lists_every_problem_and_fails(tmp_path):
     assert checked.returncode == 1
     for where in ("memo.orderSummaryId", "memo.changeOrderIds[0]", "later.action"):
         assert where in checked.stdout, checked.stdout
+
+
+def test_the_forms_lists_match_the_actions():
+    """The block form offers the actions and input types that compositions.actions knows."""
+    import typing
+
+    from compositions.actions import ACTIONS, REQUEST_MODELS
+    from compositions.model import ACTION_NAMES, InputType
+
+    assert list(ACTION_NAMES) == list(ACTIONS)
+    assert set(typing.get_args(InputType)) == {"id", "amount", "quantity", "text", "boolean", "ids", *REQUEST_MODELS}
