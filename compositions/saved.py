@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def load(name: str) -> Composition:
     """The composition saved under ``name``, or InvalidInputError."""
     try:
-        return CompositionBlock.load(name).composition(name)
+        return CompositionBlock.load(name, _sync=True).composition(name)  # also under a running loop
     except (ValueError, ObjectNotFound) as exc:
         raise InvalidInputError(f"there is no composition named '{name}' (an om-composition block)") from exc
 
@@ -32,9 +32,9 @@ def register_shipped() -> list[str]:
     saved = []
     for composition in shipped():
         try:
-            existing = CompositionBlock.load(composition.name).composition(composition.name)
+            existing = CompositionBlock.load(composition.name, _sync=True).composition(composition.name)
         except (ValueError, ObjectNotFound):
-            CompositionBlock.of(composition).save(composition.name)
+            CompositionBlock.of(composition).save(composition.name, _sync=True)
             saved.append(composition.name)
             continue
         if existing != composition:

@@ -23,7 +23,7 @@ from compositions.saved import load
 
 
 @flow(name="run-composition", persist_result=True, result_serializer="json")
-def run_composition(composition: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_composition(composition: str, inputs: dict[str, Any] = {}) -> dict[str, Any]:  # noqa: B006 - Prefect copies it
     """Run the composition ``composition`` with ``inputs``; every step's output by step id.
 
     A retried run resumes: each step runs under an operation id of its own derived from
@@ -38,7 +38,7 @@ def run_composition(composition: str, inputs: dict[str, Any] | None = None) -> d
     problems = check(found)
     if problems:
         raise invalid_composition(found.name, problems)
-    values = read_inputs(found, inputs or {})
+    values = read_inputs(found, inputs)
     get_run_logger().info("composition %s: %d step(s), inputs %s", found.name, len(found.steps), sorted(values))
     outputs = run_composition_steps(
         found, values, operation_id,
