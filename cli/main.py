@@ -89,7 +89,8 @@ def _print_welcome(stack, demo_order) -> None:
     say = functools.partial(console.print, soft_wrap=True)
     c = stack.config
     say("[bold green]Order Management engine is up[/bold green]")
-    say(f"  Prefect UI:   {stack.prefect_ui_url}")
+    say(f"  Prefect UI:   {stack.prefect_ui_url}  (compositions: {stack.prefect_ui_url}/v2/blocks, type OM Composition;"
+        " run them with the run-composition deployment)")
     if stack.prefect_auth_string:
         say(f"  Prefect auth: {stack.prefect_auth_string}  (the UI asks for it; clients set PREFECT_API_AUTH_STRING)")
     say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/openapi.json with the bearer token;"
