@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
+from db.models import OperationStep
 from db.sobjects import SOBJECTS, create_sobject, read_sobject
 from domain.errors import InvalidInputError
 
@@ -16,8 +17,11 @@ ExactBody = Annotated[Any, Depends(exact_json_body)]
 
 
 @router.get("/BackgroundOperation/{operation_id}", summary="Read a background operation (a flow run)")
-def get_background_operation(operation_id: str, _version: ApiVersion, _caller: CurrentCaller):
-    return ExactJSONResponse(read_operation(operation_id))
+def get_background_operation(operation_id: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep):
+    """A composition step's operation id (on the records the step made) reads as the
+    composition run that carries it."""
+    step = session.get(OperationStep, operation_id)
+    return ExactJSONResponse(read_operation(step.operation_id if step else operation_id))
 
 
 @router.post(

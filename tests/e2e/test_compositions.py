@@ -166,6 +166,11 @@ def test_a_loop_receives_each_line_of_a_return_and_one_credit_memo_refunds_them(
         returned = session.exec(select(ChangeOrder).where(ChangeOrder.order_summary_id == order,
                                                           ChangeOrder.type == "Return")).all()
         assert sorted(c.total_amount for c in returned) == [D("15.00"), D("20.00")]  # one per Loop run
+        refund = session.exec(select(Refund).where(Refund.order_payment_summary_id == paid)).one()
+    # a record a step made names the step's operation, which reads as the run carrying it
+    assert refund.background_operation_id in {s.id for s in steps}
+    carried = sf.restful(f"sobjects/BackgroundOperation/{refund.background_operation_id}")
+    assert (carried["Id"], carried["Status"]) == (operation_id, "Complete")
     with get_client(sync_client=True) as client:
         artifacts = client._client.post("/artifacts/filter", json={
             "artifacts": {"flow_run_id": {"any_": [operation_id]}}}).raise_for_status().json()
