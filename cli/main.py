@@ -146,15 +146,21 @@ def check_compositions(
     """Check compositions against the actions' inputs and outputs; every problem, with its step and field."""
     from compositions.check import check
     from compositions.files import read
+    from domain.errors import InvalidInputError
 
     failed = False
     for source in sources:
-        if Path(source).is_file():
-            composition = read(Path(source))
-        else:
-            from compositions.saved import load
+        try:
+            if Path(source).is_file():
+                composition = read(Path(source))
+            else:
+                from compositions.saved import load
 
-            composition = load(source)
+                composition = load(source)
+        except (InvalidInputError, ValueError) as exc:  # not there, or not a composition's shape
+            console.print(f"{source}: [red]{exc}[/red]")
+            failed = True
+            continue
         problems = check(composition)
         failed = failed or bool(problems)
         console.print(f"{source}: " + ("[green]ok[/green]" if not problems else f"[red]{len(problems)} problem(s)[/red]"))

@@ -9,6 +9,7 @@ from typing import Any
 
 from compositions.actions import ACTIONS, REQUEST_MODELS
 from compositions.model import Composition, Reference, Step
+from actions.fields import MAX_DIGITS
 from db.ids import ID_PATTERN
 
 INPUT_KINDS = {"id": ("id",), "amount": ("amount",), "quantity": ("quantity",), "text": ("text",),
@@ -59,7 +60,7 @@ def kind_of(schema: dict, node: dict, name: str = "") -> tuple:
 def describe(kind: tuple) -> str:
     if kind[0] == "list":
         return f"a list of {describe(kind[1])}"
-    return {"id": "a record id", "amount": "an amount", "quantity": "a quantity", "text": "text",
+    return {"id": "a record id", "amount": "an amount", "quantity": "a quantity", "number": "a number", "text": "text",
             "boolean": "a yes/no", "object": "a record"}[kind[0]]
 
 
@@ -68,8 +69,8 @@ def fits(wanted: tuple, given: tuple) -> bool:
         return wanted[0] == given[0] == "list" and fits(wanted[1], given[1])
     if wanted[0] == "text":
         return given[0] in ("text", "id")
-    if wanted[0] in ("amount", "quantity"):
-        return given[0] in ("amount", "quantity")
+    if wanted[0] in ("amount", "quantity"):  # an amount is never a quantity; a literal number fits both
+        return given[0] in (wanted[0], "number")
     if wanted[0] == given[0] == "object":  # the same input type, e.g. a list of ReturnOrderItemInput
         return wanted[2].get("title") == given[2].get("title")
     return wanted[0] == given[0]
@@ -79,7 +80,7 @@ def literal_kind(value: Any) -> tuple | None:
     if isinstance(value, bool):
         return ("boolean",)
     if isinstance(value, (int, Decimal, float)):
-        return ("amount",)
+        return ("number",)
     if isinstance(value, str):
         return ("id",) if len(value) == 18 and value.isalnum() else ("text",)
     return None
@@ -90,6 +91,12 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+def exact_enough(value: Any) -> bool:
+    """Whether a number literal survives being saved as a JSON number (15 significant digits)."""
+    digits = Decimal(str(value)).normalize().as_tuple().digits
+    return len(digits) <= MAX_DIGITS
 
 
 def input_kind(input_type: str) -> tuple:
@@ -162,7 +169,7 @@ class _Checker:
                 known = ", ".join(props) or "none"
                 return self.add(step.id, field, f"{ref}: no field '{name}' here (fields: {known})")
             found = kind_of(schema, props[name], name)
-            kind = ("list", found) if kind[0] == "list" and found[0] != "list" else found
+            kind = ("list", found) if kind[0] == "list" else found  # a field of each element (lists stay nested)
         return kind
 
     def value(self, step: Step, field: str, wanted: tuple, value: Any, item: tuple | None) -> None:
@@ -189,6 +196,8 @@ class _Checker:
         given = literal_kind(value)
         if given is None or not fits(wanted, given):
             self.add(step.id, field, f"{shown(value)} is not {describe(wanted)}")
+        elif given == ("number",) and not exact_enough(value):
+            self.add(step.id, field, f"{shown(value)} has more than {MAX_DIGITS} significant digits")
 
     def fields(self, step: Step, prefix: str, schema: dict, node: dict, values: dict, item: tuple | None) -> None:
         node = _resolve(schema, node)
@@ -197,11 +206,30 @@ class _Checker:
             if name not in props:
                 self.add(step.id, f"{prefix}{name}", f"the action has no input '{name}' (inputs: {', '.join(props)})")
         for name in node.get("required", []):
-            if name not in values:
+            if values.get(name) is None:
                 self.add(step.id, f"{prefix}{name}", "a required input is missing")
         for name, value in values.items():
-            if name in props:
-                self.value(step, f"{prefix}{name}", kind_of(schema, props[name], name), value, item)
+            if not prefix:
+                self.guarded(step, name, value)
+            if name not in props or value is None:
+                continue
+            allowed = _resolve(schema, props[name]).get("enum")
+            if allowed and not isinstance(value, Reference) and value not in allowed:
+                self.add(step.id, f"{prefix}{name}", f"{shown(value)} is not one of {', '.join(map(str, allowed))}")
+                continue
+            self.value(step, f"{prefix}{name}", kind_of(schema, props[name], name), value, item)
+
+    def guarded(self, step: Step, field: str, value: Any) -> None:
+        """An input taken from a step that may be skipped (it has a Decision) needs a Decision
+        of this step's on that step's output: else the run would stop here, after the earlier
+        steps have acted. (An element of a list may come from one: it is dropped.)"""
+        if not isinstance(value, Reference) or not value.ref.startswith("steps."):
+            return
+        source = value.ref.split(".")[1]
+        if source in self.done and self.done[source].when is not None and not (
+                step.when and step.when.ref.startswith(f"steps.{source}.")):
+            self.add(step.id, field, f"step '{source}' may be skipped (it has a Decision): give this step a Decision "
+                                     f"on steps.{source} (e.g. steps.{source}.<field> is set)")
 
     def step(self, step: Step) -> None:
         spec = ACTIONS.get(step.action)
@@ -223,7 +251,8 @@ class _Checker:
                     self.add(step.id, "when", f"{step.when.ref} is {describe(compared)}: a Decision compares one value")
                 elif step.when.operator in ORDERED and compared[0] not in ("amount", "quantity"):
                     self.add(step.id, "when", f"'{step.when.operator}' compares numbers; {step.when.ref} is {describe(compared)}")
-                elif not comparable(compared, step.when.value):
+                elif not comparable(compared, step.when.value) or (
+                        isinstance(step.when.value, Decimal) and not exact_enough(step.when.value)):
                     self.add(step.id, "when", f"{shown(step.when.value)} cannot be compared with {describe(compared)}")
         schema = spec.input_schema()
         self.fields(step, "", schema, schema, step.inputs, item)

@@ -133,3 +133,9 @@ class Composition(BaseModel):
     description: str = Field(default="", description="What it does, for the person choosing it.")
     inputs: list[CompositionInput] = Field(default_factory=list, description="What a run is given.")
     steps: list[Step] = Field(min_length=1, description="The steps, in the order they run.")
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Composition:
+        if self.name == "check":
+            raise ValueError("'check' is the REST path that checks a composition: choose another name")
+        return self

@@ -3,6 +3,7 @@ and the artifacts that show every step's resolved inputs and output."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,10 +13,10 @@ from sqlmodel import select
 
 from actions.artifacts import in_a_run
 from compositions.check import Problem
-from compositions.model import Composition
+from compositions.model import Composition, Step
 from compositions.run import StepRun
 from db.engine import session_scope
-from db.models import OperationStep
+from db.models import CompositionRun, OperationStep
 from domain.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -36,12 +37,43 @@ def invalid_composition(name: str, problems: list[Problem]) -> InvalidCompositio
     return InvalidCompositionError(f"composition {name} has {len(problems)} problem(s); nothing ran:\n{listed}", problems)
 
 
-def record_step(*, operation_id: str, composition: str, key: str, action: str, step_operation_id: str) -> None:
-    """Record a step's operation id before its action runs (once: a resumed run finds it)."""
+class StoreJournal:
+    """A composition run's steps in the store (db.models.OperationStep), and their artifacts."""
+
+    def __init__(self, *, operation_id: str, composition: str):
+        self.operation_id, self.composition = operation_id, composition
+
+    def started(self, key: str, step: Step, step_operation_id: str) -> str | None:
+        with session_scope() as session:
+            found = session.get(OperationStep, step_operation_id)
+            if found is not None:
+                return found.output
+            session.add(OperationStep(id=step_operation_id, operation_id=self.operation_id,
+                                      composition=self.composition, step=key, action=step.action))
+        return None
+
+    def finished(self, done: StepRun) -> None:
+        with session_scope() as session:
+            session.get(OperationStep, done.operation_id).output = done.output.model_dump_json(by_alias=True)
+        publish_step(done)
+
+
+def started_with(operation_id: str) -> Composition | None:
+    """The composition this run's first attempt pinned (see :func:`pin`), if any."""
     with session_scope() as session:
-        if session.get(OperationStep, step_operation_id) is None:
-            session.add(OperationStep(id=step_operation_id, operation_id=operation_id, composition=composition,
-                                      step=key, action=action))
+        found = session.get(CompositionRun, operation_id)
+    if found is None:
+        return None
+    return Composition.model_validate({"name": found.composition, **json.loads(found.definition)})
+
+
+def pin(operation_id: str, composition: Composition) -> None:
+    """Keep the composition this run starts with (once it and the inputs are checked), so an
+    edit made while the run is in flight never changes what a resumed run does."""
+    with session_scope() as session:
+        if session.get(CompositionRun, operation_id) is None:
+            session.add(CompositionRun(operation_id=operation_id, composition=composition.name,
+                                       definition=composition.model_dump_json(exclude={"name"})))
 
 
 def steps_of(session, operation_id: str) -> list[OperationStep]:
@@ -51,7 +83,6 @@ def steps_of(session, operation_id: str) -> list[OperationStep]:
 
 
 def _json(value: Any) -> str:
-    import json
     return json.dumps(to_jsonable_python(value), indent=2, sort_keys=True)
 
 

@@ -5,15 +5,16 @@ A step's effects are keyed by an operation id of its own, ``uuid5(run id, step k
 their work once per operation id, so a retried run that runs every step again gets back
 what each committed step made, and two steps running the same action never share records.
 Each step's id is recorded (:class:`db.models.OperationStep`) before it runs, so the
-resolvers and a person can lead it back to the run.
+resolvers and a person can lead it back to the run, and its output once it returned, so a
+resumed run reads it back instead of asking the action again: the Decisions and Loops
+after it see what the first attempt saw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ValidationError
@@ -90,8 +91,8 @@ def holds(decision: Decision, value: Any) -> bool:
     present = value is not None and value != [] and value != ""
     if decision.operator in ("is set", "is not set"):
         return present == (decision.operator == "is set")
-    if not present:
-        return decision.operator == "not equals"
+    if not present:  # a comparison with nothing (a skipped step's output) never holds
+        return False
     expected = decision.value
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         value, expected = Decimal(value), Decimal(str(expected))
@@ -104,32 +105,43 @@ def holds(decision: Decision, value: Any) -> bool:
 
 @dataclass(frozen=True)
 class StepRun:
-    """One run of a step's action, for the record and the artifacts."""
+    """One run of a step's action, for the record and the artifacts. ``resumed``: its
+    output was read back from an earlier attempt of the run, the action was not called."""
 
     key: str
     step: Step
     operation_id: str
     inputs: dict[str, Any]
     output: BaseModel
+    resumed: bool = False
 
 
-def step_inputs(step: Step, scope: Scope) -> dict[str, Any]:
-    return scope.resolve(step.inputs)
+class Journal(Protocol):
+    """Where a run keeps its steps (compositions.records.StoreJournal in a flow run)."""
+
+    def started(self, key: str, step: Step, step_operation_id: str) -> str | None:
+        """Record that the step starts; the output it returned in an earlier attempt, if any (JSON)."""
+
+    def finished(self, done: StepRun) -> None:
+        """Record the step's output."""
 
 
-def run_step(step: Step, scope: Scope, key: str, operation_id: str,
-             before: Callable[[str, Step, str], None]) -> StepRun:
+def run_step(step: Step, scope: Scope, key: str, operation_id: str, journal: Journal) -> StepRun:
     spec = ACTIONS[step.action]
-    inputs = step_inputs(step, scope)
+    inputs = scope.resolve(step.inputs)
     try:
         record_id, request = spec.split(inputs)
     except (ValidationError, KeyError) as exc:
         raise StepInputError(f"step {key} ({step.action}): its inputs as resolved are not what the action takes: "
                              f"{_reason(exc)}") from exc
     own_id = step_operation_id(operation_id, key)
-    before(key, step, own_id)
+    earlier = journal.started(key, step, own_id)
+    if earlier is not None:  # done in an earlier attempt: the same output, so the same Decisions and Loops
+        return StepRun(key, step, own_id, inputs, spec.output.model_validate_json(earlier), resumed=True)
     output = spec.run(record_id, request, own_id, task_run_name=f"{key} · {step.action}")
-    return StepRun(key, step, own_id, inputs, output)
+    done = StepRun(key, step, own_id, inputs, output)
+    journal.finished(done)
+    return done
 
 
 def _reason(exc: Exception) -> str:
@@ -138,14 +150,12 @@ def _reason(exc: Exception) -> str:
     return f"{exc} is missing (the step it comes from may not have run)"
 
 
-def run_composition_steps(
-    composition: Composition, inputs: dict[str, Any], operation_id: str, *,
-    before: Callable[[str, Step, str], None], after: Callable[[StepRun], None],
-) -> dict[str, Any]:
+def run_composition_steps(composition: Composition, inputs: dict[str, Any], operation_id: str,
+                          journal: Journal) -> dict[str, Any]:
     """Run the steps in order; the outputs by step id (a Loop step: a list, a skipped one: None).
 
-    ``before(step key, step, step operation id)`` runs before each action (recording the
-    step); ``after(step run)`` after it (the artifacts).
+    A step the journal knows as done in an earlier attempt is not run again: its output is
+    read back, so a resumed run takes the same Decisions and loops over the same elements.
     """
     scope = Scope(inputs={name: plain(value) for name, value in inputs.items()})
     for step in composition.steps:
@@ -154,14 +164,10 @@ def run_composition_steps(
             for index, element in enumerate(scope.read(step.for_each) or []):
                 inner = Scope(scope.inputs, scope.steps, element)
                 if step.when is None or holds(step.when, inner.read(step.when.ref)):
-                    done = run_step(step, inner, f"{step.id}[{index}]", operation_id, before)
-                    after(done)
-                    outputs.append(plain(done.output))
+                    outputs.append(plain(run_step(step, inner, f"{step.id}[{index}]", operation_id, journal).output))
             scope.steps[step.id] = outputs
         elif step.when is None or holds(step.when, scope.read(step.when.ref)):
-            done = run_step(step, scope, step.id, operation_id, before)
-            after(done)
-            scope.steps[step.id] = plain(done.output)
+            scope.steps[step.id] = plain(run_step(step, scope, step.id, operation_id, journal).output)
         else:
             scope.steps[step.id] = SKIPPED
     return scope.steps

@@ -945,4 +945,17 @@ class OperationStep(SQLModel, table=True):
     composition: str = Field(max_length=63)
     step: str = Field(max_length=80, description="The step id, with [n] for a Loop's n-th element.")
     action: str = Field(max_length=63)
+    output: str | None = Field(default=None, sa_column=Column(Text, nullable=True),
+                               description="The action's output (JSON) once it returned: a resumed run reads it back.")
+    created_date: datetime = _created_column()
+
+
+class CompositionRun(SQLModel, table=True):
+    """The composition a run started with (issue 13): a resumed run runs that one, not one
+    an operator has edited since, so its steps' operation ids mean what they meant."""
+
+    __tablename__ = "composition_run"
+    operation_id: str = Field(primary_key=True, max_length=36, description="The run's flow run id.")
+    composition: str = Field(max_length=63)
+    definition: str = Field(sa_column=Column(Text, nullable=False), description="The composition as JSON.")
     created_date: datetime = _created_column()

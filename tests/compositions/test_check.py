@@ -3,6 +3,8 @@ and outputs, every problem reported at once with its step and field."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from compositions.check import check
@@ -19,7 +21,8 @@ RETURN_TO_REFUND = {
          "when": {"ref": "steps.receive.creditAmount", "operator": "greater than", "value": "0"},
          "inputs": {"orderSummaryId": {"ref": "steps.receive.orderSummaryId"},
                     "changeOrderIds": [{"ref": "steps.receive.changeOrderId"}]}},
-        {"id": "refund", "action": "ensure-refunds-async", "inputs": {
+        {"id": "refund", "action": "ensure-refunds-async",
+         "when": {"ref": "steps.make-memo.creditMemoId", "operator": "is set"}, "inputs": {
             "orderSummaryId": {"ref": "steps.receive.orderSummaryId"},
             "creditMemoId": {"ref": "steps.make-memo.creditMemoId"}}},
     ],
@@ -117,3 +120,48 @@ def test_the_shape_refuses_code():
         Composition.model_validate(with_step(0, inputs={"returnOrderId": {"ref": "__import__('os')"}}))
     with pytest.raises(ValueError):
         Composition.model_validate({**RETURN_TO_REFUND, "name": "Bad Name"})
+
+
+def test_an_input_from_a_step_that_may_be_skipped_needs_a_decision_on_it():
+    spec = with_step(2, when=None)
+    assert problems_of(spec) == [
+        "refund.creditMemoId: step 'make-memo' may be skipped (it has a Decision): give this step a Decision on "
+        "steps.make-memo (e.g. steps.make-memo.<field> is set)"]
+
+
+def test_what_would_fail_at_run_time_is_refused_up_front():
+    spec = with_step(2, inputs={"orderSummaryId": None, "creditMemoId": {"ref": "steps.make-memo.creditMemoId"},
+                                "strategy": "Whatever", "excessFundsAmount": {"ref": "steps.receive.returnLineItemSplits"},
+                                "sequences": [{"orderPaymentSummaryId": "0aP000000000000001",
+                                               "amount": Decimal("12345678.123456789")}]})
+    assert problems_of(spec) == [
+        "refund.orderSummaryId: a required input is missing",
+        "refund.strategy: 'Whatever' is not one of ExactMatchElseLargest, FewestPayments",
+        "refund.excessFundsAmount: steps.receive.returnLineItemSplits is a list of a record, an amount is due",
+        "refund.sequences[0].amount: 12345678.123456789 has more than 15 significant digits",
+    ]
+
+
+def test_an_amount_is_not_a_quantity_and_lists_of_lists_stay_nested():
+    spec = {"name": "mixed", "inputs": [{"name": "orderSummaryId", "type": "id"}, {"name": "much", "type": "amount"},
+                                        {"name": "memos", "type": "ids"}],
+            "steps": [
+                {"id": "refund", "action": "ensure-refunds-async", "for_each": "inputs.memos",
+                 "inputs": {"orderSummaryId": {"ref": "inputs.orderSummaryId"}, "creditMemoId": {"ref": "item"}}},
+                {"id": "memo", "action": "create-credit-memo", "inputs": {
+                    "orderSummaryId": {"ref": "inputs.orderSummaryId"},
+                    "changeOrderIds": {"ref": "steps.refund.processExceptionIds"}}},
+                {"id": "cancel", "action": "submit-cancel", "inputs": {
+                    "orderSummaryId": {"ref": "inputs.orderSummaryId"},
+                    "changeItems": [{"orderItemSummaryId": "10u000000000000001", "quantity": {"ref": "inputs.much"}}]}}]}
+    assert problems_of(spec) == [
+        "memo.changeOrderIds: steps.refund.processExceptionIds is a list of a list of a record id, "
+        "a list of a record id is due",
+        "cancel.changeItems[0].quantity: inputs.much is an amount, a quantity is due",
+    ]
+
+
+def test_check_is_not_a_composition_name():
+    with pytest.raises(ValueError, match="'check' is the REST path"):
+        Composition.model_validate({**RETURN_TO_REFUND, "name": "check"})
+

@@ -34,7 +34,7 @@ def test_is_set_and_what_a_skipped_step_gives():
     assert holds(decision("is set"), SKIPPED) is False
     assert holds(decision("is not set"), []) is True
     assert holds(decision("greater than", 0), SKIPPED) is False  # nothing to compare: not greater
-    assert holds(decision("not equals", 0), SKIPPED) is True
+    assert holds(decision("not equals", 0), SKIPPED) is False
 
 
 def test_references_read_inputs_outputs_and_the_loop_element():

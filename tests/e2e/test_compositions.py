@@ -226,3 +226,49 @@ def _runs_for(change_order_id: str) -> list:
     from tests.e2e.test_record_triggered_flows import runs_of
 
     return [r for r in runs_of("run-composition") if r.parameters.get("inputs", {}).get("changeOrderId") == change_order_id]
+
+
+def test_a_rerun_runs_what_it_started_with_and_reads_back_what_each_step_returned(sf, engine):
+    """A finished run started again (as a retry does) while its composition was edited in
+    between: it runs the composition it started with, asks no action again (each step's
+    output is read back), and its result is the same."""
+    from prefect.states import Scheduled
+
+    steps = [{"id": "memo", "action": "create-credit-memo", "inputs": {
+                 "orderSummaryId": ref("inputs.orderSummaryId"), "changeOrderIds": [ref("inputs.changeOrderId")]}},
+             {"id": "refund", "action": "ensure-refunds-async",
+              "when": {"ref": "steps.memo.totalAmount", "operator": "greater than", "value": 0},
+              "inputs": {"orderSummaryId": ref("inputs.orderSummaryId"), "creditMemoId": ref("steps.memo.creditMemoId")}}]
+    inputs = [{"name": "orderSummaryId", "type": "id"}, {"name": "changeOrderId", "type": "id"}]
+    name = save({"name": f"pinned-{uuid.uuid4().hex[:6]}", "inputs": inputs, "steps": steps})
+    order, shirt, _mug, paid, _held, _authorization = new_order(sf, captured=40, authorized=59)
+    sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+               json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    change = sf.restful(ORDERS.format(order) + "actions/submit-return", method="POST",
+                        json={"changeItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    first = run_deployment("run-composition", {"composition": name, "inputs": {
+        "orderSummaryId": order, "changeOrderId": change["changeOrderId"]}})
+    assert first.state.is_completed(), first.state
+    before = task_run_names(first.id)
+    assert before == ["memo · create-credit-memo", "refund · ensure-refunds-async"]
+
+    # The operator edits it: now it would only ask for funds, for an invoice that is not there.
+    save({"name": name, "inputs": inputs, "steps": [{"id": "funds", "action": "ensure-funds-async", "inputs": {
+        "orderSummaryId": ref("inputs.orderSummaryId"), "invoiceId": "3tt000000000000AAA"}}]})
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(first.id, Scheduled(), force=True)
+        deadline = time.monotonic() + 90
+        while True:
+            again = client.read_flow_run(first.id)
+            if again.run_count > first.run_count and again.state.is_final():
+                break
+            assert time.monotonic() < deadline, again.state
+            time.sleep(0.5)
+    assert again.state.is_completed(), again.state
+    assert again.state.result() == first.state.result()
+    assert task_run_names(first.id) == before  # no action was asked again
+    assert D(str(sf.OrderPaymentSummary.get(paid)["RefundedAmount"])) == D("22.00")
+    with Session(get_engine(engine.store_url)) as session:
+        assert len(session.exec(select(Refund).where(Refund.order_payment_summary_id == paid)).all()) == 1
+    assert_ledger_invariants(engine.store_url)
+

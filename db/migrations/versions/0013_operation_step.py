@@ -1,4 +1,5 @@
-"""operation_step: a composition step's own operation id, leading back to the run carrying it
+"""operation_step and composition_run: a composition step's own operation id, leading back to
+the run carrying it, with the step's output; the composition a run started with
 
 Revision ID: 0013
 Revises: 0012
@@ -26,8 +27,17 @@ def upgrade() -> None:
         sa.Column('composition', sa.String(length=63), nullable=False),
         sa.Column('step', sa.String(length=80), nullable=False),
         sa.Column('action', sa.String(length=63), nullable=False),
+        sa.Column('output', sa.Text(), nullable=True),
         sa.Column('created_date', db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_table(
+        'composition_run',
+        sa.Column('operation_id', sa.String(length=36), nullable=False),
+        sa.Column('composition', sa.String(length=63), nullable=False),
+        sa.Column('definition', sa.Text(), nullable=False),
+        sa.Column('created_date', db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('operation_id'),
     )
     with op.batch_alter_table('operation_step', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_operation_step_operation_id'), ['operation_id'], unique=False)
@@ -37,3 +47,4 @@ def downgrade() -> None:
     with op.batch_alter_table('operation_step', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_operation_step_operation_id'))
     op.drop_table('operation_step')
+    op.drop_table('composition_run')
