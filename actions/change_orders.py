@@ -17,9 +17,10 @@ Each runs in one transaction under the order summary's lock: refused input write
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from prefect import get_run_logger, task
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
@@ -40,13 +41,41 @@ from domain.money import ZERO, quantize
 
 
 class ChangeItem(ActionModel):
-    """A quantity of one order item to change."""
+    """Change Item Input (Connect, 48.0): a quantity of one order item to change."""
+
+    SINCE: ClassVar[dict[str, str]] = {"changeItemFees": "57.0", "reasonForChangeText": "59.0"}
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The order item (10u...).")
     quantity: Quantity = Field(title="Quantity", description="How many units to change (> 0, at most 4 decimals).")
     reason: ShortText | SkipJsonSchema[None] = Field(
-        default=None, title="Reason", description="Why, for the record.", json_schema_extra=drop_default
+        default=None, title="Reason", description="Why (Salesforce: a value of the Reason picklist).",
+        json_schema_extra=drop_default,
     )
+    shipping_reduction_flag: bool = Field(
+        default=False, title="Shipping Reduction Flag",
+        description="Salesforce's: also reduce the shipping charge. Orders here have no delivery charges, so it "
+                    "changes nothing; accepted because Salesforce requires it.",
+    )
+    reason_for_change_text: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason For Change Text", description="Free text on why (59.0); kept when no reason is given.",
+        json_schema_extra=drop_default,
+    )
+    change_item_fees: list[dict[str, Any]] = Field(
+        default_factory=list, title="Change Item Fees",
+        description="Salesforce's fees on a change (57.0). Not supported here: only an empty list is accepted "
+                    "(return fees come from return orders).",
+    )
+
+    @field_validator("change_item_fees")
+    @classmethod
+    def _no_change_item_fees(cls, fees: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if fees:
+            raise ValueError("change item fees are not supported (return fees come from return orders): send [] or omit it")
+        return fees
+
+    @property
+    def why(self) -> str | None:
+        return self.reason or self.reason_for_change_text
 
 
 class SubmitCancelInput(ActionModel):
@@ -206,7 +235,7 @@ def submit_cancel_items(
         announce(session, lambda: change_order_created(done))  # told again: the same event id
         return done
     _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
-    change_order = new_change_order(session, order, ChangeOrderType.CANCEL, reason=request.change_items[0].reason,
+    change_order = new_change_order(session, order, ChangeOrderType.CANCEL, reason=request.change_items[0].why,
                                     operation_id=operation_id)
     for change in request.change_items:
         item = locked_item_of_order(session, order, change.order_item_summary_id)
@@ -232,7 +261,7 @@ def submit_return_items(
         announce(session, lambda: change_order_created(done))
         return done
     _check_distinct([item.order_item_summary_id for item in request.change_items], "changeItems")
-    change_order = new_change_order(session, order, ChangeOrderType.RETURN, reason=request.change_items[0].reason,
+    change_order = new_change_order(session, order, ChangeOrderType.RETURN, reason=request.change_items[0].why,
                                     operation_id=operation_id)
     for change in request.change_items:
         item = locked_item_of_order(session, order, change.order_item_summary_id)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated, Any, ClassVar
 
 from prefect import get_run_logger, task
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
@@ -50,16 +51,39 @@ from gateways.registry import GatewayAdapters
 
 
 class RefundSequence(ActionModel):
-    """One row of ``sequences``: an amount to refund to one order payment summary."""
+    """Sequence Order Payment Summary Input (56.0): an amount to refund to one order payment summary."""
 
-    amount: MoneyAmount = Field(title="Amount", description="Amount to refund to this order payment summary (> 0).")
+    amount: MoneyAmount | SkipJsonSchema[None] = Field(
+        default=None, title="Amount",
+        description="Amount to refund to this order payment summary (> 0). Omitted (Salesforce makes it optional "
+                    "without saying what that means): as much as this summary can refund now, up to what is left.",
+        json_schema_extra=drop_default,
+    )
     order_payment_summary_id: RecordId = Field(
         title="Order Payment Summary Id", description="Id of an order payment summary of this order summary (0aP...)."
     )
 
 
+class InvoiceToPayInput(ActionModel):
+    """Invoice To Pay Input (56.0): a fee invoice paid from the credit memo before any refund."""
+
+    invoice_id: RecordId = Field(title="Invoice Id", description="The invoice (3tt...).")
+
+
+def _invoice_objects(value: Any) -> Any:
+    # Salesforce sends [{"invoiceId": ...}]; a plain id is accepted too (our extension, kept from before).
+    if isinstance(value, list):
+        return [{"invoiceId": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class EnsureRefundsInput(ActionModel):
     """Ensure Refunds Async Input (seed 000 / 001). Specify creditMemoId, excessFundsAmount, or both."""
+
+    SINCE: ClassVar[dict[str, str]] = {
+        "excessFundsAmount": "49.0", "invoicesToPay": "56.0", "isAllowPartial": "56.0", "sequences": "56.0",
+        "isReservedBalanceAmountConsidered": "59.0"}
+    """The API version each property appeared in (Connect REST's Ensure Refunds Async Input)."""
 
     credit_memo_id: RecordId | SkipJsonSchema[None] = Field(
         default=None, title="Credit Memo Id", description="Id of the credit memo to ensure refunds for (50g...).",
@@ -69,9 +93,14 @@ class EnsureRefundsInput(ActionModel):
         default=None, title="Excess Funds Amount", description="Amount of excess funds to refund.",
         json_schema_extra=drop_default,
     )
-    invoices_to_pay: list[RecordId] = Field(
+    invoices_to_pay: Annotated[list[InvoiceToPayInput], BeforeValidator(_invoice_objects)] = Field(
         default_factory=list, max_length=MAX_ITEMS, title="Invoices To Pay",
         description="Fee invoices (e.g. return fees) paid from the credit memo before anything is refunded.",
+    )
+    is_reserved_balance_amount_considered: bool | SkipJsonSchema[None] = Field(
+        default=None, title="Reserved Balance Amount Considered",
+        description="Salesforce's (59.0). Orders here hold no reserved balance, so true and false refund the same.",
+        json_schema_extra=drop_default,
     )
     is_allow_partial: bool = Field(
         default=False, title="Allow Partial",
@@ -141,7 +170,7 @@ def read_funds(session: Session, order: OrderSummary, request: EnsureRefundsInpu
         credit_memo_of_order(session, request.credit_memo_id, order, for_update=for_update)
         if request.credit_memo_id else None
     )
-    invoices = invoices_of_order(session, request.invoices_to_pay, order, for_update=for_update)
+    invoices = invoices_of_order(session, [i.invoice_id for i in request.invoices_to_pay], order, for_update=for_update)
     summaries = order_payment_summaries(session, order.id, for_update=for_update)
     return OrderFunds(order=order, memo=memo, invoices=invoices, summaries={ops.id: ops for ops in summaries},
                       payments=payments_by_summary(session, [ops.id for ops in summaries], for_update=for_update))
@@ -174,7 +203,8 @@ def plan_for(funds: OrderFunds, request: EnsureRefundsInput) -> RefundPlan:
             excess_funds_amount=excess,
             invoices_to_pay=tuple(InvoiceToPay(i.id, i.balance) for i in funds.invoices),
             is_allow_partial=request.is_allow_partial,
-            sequences=tuple(SequenceEntry(s.order_payment_summary_id, quantize(s.amount, currency)) for s in request.sequences),
+            sequences=tuple(SequenceEntry(s.order_payment_summary_id, None if s.amount is None else quantize(s.amount, currency))
+                            for s in request.sequences),
             strategy=request.strategy,
         ),
         refundable_now(funds),

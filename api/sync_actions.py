@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.deps import Caller
+from api.versions import check_version
 from api.errors import ApiError, validation_message
 from api.jsonio import dumps
 from db.ids import is_valid_id
@@ -67,6 +68,7 @@ def run_sync_action(
     path: str,
     idempotency_key: str | None,
     permission: str = "write",
+    version: str | None = None,
 ) -> Response:
     """Run ``run(session=, request=)`` (with ``record_id``'s name and value as one more
     keyword, e.g. ``order_summary_id=``), which answers the response body, in one
@@ -84,6 +86,8 @@ def run_sync_action(
             if not is_valid_id(value):
                 raise InvalidInputError(f"{name} '{value}' is not a valid record Id")
             target = {_snake(name): value}
+        if version is not None:
+            check_version(model, body, version)
         try:
             request = model.model_validate(body)
         except ValidationError as exc:

@@ -108,7 +108,7 @@ def _print_welcome(stack, demo_order) -> None:
     say(
         f"  curl {k}-s -X POST -H 'Authorization: Bearer {c.token}' -H 'Content-Type: application/json' \\\n"
         f"    {base}/commerce/order-management/order-summaries/{demo_order.order_summary_id}/async-actions/ensure-refunds-async \\\n"
-        f"    -d '{{\"creditMemoId\": \"{demo_order.credit_memo_id}\", \"invoicesToPay\": [\"{demo_order.fee_invoice_id}\"]}}'"
+        f"    -d '{{\"creditMemoId\": \"{demo_order.credit_memo_id}\", \"invoicesToPay\": [{{\"invoiceId\": \"{demo_order.fee_invoice_id}\"}}]}}'"
     )
     say("Then read the operation (use the backgroundOperationId it answered) and the payment summaries:")
     say(f"  curl {k}-s -H 'Authorization: Bearer {c.token}' {base}/sobjects/BackgroundOperation/<backgroundOperationId>")

@@ -70,12 +70,20 @@ class Scope:
     def resolve(self, value: Any) -> Any:
         if isinstance(value, Reference):
             return self.read(value.ref)
-        if isinstance(value, list):
-            return [element for element in (self.resolve(v) for v in value) if element is not SKIPPED]
+        if isinstance(value, list):  # an element that needs a skipped step's output is dropped
+            return [self.resolve(v) for v in value if not self._needs_what_is_missing(v)]
         if isinstance(value, dict):
             return {key: resolved for key, resolved in ((k, self.resolve(v)) for k, v in value.items())
                     if resolved is not SKIPPED}
         return value
+
+
+    def _needs_what_is_missing(self, element: Any) -> bool:
+        if isinstance(element, Reference):
+            return self.read(element.ref) is SKIPPED
+        if isinstance(element, dict):  # e.g. {"invoiceId": {"ref": "steps.fee-invoice.invoiceId"}}
+            return any(isinstance(v, Reference) and self.read(v.ref) is SKIPPED for v in element.values())
+        return False
 
 
 def _field(value: Any, name: str) -> Any:

@@ -56,10 +56,11 @@ class AllocationStrategy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SequenceEntry:
-    """One row of the caller's ``sequences``: refund ``amount`` to this summary."""
+    """One row of the caller's ``sequences``: refund ``amount`` to this summary; ``None``:
+    as much as the summary can refund, up to what is left to refund."""
 
     order_payment_summary_id: str
-    amount: Decimal
+    amount: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +208,11 @@ def apply_sequences(
     for entry in sequences:
         if remaining.total == 0:
             return
-        amount = min(entry.amount, remaining.total)
-        if amount > available[entry.order_payment_summary_id]:
+        can_take = available[entry.order_payment_summary_id]
+        amount = min(can_take if entry.amount is None else entry.amount, remaining.total)
+        if amount == 0:  # an entry without an amount on a summary with nothing left
+            continue
+        if amount > can_take:
             raise InsufficientAvailableToRefundError(
                 f"sequence amount {amount} exceeds the AvailableToRefundAmount "
                 f"({available[entry.order_payment_summary_id]}) of order payment summary "
@@ -297,7 +301,8 @@ def plan_refunds(request: RefundRequest, available_to_refund: Mapping[str, Decim
         for i in request.invoices_to_pay
     )
     sequences = tuple(
-        SequenceEntry(e.order_payment_summary_id, _checked_amount(e.amount, currency, "sequence amount"))
+        SequenceEntry(e.order_payment_summary_id,
+                      None if e.amount is None else _checked_amount(e.amount, currency, "sequence amount"))
         for e in request.sequences
     )
     available = {sid: _checked_amount(a, currency, f"AvailableToRefundAmount of {sid}", allow_zero=True)

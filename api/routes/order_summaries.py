@@ -6,7 +6,6 @@ nothing), then started as a flow run of its deployment, whose id is answered at 
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -27,8 +26,12 @@ from api.errors import validation_message
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import existing_operation, start_operation
 from api.settings import get_api_settings
+from api.versions import check_version
 from api.sync_actions import IdempotencyKey as SyncIdempotencyKey, run_sync_action
 from db.ids import is_valid_id
+from db.ledger import order_payment_summaries
+from db.models import available_to_refund
+from domain.money import ZERO, quantize
 from domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/services/data/v{version}/commerce/order-management/order-summaries", tags=["Order Management"])
@@ -84,9 +87,8 @@ def start_async_action(
     try:
         if not is_valid_id(order_summary_id):
             raise InvalidInputError(f"orderSummaryId '{order_summary_id}' is not a valid record Id")
+        check_version(action.input_model, body, version)
         request = action.input_model.model_validate(body)
-        if getattr(request, "excess_funds_amount", None) is not None and Decimal(version) < Decimal("49.0"):
-            raise InvalidInputError("excessFundsAmount is available from API version 49.0")
         action.check(session=session, order_summary_id=order_summary_id, request=request)
     except ValidationError as exc:
         raise _error_output(InvalidInputError(validation_message(exc.errors()))) from exc
@@ -120,12 +122,29 @@ def ensure_funds_async(order_summary_id: str, _version: ApiVersion, caller: Curr
 
 
 def _change_order_answer(session: Session, change_order) -> dict[str, Any]:
+    """Salesforce's Submit Cancel/Return Output: the change order, ``feeChangeOrderId``
+    (57.0; no fees on these changes here) and ``changeBalances``, a Change Item Output
+    (48.0/49.0) with every property. The changed products' amounts are positive, as
+    Salesforce's "opposite of the change order's sign" reads for a reduction; there are no
+    delivery charges or distributed adjustments here, so those are 0. totalRefundableAmount
+    is the order's AvailableToRefundAmount over its payment summaries (Salesforce's
+    definition is not in the reference we found). Our own totalAmount and totalTaxAmount
+    stay at the top level, as before."""
     output = change_order_output(session, change_order)
-    # Salesforce's Submit Cancel/Return answer: the change order and the order's balances after it
-    return {"changeOrderId": output.change_order_id, "totalAmount": output.total_amount,
-            "totalTaxAmount": output.total_tax_amount,
-            "changeBalances": {"grandTotalAmount": output.total_amount + output.total_tax_amount,
-                               "totalExcessFundsAmount": output.excess_funds_amount}}
+    amount, tax = output.total_amount, output.total_tax_amount
+    zero = quantize(ZERO, change_order.currency_iso_code)
+    refundable = sum((available_to_refund(ops) for ops in order_payment_summaries(session, change_order.order_summary_id)),
+                     zero)
+    balances = {
+        "grandTotalAmount": amount + tax, "totalAmount": amount, "totalTaxAmount": tax,
+        "totalAdjustedProductAmount": amount, "totalAdjustedProductTaxAmount": tax, "totalAdjProductAmtWithTax": amount + tax,
+        "totalAdjustedDeliveryAmount": zero, "totalAdjustedDeliveryTaxAmount": zero, "totalAdjDeliveryAmtWithTax": zero,
+        "totalAdjustmentDistributedAmount": zero, "totalAdjustmentDistributedTaxAmount": zero,
+        "totalAdjDistAmountWithTax": zero,
+        "totalExcessFundsAmount": output.excess_funds_amount, "totalRefundableAmount": refundable,
+    }
+    return {"changeOrderId": output.change_order_id, "feeChangeOrderId": None, "totalAmount": amount,
+            "totalTaxAmount": tax, "changeBalances": balances}
 
 
 def _submit_cancel(*, session: Session, **kwargs) -> dict[str, Any]:
@@ -179,7 +198,7 @@ def _sync_route(action: SyncAction):
               request: Request, idempotency_key: SyncIdempotencyKey = None):
         return run_sync_action(action.input_model, action.run, record_id=("orderSummaryId", order_summary_id),
                                caller=caller, session=session, body=body, path=request.url.path,
-                               idempotency_key=idempotency_key)
+                               idempotency_key=idempotency_key, version=_version)
 
     route.__name__ = action.path.replace("-", "_")
     route.__doc__ = action.description

@@ -298,7 +298,7 @@ def test_up_demo_refund_ctrl_c_and_restart_keeps_the_data(tmp_path):
         refund_url = _field(r"\s(http://\S+/async-actions/ensure-refunds-async)\b", out)
         assert f"/order-summaries/{order_id}/" in refund_url
         body = json.loads(_field(r"-d '(\{.*\})'", out))
-        assert body == {"creditMemoId": memo_id, "invoicesToPay": [invoice_id]}
+        assert body == {"creditMemoId": memo_id, "invoicesToPay": [{"invoiceId": invoice_id}]}
         payment_summary_ids = re.findall(r"/sobjects/OrderPaymentSummary/(\w+)", out)
         assert len(payment_summary_ids) == 2, out
         base = f"{facade_url}/services/data/v60.0"

@@ -44,13 +44,14 @@ def test_references_read_inputs_outputs_and_the_loop_element():
     step = Step.model_validate({"id": "memo", "action": "create-credit-memo", "inputs": {
         "orderSummaryId": {"ref": "inputs.orderSummaryId"},
         "changeOrderIds": {"ref": "steps.receive.changeOrderId"},  # a field of each Loop output
-        "invoicesToPay": [{"ref": "steps.fee.invoiceId"}, "3tt000000000000001"],  # a skipped step's is dropped
+        "invoicesToPay": [{"invoiceId": {"ref": "steps.fee.invoiceId"}}, {"invoiceId": "3tt000000000000001"}],
         "creditMemoId": {"ref": "steps.fee.creditMemoId"},  # left out
         "line": {"ref": "item"},
         "items": {"ref": "inputs.returnItemsInput.returnOrderItems"}}})
     assert scope.resolve(step.inputs) == {
         "orderSummaryId": "1Os000000000000001", "changeOrderIds": ["801A", "801B"],
-        "invoicesToPay": ["3tt000000000000001"], "line": "0RL000000000000001", "items": [{"a": 1}]}
+        "invoicesToPay": [{"invoiceId": "3tt000000000000001"}],  # the element needing a skipped step's output is dropped
+        "line": "0RL000000000000001", "items": [{"a": 1}]}
     assert scope.resolve(Reference(ref="steps.nowhere.id")) is None
 
 

@@ -72,7 +72,7 @@ def test_the_flow_schema_is_what_prefect_deploys(schema):
     assert ensure_refunds_async.parameters.model_dump_for_openapi() == schema
     assert list(schema["properties"]) == ["order_summary_id", "ensure_refunds_input"]
     assert schema["required"] == ["order_summary_id", "ensure_refunds_input"]
-    assert set(schema["definitions"]) == {"EnsureRefundsInput", "RefundSequence", "AllocationStrategy"}
+    assert set(schema["definitions"]) == {"EnsureRefundsInput", "InvoiceToPayInput", "RefundSequence", "AllocationStrategy"}
 
 
 def test_served_deployment_carries_the_same_schema_and_enforces_it(schema):
@@ -176,16 +176,19 @@ def test_is_allow_partial_is_a_boolean_switch(schema):
     assert prop["type"] == "boolean" and prop["default"] is False
 
 
-def test_lists_render_as_rows_of_ids_and_of_sequence_cards(schema):
+def test_lists_render_as_cards_of_invoice_to_pay_and_of_sequence(schema):
+    """Salesforce's shapes (56.0): Invoice To Pay Input {invoiceId}; a sequence's amount optional."""
     model = _input(schema)
     assert model["additionalProperties"] is False
     invoices = model["properties"]["invoicesToPay"]
-    assert invoices["type"] == "array" and invoices["items"]["type"] == "string"
+    assert invoices["type"] == "array" and invoices["items"] == {"$ref": "#/definitions/InvoiceToPayInput"}
+    card = schema["definitions"]["InvoiceToPayInput"]
+    assert card["required"] == ["invoiceId"] and card["additionalProperties"] is False
     sequences = model["properties"]["sequences"]
     assert sequences["type"] == "array"
     row = _sequence(schema)
     assert row["type"] == "object" and row["additionalProperties"] is False
-    assert row["required"] == ["amount", "orderPaymentSummaryId"]
+    assert row["required"] == ["orderPaymentSummaryId"]
 
 
 ID_SAMPLES = [MEMO, MEMO[:15], MEMO[:17], MEMO + "A", MEMO[:17] + "-", "", "not-an-id", "1Os 00000000000001"]
@@ -200,10 +203,7 @@ def test_record_ids_are_patterned_like_the_python_check_and_described_in_words(s
             for sample in ID_SAMPLES:
                 assert bool(re.search(prop["pattern"], sample)) == is_valid_id(sample), (where, sample)
             assert re.search(r"\(\w{3}\.\.\.\)", prop["description"]), f"{where}: id prefix not described"
-    assert patterned == 3  # order_summary_id, creditMemoId, orderPaymentSummaryId
-    invoices = _input(schema)["properties"]["invoicesToPay"]["items"]
-    for sample in ID_SAMPLES:
-        assert bool(re.search(invoices["pattern"], sample)) == is_valid_id(sample), sample
+    assert patterned == 4  # order_summary_id, creditMemoId, invoiceId, orderPaymentSummaryId
     assert validate({"order_summary_id": "not-an-id", "ensure_refunds_input": {}}, schema) != []
 
 

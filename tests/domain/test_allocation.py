@@ -42,7 +42,7 @@ def request(
     excess: str | None = None,
     *,
     invoices: tuple[tuple[str, str], ...] = (),
-    sequences: tuple[tuple[str, str], ...] = (),
+    sequences: tuple[tuple[str, str | None], ...] = (),
     partial: bool = False,
     strategy: AllocationStrategy = AllocationStrategy.EXACT_MATCH_ELSE_LARGEST,
     currency: str = "USD",
@@ -53,7 +53,7 @@ def request(
         excess_funds_amount=None if excess is None else D(excess),
         invoices_to_pay=tuple(InvoiceToPay(i, D(b)) for i, b in invoices),
         is_allow_partial=partial,
-        sequences=tuple(SequenceEntry(s, D(a)) for s, a in sequences),
+        sequences=tuple(SequenceEntry(s, None if a is None else D(a)) for s, a in sequences),
         strategy=strategy,
     )
 
@@ -158,6 +158,15 @@ def test_sequence_then_default_logic_when_partial_is_not_allowed():
     plan = plan_refunds(request("50.00", sequences=(("B", "10.00"),)), usd(A="40.00", B="30.00"))
     assert plan.allocations == (alloc("B", "10.00", CM, SEQ), alloc("A", "40.00", CM, STEP3))
     assert plan.unrefunded_credit_memo_balance == D("0")
+
+
+def test_a_sequence_without_an_amount_takes_what_its_summary_can_then_the_next_entry():
+    # B has 30 of the 50 to refund; the next entry, A without an amount, takes the other 20.
+    plan = plan_refunds(request("50.00", sequences=(("B", None), ("A", None))), usd(A="40.00", B="30.00"))
+    assert plan.allocations == (alloc("B", "30.00", CM, SEQ), alloc("A", "20.00", CM, SEQ))
+    # an entry without an amount on a summary with nothing left is passed over, not refused
+    plan = plan_refunds(request("10.00", sequences=(("B", None), ("A", None)), partial=True), usd(A="40.00", B="0.00"))
+    assert plan.allocations == (alloc("A", "10.00", CM, SEQ),)
 
 
 def test_sequence_with_partial_allowed_leaves_the_rest_on_the_credit_memo():

@@ -260,7 +260,7 @@ def test_a_rerun_ensure_refunds_tells_each_event_once(sf, engine):
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("ensure-refunds-async/ensure-refunds-async")
         run = client.create_flow_run_from_deployment(deployment.id, parameters={
-            "order_summary_id": order, "ensure_refunds_input": {"creditMemoId": memo, "invoicesToPay": invoices}})
+            "order_summary_id": order, "ensure_refunds_input": {"creditMemoId": memo, "invoicesToPay": [{"invoiceId": i} for i in invoices]}})
     first = wait_for_run("ensure-refunds-async", lambda p: p.get("order_summary_id") == order)
     assert first.state.is_completed(), first.state
     with get_client(sync_client=True) as client:

@@ -1,0 +1,104 @@
+"""Salesforce's own request bodies, as its Connect REST reference documents them, sent by an
+unmodified simple-salesforce client (issue 14): Ensure Refunds Async Input with
+``invoicesToPay`` as Invoice To Pay Input objects (56.0), a sequence without an amount,
+``isReservedBalanceAmountConsidered`` (59.0); Change Item Input with the required
+``shippingReductionFlag``; the Change Item Output answered in full; and a property newer
+than the API version in the path refused, changing nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from tests.e2e.conftest import count_requested_runs
+from tests.e2e.test_ensure_refunds_async import ACTION, set_up_order, wait_for_operation
+from tests.e2e.test_order_lifecycle import ORDERS, new_order, quantities
+from tests.ledger import assert_ledger_invariants, snapshot
+
+pytestmark = pytest.mark.e2e
+
+
+def at_version(sf: Salesforce, version: str) -> Salesforce:
+    return Salesforce(instance_url=sf.base_url.split("/services/")[0], session_id=sf.session_id, version=version,
+                      session=sf.session)
+
+
+def money(record, field) -> D:
+    return D(str(record[field]))
+
+
+def test_ensure_refunds_takes_salesforces_invoices_to_pay_objects(sf, engine):
+    """Connect's own JSON example: {"creditMemoId", "invoicesToPay": [{"invoiceId"}]}, with the
+    59.0 flag; the fee is paid from the memo and the rest refunded."""
+    order, (large, small), memo, (fee,) = set_up_order(sf, payments=[60.00, 40.00], credit_memo=30.00, invoices=[5.00])
+    answer = sf.restful(ACTION.format(order), method="POST", json={
+        "creditMemoId": memo, "invoicesToPay": [{"invoiceId": fee}], "isReservedBalanceAmountConsidered": False})
+    assert wait_for_operation(sf, answer["backgroundOperationId"])["Status"] == "Complete"
+    assert money(sf.Invoice.get(fee), "Balance") == 0
+    assert money(sf.CreditMemo.get(memo), "Balance") == 0
+    assert money(sf.OrderPaymentSummary.get(large), "RefundedAmount") == D("25.00")  # seed 000: the largest
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_a_sequence_without_an_amount_takes_what_its_summary_can(sf, engine):
+    """Salesforce makes sequences[].amount optional: the named summary refunds as much as it
+    can of what is left (here all 30.00 to the 40.00 card, where seed 000 alone picks the 60.00)."""
+    order, (large, small), memo, _ = set_up_order(sf, payments=[60.00, 40.00], credit_memo=30.00)
+    answer = sf.restful(ACTION.format(order), method="POST", json={
+        "creditMemoId": memo, "sequences": [{"orderPaymentSummaryId": small}]})
+    assert wait_for_operation(sf, answer["backgroundOperationId"])["Status"] == "Complete"
+    assert money(sf.OrderPaymentSummary.get(small), "RefundedAmount") == D("30.00")
+    assert money(sf.OrderPaymentSummary.get(large), "RefundedAmount") == 0
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize(("version", "body", "newer"), [
+    ("55.0", {"invoicesToPay": [], "excessFundsAmount": 1}, "invoicesToPay (56.0)"),
+    ("58.0", {"excessFundsAmount": 1, "isReservedBalanceAmountConsidered": False}, "isReservedBalanceAmountConsidered (59.0)"),
+    ("48.0", {"excessFundsAmount": 1}, "excessFundsAmount (49.0)"),
+])
+def test_a_property_newer_than_the_api_version_is_refused(sf, engine, version, body, newer):
+    order, *_ = set_up_order(sf, payments=[60.00])
+    before, runs_before = snapshot(engine.store_url), count_requested_runs()
+    with pytest.raises(SalesforceError) as refused:
+        at_version(sf, version).restful(ACTION.format(order), method="POST", json=body)
+    assert refused.value.status == 400 and newer in refused.value.content[0]["message"]
+    assert snapshot(engine.store_url) == before and count_requested_runs() == runs_before
+
+
+def test_submit_cancel_takes_salesforces_change_item_input_and_answers_every_balance(sf, engine):
+    order, shirt, mug, *_ = new_order(sf, captured=99, authorized=1)
+    answer = sf.restful(ORDERS.format(order) + "actions/submit-cancel", method="POST", json={"changeItems": [
+        {"orderItemSummaryId": mug, "quantity": 1, "reason": "Unknown", "shippingReductionFlag": False,
+         "reasonForChangeText": "customer changed their mind", "changeItemFees": []}]})
+    balances = answer["changeBalances"]
+    assert set(balances) == {
+        "grandTotalAmount", "totalAmount", "totalTaxAmount", "totalAdjustedProductAmount", "totalAdjustedProductTaxAmount",
+        "totalAdjProductAmtWithTax", "totalAdjustedDeliveryAmount", "totalAdjustedDeliveryTaxAmount",
+        "totalAdjDeliveryAmtWithTax", "totalAdjustmentDistributedAmount", "totalAdjustmentDistributedTaxAmount",
+        "totalAdjDistAmountWithTax", "totalExcessFundsAmount", "totalRefundableAmount"}
+    assert answer["feeChangeOrderId"] is None
+    assert (money(balances, "totalAdjustedProductAmount"), money(balances, "totalAdjustedProductTaxAmount"),
+            money(balances, "grandTotalAmount")) == (D("15.00"), D("1.50"), D("16.50"))
+    assert money(balances, "totalExcessFundsAmount") == D("16.50")  # captured before the cancel
+    assert money(balances, "totalRefundableAmount") == D("99.00")  # nothing refunded yet
+    assert money(balances, "totalAdjustedDeliveryAmount") == 0
+    assert quantities(sf, mug)[1] == 1
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize(("version", "item", "words"), [
+    ("58.0", {"reasonForChangeText": "too late"}, "changeItems[0].reasonForChangeText (59.0)"),
+    ("60.0", {"changeItemFees": [{"amount": 1}]}, "change item fees are not supported"),
+])
+def test_change_items_salesforce_has_but_this_engine_cannot_do_are_refused(sf, engine, version, item, words):
+    order, _shirt, mug, *_ = new_order(sf, captured=99, authorized=1)
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceError) as refused:
+        at_version(sf, version).restful(ORDERS.format(order) + "actions/submit-cancel", method="POST", json={
+            "changeItems": [{"orderItemSummaryId": mug, "quantity": 1, "shippingReductionFlag": False, **item}]})
+    assert refused.value.status == 400 and words in refused.value.content[0]["message"]
+    assert snapshot(engine.store_url) == before
