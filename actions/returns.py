@@ -15,10 +15,10 @@ Each runs in one transaction under the order summary's lock: refused input write
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, ClassVar, Literal
 
 from prefect import get_run_logger, task
-from pydantic import Field, WithJsonSchema, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
@@ -45,13 +45,22 @@ CountOrZero = Annotated[Decimal, Field(ge=0, decimal_places=4, max_digits=19, al
 
 
 class ReturnOrderLineItemInput(ActionModel):
-    """Units of one order item expected back."""
+    """Return Order Line Item Input (Apex, 50.0): units of one order item expected back."""
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The fulfilled order item (10u...).")
     quantity_expected: Quantity = Field(title="Quantity Expected", description="Units expected back (> 0).")
     reason_for_return: ShortText | SkipJsonSchema[None] = Field(
-        default=None, title="Reason For Return", description="Why, for the record.",
+        default=None, title="Reason For Return", description="Why (Salesforce: a value of the Reason picklist).",
         json_schema_extra=drop_default,
+    )
+    can_reduce_shipping: bool = Field(
+        default=False, title="Can Reduce Shipping",
+        description="Salesforce's (required there): the return may reduce the shipping charge. Orders here have no "
+                    "delivery charges, so it changes nothing.",
+    )
+    quantity_received: CountOrZero | SkipJsonSchema[None] = Field(
+        default=None, title="Quantity Received", json_schema_extra=drop_default,
+        description="Salesforce's, informational at creation: units are received with Return Items.",
     )
 
 
@@ -64,9 +73,26 @@ class ReturnOrderFeeInput(ActionModel):
 
 
 class CreateReturnOrderInput(ActionModel):
-    """Create Return Order Input: fulfilled units expected back, and return fees."""
+    """Return Order Input (Connect, 50.0): fulfilled units expected back, and return fees."""
+
+    SINCE: ClassVar[dict[str, str]] = {"returnOrderLifeCycleType": "51.0", "refundInstructionsHint": "65.0"}
 
     order_summary_id: RecordId = Field(title="Order Summary Id", description="The order the items come from (1Os...).")
+    status: Literal["Submitted"] | SkipJsonSchema[None] = Field(
+        default=None, title="Status",
+        description="Salesforce's ReturnOrder status to create it in (required there); returns are processed from "
+                    "Submitted here, the only one accepted.", json_schema_extra=drop_default,
+    )
+    return_order_life_cycle_type: Literal["Managed"] | SkipJsonSchema[None] = Field(
+        default=None, title="Return Order Life Cycle Type",
+        description="Salesforce's (51.0, required there): Managed returns make change orders; Unmanaged (tracking "
+                    "only) is not supported here.", json_schema_extra=drop_default,
+    )
+    refund_instructions_hint: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=32_000, title="Refund Instructions Hint",
+        description="Salesforce's (65.0): a JSON hint for later refunds; kept by Salesforce, ignored here.",
+        json_schema_extra=drop_default,
+    )
     return_order_line_items: list[ReturnOrderLineItemInput] = Field(
         min_length=1, max_length=MAX_ITEMS, title="Return Order Line Items", description="What is expected back."
     )
@@ -82,13 +108,17 @@ class CreateReturnOrderOutput(ActionModel):
 
 
 class ReturnOrderItemInput(ActionModel):
-    """What became of one expected line: units received (returned or rejected) and cancelled."""
+    """Return Order Item Input (Apex, 52.0): what became of one expected line. Salesforce's
+    driver is quantityReturned (units accepted and credited); quantityReceived is
+    informational there and defaults here to returned + rejected."""
 
     return_order_line_item_id: RecordId = Field(title="Return Order Line Item Id", description="A product line (0RL...).")
-    quantity_received: CountOrZero = Field(default=ZERO, title="Quantity Received", description="Units that arrived.")
+    quantity_received: CountOrZero | SkipJsonSchema[None] = Field(
+        default=None, title="Quantity Received", json_schema_extra=drop_default,
+        description="Units that arrived (default: returned + rejected).")
     quantity_returned: CountOrZero | SkipJsonSchema[None] = Field(
         default=None, title="Quantity Returned", json_schema_extra=drop_default,
-        description="Received units accepted and credited (default: received minus rejected).",
+        description="Units accepted and credited (default: received minus rejected).",
     )
     quantity_rejected: CountOrZero = Field(default=ZERO, title="Quantity Rejected",
                                            description="Received units refused and sent back to the customer.")
@@ -100,19 +130,24 @@ class ReturnOrderItemInput(ActionModel):
     )
 
     @model_validator(mode="after")
-    def _received_units_are_returned_or_rejected(self):
-        returned = self.quantity_received - self.quantity_rejected if self.quantity_returned is None else self.quantity_returned
-        if returned < 0 or returned + self.quantity_rejected != self.quantity_received:
-            raise ValueError("quantityReturned + quantityRejected must equal quantityReceived")
-        if self.quantity_received + self.quantity_to_cancel <= 0:
-            raise ValueError("receive or cancel at least some units")
+    def _some_units_are_accounted_for(self):
+        if self.returned < 0:
+            raise ValueError("quantityRejected exceeds quantityReceived")
+        if self.received + self.quantity_to_cancel <= 0:
+            raise ValueError("return, reject or cancel at least some units")
         return self
 
     @property
     def returned(self) -> Decimal:
         if self.quantity_returned is not None:
             return self.quantity_returned
-        return self.quantity_received - self.quantity_rejected
+        return (self.quantity_received or ZERO) - self.quantity_rejected
+
+    @property
+    def received(self) -> Decimal:
+        """The units this processing accounts for as arrived: returned + rejected (what
+        Salesforce's quantityReceived, informational, would say)."""
+        return self.returned + self.quantity_rejected
 
 
 class ReturnOrderItemFeeInput(ActionModel):
@@ -124,12 +159,26 @@ class ReturnOrderItemFeeInput(ActionModel):
 class ReturnItemsInput(ActionModel):
     """Return Items Input: the received product lines and the fee lines to charge."""
 
+    SINCE: ClassVar[dict[str, str]] = {"returnOrderItemDeliveryCharges": "52.0", "returnOrderItemFees": "56.0"}
+
     return_order_items: list[ReturnOrderItemInput] = Field(
         default_factory=list, max_length=MAX_ITEMS, title="Return Order Items", description="The product lines to process."
     )
     return_order_item_fees: list[ReturnOrderItemFeeInput] = Field(
         default_factory=list, max_length=MAX_ITEMS, title="Return Order Item Fees", description="The fee lines to charge."
     )
+    return_order_item_delivery_charges: list[dict[str, Any]] = Field(
+        default_factory=list, title="Return Order Item Delivery Charges",
+        description="Salesforce's delivery charges to return (52.0). Orders here have no delivery charges: only an "
+                    "empty list is accepted.",
+    )
+
+    @field_validator("return_order_item_delivery_charges")
+    @classmethod
+    def _no_delivery_charges(cls, charges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if charges:
+            raise ValueError("orders here have no delivery charges to return: send [] or omit it")
+        return charges
 
     @model_validator(mode="after")
     def _something_to_process(self):
@@ -139,8 +188,10 @@ class ReturnItemsInput(ActionModel):
 
 
 class ReturnLineItemSplit(ActionModel):
-    return_order_line_item_id: str = Field(description="The processed line.")
-    split_line_item_id: str = Field(description="The new line carrying the units still expected.")
+    """Return Order Item Split Line Output (Apex, 52.0), with the units the new line expects."""
+
+    original_return_order_item_id: str = Field(description="The processed line.")
+    new_return_order_item_id: str = Field(description="The new line carrying the units still expected.")
     quantity_expected: Decimal
 
 
@@ -235,9 +286,9 @@ def process_return_items(
     returns, splits = None, []
     for line_id, received in product_inputs.items():
         line = lines[line_id]
-        done = received.quantity_received + received.quantity_to_cancel
+        done = received.received + received.quantity_to_cancel
         if done > line.quantity_expected:
-            raise InvalidInputError(f"line {line_id}: {received.quantity_received} received + {received.quantity_to_cancel} "
+            raise InvalidInputError(f"line {line_id}: {received.received} received + {received.quantity_to_cancel} "
                                     f"cancelled exceed the {line.quantity_expected} expected")
         item = locked_item_of_order(session, order, line.order_item_summary_id)
         item.quantity_return_initiated -= received.quantity_rejected + received.quantity_to_cancel
@@ -254,10 +305,10 @@ def process_return_items(
                 currency_iso_code=line.currency_iso_code, split_from_id=line.id,
             )
             session.add(split)
-            splits.append(ReturnLineItemSplit(return_order_line_item_id=line.id, split_line_item_id=split.id,
+            splits.append(ReturnLineItemSplit(original_return_order_item_id=line.id, new_return_order_item_id=split.id,
                                               quantity_expected=remaining))
         line.quantity_expected = done
-        line.quantity_received, line.quantity_returned = received.quantity_received, received.returned
+        line.quantity_received, line.quantity_returned = received.received, received.returned
         line.quantity_rejected, line.quantity_canceled = received.quantity_rejected, received.quantity_to_cancel
         line.reason_for_rejection = received.reason_for_rejection
         _mark_processed(session, line, now, operation_id)
@@ -313,7 +364,7 @@ def _processed_by(session: Session, return_order: ReturnOrder, operation_id: str
     splits = session.exec(select(ReturnOrderLineItem).where(
         col(ReturnOrderLineItem.split_from_id).in_([line.id for line in processed])).order_by(col(ReturnOrderLineItem.created_date)))
     return _output(return_order.order_summary_id, returns, fees, [
-        ReturnLineItemSplit(return_order_line_item_id=s.split_from_id, split_line_item_id=s.id,
+        ReturnLineItemSplit(original_return_order_item_id=s.split_from_id, new_return_order_item_id=s.id,
                             quantity_expected=s.quantity_expected) for s in splits])
 
 
@@ -374,7 +425,7 @@ def return_items(return_order_id: str, request: ReturnItemsInput, operation_id: 
         rows.append({"Change Order": output.change_order_id, "Kind": "Return", "Amount": money(output.credit_amount, currency)})
     if output.fee_change_order_id:
         rows.append({"Change Order": output.fee_change_order_id, "Kind": "Fee", "Amount": money(output.fee_amount, currency)})
-    rows += [{"Split Line": split.split_line_item_id, "Kind": f"split from {split.return_order_line_item_id}",
+    rows += [{"Split Line": split.new_return_order_item_id, "Kind": f"split from {split.original_return_order_item_id}",
               "Quantity Expected": split.quantity_expected} for split in output.return_line_item_splits]
     publish(record="return-order-items", record_id=return_order_id, title="Return Return Order Items", rows=rows,
             summary=f"- Return order {link('ReturnOrder', return_order_id)}: credit "

@@ -35,7 +35,7 @@ def create_return_order(_version: ApiVersion, caller: CurrentCaller, session: Se
                         idempotency_key: IdempotencyKey = None):
     """Expect fulfilled units back, with any return fees; answers the return order's id (needs `write`)."""
     return run_sync_action(CreateReturnOrderInput, _create, record_id=None, caller=caller, session=session, body=body,
-                           path=request.url.path, idempotency_key=idempotency_key)
+                           path=request.url.path, idempotency_key=idempotency_key, version=_version)
 
 
 @router.post("/{return_order_id}/actions/return-items", status_code=201, summary="Return Return Order Items",
@@ -44,4 +44,4 @@ def return_items(return_order_id: str, _version: ApiVersion, caller: CurrentCall
                  request: Request, idempotency_key: IdempotencyKey = None):
     """Process received lines and fee lines; answers changeOrderId, feeChangeOrderId and the split lines (needs `write`)."""
     return run_sync_action(ReturnItemsInput, _return_items, record_id=("returnOrderId", return_order_id), caller=caller,
-                           session=session, body=body, path=request.url.path, idempotency_key=idempotency_key)
+                           session=session, body=body, path=request.url.path, idempotency_key=idempotency_key, version=_version)

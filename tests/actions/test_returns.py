@@ -160,14 +160,14 @@ def test_return_order_received_in_part_splits_the_rest_and_charges_the_fee(store
         return_order_line_item_id=line, quantity_received=D(3), quantity_rejected=D(1), reason_for_rejection="stained")],
         fees=[fee])
     assert out.order_summary_id == order.order_summary_id
-    assert [(s.return_order_line_item_id, s.quantity_expected) for s in out.return_line_item_splits] == [(line, D(1))]
+    assert [(s.original_return_order_item_id, s.quantity_expected) for s in out.return_line_item_splits] == [(line, D(1))]
     # 1 rejected unit goes back to the customer: return-initiated 4 - 1, returned 2
     assert _quantities(store, shirt) == (D(0), D(5), D(3), D(2))
     with session_scope(store) as s:
         returned = s.get(ChangeOrder, out.change_order_id)
         fees = s.get(ChangeOrder, out.fee_change_order_id)
         processed = s.get(ReturnOrderLineItem, line)
-        split = s.get(ReturnOrderLineItem, out.return_line_item_splits[0].split_line_item_id)
+        split = s.get(ReturnOrderLineItem, out.return_line_item_splits[0].new_return_order_item_id)
         assert (returned.type, returned.total_amount, returned.total_tax_amount) == ("Return", D("40.00"), D("4.00"))
         assert (fees.type, fees.total_amount, fees.total_tax_amount) == ("Fee", D("-5.00"), D("-0.50"))
         assert (processed.quantity_expected, processed.quantity_received, processed.quantity_returned,
@@ -186,7 +186,7 @@ def test_return_order_received_in_part_splits_the_rest_and_charges_the_fee(store
 
     # the last shirt arrives: the split line closes the return order
     last = _process(store, return_order_id, [ReturnOrderItemInput(
-        return_order_line_item_id=out.return_line_item_splits[0].split_line_item_id, quantity_received=D(1))])
+        return_order_line_item_id=out.return_line_item_splits[0].new_return_order_item_id, quantity_received=D(1))])
     assert last.fee_change_order_id is None and last.return_line_item_splits == []
     assert _quantities(store, shirt) == (D(0), D(5), D(3), D(3))
     with session_scope(store) as s:
@@ -231,10 +231,19 @@ def test_bad_return_items_change_nothing(store, case):
     assert snapshot(store) == before
 
 
-def test_received_units_must_be_returned_or_rejected():
-    with pytest.raises(ValueError, match="quantityReturned"):
-        ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_received=D(2), quantity_returned=D(2),
-                             quantity_rejected=D(1))
+def test_quantity_returned_drives_a_line_and_received_is_informational():
+    """Salesforce: quantityReturned is required, quantityReceived and quantityRejected are
+    informational; here received defaults to returned + rejected."""
+    only_returned = ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_returned=D(1))
+    assert (only_returned.returned, only_returned.received) == (D(1), D(1))
+    told_otherwise = ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_received=D(2),
+                                          quantity_returned=D(2), quantity_rejected=D(1))
+    assert (told_otherwise.returned, told_otherwise.received) == (D(2), D(3))
+    from_received = ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_received=D(2),
+                                         quantity_rejected=D(1))
+    assert (from_received.returned, from_received.received) == (D(1), D(2))
+    with pytest.raises(ValueError, match="quantityRejected exceeds"):
+        ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA", quantity_received=D(1), quantity_rejected=D(2))
     with pytest.raises(ValueError, match="at least some"):
         ReturnOrderItemInput(return_order_line_item_id="0RLAAAAAAAAAAAAAAA")
 

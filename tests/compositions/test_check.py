@@ -101,12 +101,12 @@ def test_a_decision_on_something_not_comparable():
 def test_a_loop_over_a_list_and_over_something_that_is_not_one():
     loop = {"id": "refund-each", "action": "ensure-refunds-async", "for_each": "steps.receive.returnLineItemSplits",
             "inputs": {"orderSummaryId": {"ref": "steps.receive.orderSummaryId"},
-                       "creditMemoId": {"ref": "item.splitLineItemId"}}}
+                       "creditMemoId": {"ref": "item.newReturnOrderItemId"}}}
     assert problems_of({**RETURN_TO_REFUND, "steps": [*RETURN_TO_REFUND["steps"], loop]}) == []
     bad = {**loop, "for_each": "steps.receive.creditAmount"}
     assert problems_of({**RETURN_TO_REFUND, "steps": [*RETURN_TO_REFUND["steps"], bad]}) == [
         "refund-each.for_each: steps.receive.creditAmount is an amount, not a list to loop over",
-        "refund-each.creditMemoId: item.splitLineItemId: 'item' exists only in a step with for_each"]
+        "refund-each.creditMemoId: item.newReturnOrderItemId: 'item' exists only in a step with for_each"]
 
 
 def test_every_problem_is_reported_at_once():

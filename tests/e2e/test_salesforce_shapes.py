@@ -15,7 +15,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from tests.e2e.conftest import count_requested_runs
 from tests.e2e.test_ensure_refunds_async import ACTION, set_up_order, wait_for_operation
-from tests.e2e.test_order_lifecycle import ORDERS, new_order, quantities
+from tests.e2e.test_order_lifecycle import ORDERS, RETURNS, new_order, quantities
 from tests.ledger import assert_ledger_invariants, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -100,5 +100,53 @@ def test_change_items_salesforce_has_but_this_engine_cannot_do_are_refused(sf, e
     with pytest.raises(SalesforceError) as refused:
         at_version(sf, version).restful(ORDERS.format(order) + "actions/submit-cancel", method="POST", json={
             "changeItems": [{"orderItemSummaryId": mug, "quantity": 1, "shippingReductionFlag": False, **item}]})
+    assert refused.value.status == 400 and words in refused.value.content[0]["message"]
+    assert snapshot(engine.store_url) == before
+
+
+def test_a_return_opened_and_processed_with_salesforces_bodies(sf, engine):
+    """Return Order Input with its required status, life cycle type and canReduceShipping;
+    Return Items with only quantityReturned (Salesforce's required driver), an empty
+    returnOrderItemDeliveryCharges; the split answered with Salesforce's keys."""
+    order, shirt, _mug, paid, *_ = new_order(sf, captured=99, authorized=1)
+    sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+               json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 3}]})
+    opened = sf.restful(RETURNS, method="POST", json={
+        "orderSummaryId": order, "status": "Submitted", "returnOrderLifeCycleType": "Managed",
+        "returnOrderLineItems": [{"orderItemSummaryId": shirt, "quantityExpected": 3, "quantityReceived": 0,
+                                  "reasonForReturn": "Wrong Item", "canReduceShipping": False}]})
+    [line] = opened["returnOrderLineItemIds"]
+    processed = sf.restful(f"{RETURNS}/{opened['returnOrderId']}/actions/return-items", method="POST", json={
+        "returnOrderItems": [{"returnOrderLineItemId": line, "quantityReturned": 2}],
+        "returnOrderItemDeliveryCharges": []})
+    [split] = processed["returnLineItemSplits"]
+    assert split["originalReturnOrderItemId"] == line and split["newReturnOrderItemId"] != line
+    assert money(split, "quantityExpected") == 1
+    assert processed["changeOrderId"] and money(processed, "creditAmount") == D("44.00")  # 2 x (20.00 + 2.00 tax)
+    assert quantities(sf, shirt) == (3, 0, 3, 3, 2)  # all three initiated, two returned, one expected on the split
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize(("path", "body", "words"), [
+    ("open", {"returnOrderLifeCycleType": "Unmanaged"}, "returnOrderLifeCycleType"),
+    ("open", {"status": "Draft"}, "status"),
+    ("process", {"returnOrderItemDeliveryCharges": [{"returnOrderLineItemId": "0RL000000000000001"}]},
+     "no delivery charges"),
+])
+def test_return_shapes_this_engine_does_not_handle_are_refused_clearly(sf, engine, path, body, words):
+    order, shirt, *_ = new_order(sf, captured=99, authorized=1)
+    sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+               json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    lines = [{"orderItemSummaryId": shirt, "quantityExpected": 1}]
+    opened = None if path == "open" else sf.restful(RETURNS, method="POST",
+                                                    json={"orderSummaryId": order, "returnOrderLineItems": lines})
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceError) as refused:
+        if path == "open":
+            sf.restful(RETURNS, method="POST", json={"orderSummaryId": order, "returnOrderLineItems": lines, **body})
+        else:
+            sf.restful(f"{RETURNS}/{opened['returnOrderId']}/actions/return-items", method="POST", json={
+                "returnOrderItems": [{"returnOrderLineItemId": opened["returnOrderLineItemIds"][0], "quantityReturned": 1}],
+                **body})
     assert refused.value.status == 400 and words in refused.value.content[0]["message"]
     assert snapshot(engine.store_url) == before
