@@ -69,7 +69,7 @@ class ReturnOrderFeeInput(ActionModel):
 
     name: str = Field(min_length=1, max_length=255, title="Name", description="What the fee is for.")
     amount: MoneyAmount = Field(title="Amount", description="The fee, tax excluded, in the order's currency (> 0).")
-    tax_amount: MoneyAmount = Field(default=ZERO, title="Tax Amount", description="Tax on the fee.")
+    tax_amount: MoneyAmount = Field(default=0, validate_default=True, title="Tax Amount", description="Tax on the fee.")
 
 
 class CreateReturnOrderInput(ActionModel):
@@ -120,9 +120,9 @@ class ReturnOrderItemInput(ActionModel):
         default=None, title="Quantity Returned", json_schema_extra=drop_default,
         description="Units accepted and credited (default: received minus rejected).",
     )
-    quantity_rejected: CountOrZero = Field(default=ZERO, title="Quantity Rejected",
+    quantity_rejected: CountOrZero = Field(default=0, validate_default=True, title="Quantity Rejected",
                                            description="Received units refused and sent back to the customer.")
-    quantity_to_cancel: CountOrZero = Field(default=ZERO, title="Quantity To Cancel",
+    quantity_to_cancel: CountOrZero = Field(default=0, validate_default=True, title="Quantity To Cancel",
                                             description="Expected units that will not come back.")
     reason_for_rejection: ShortText | SkipJsonSchema[None] = Field(
         default=None, title="Reason For Rejection", description="Why units were rejected.",

@@ -8,6 +8,7 @@ from api.deps import current_caller
 from api.errors import install_error_handlers
 from api.jsonio import ExactJSONResponse
 from api.limits import BodySizeLimit
+from api.openapi import install_openapi
 from api.routes import custom_flows, order_summaries, refunds, returns, sobjects
 from api.settings import get_api_settings
 
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
     def health():
         return {"status": "ok"}
 
+    install_openapi(app)
     return app
 
 
