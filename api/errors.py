@@ -66,17 +66,66 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+_SOBJECT_PATH = re.compile(r"^/services/data/v[^/]+/sobjects(/(?P<object>[A-Za-z]+))?")
+
+
+def sobject_errors(status_code: int, errors: list[dict[str, Any]]) -> ExactJSONResponse:
+    """The REST API's (sObject) error body: ``[{"message", "errorCode", "fields"}]``."""
+    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+    if status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return ExactJSONResponse([{"message": e["message"], "errorCode": e["errorCode"], "fields": e.get("fields", [])}
+                              for e in errors], status_code=status_code, headers=headers)
+
+
+def _sobject_validation_errors(object_name: str | None, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors on an sObject's fields as Salesforce names them: an unknown field is
+    INVALID_FIELD, a missing one REQUIRED_FIELD_MISSING, a value not in a picklist
+    INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, any other bad value FIELD_INTEGRITY_EXCEPTION."""
+    rendered = []
+    for error in errors:
+        field = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",)) or None
+        fields = [field] if field else []
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            rendered.append({"errorCode": "INVALID_FIELD", "fields": fields,
+                             "message": f"No such column '{field}' on sobject of type {object_name}"})
+        elif kind == "missing":
+            rendered.append({"errorCode": "REQUIRED_FIELD_MISSING", "fields": fields,
+                             "message": f"Required fields are missing: [{field}]"})
+        elif kind in ("literal_error", "enum"):
+            rendered.append({"errorCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "fields": fields,
+                             "message": f"{field}: bad value for restricted picklist field: {error.get('input')!r}"})
+        else:
+            rendered.append({"errorCode": "FIELD_INTEGRITY_EXCEPTION", "fields": fields,
+                             "message": f"{field}: {error.get('msg')}" if field else str(error.get("msg"))})
+    return rendered
+
+
+def _render(request: Request, status_code: int, error_code: str, message: str,
+            output: dict[str, Any] | None = None) -> ExactJSONResponse:
+    """Salesforce answers its REST API (sObjects) and Connect resources in different shapes."""
+    if _SOBJECT_PATH.match(request.url.path):
+        if status_code == 404:  # a missing record, or an sObject type that is not served
+            return sobject_errors(404, [{"errorCode": "NOT_FOUND",
+                                         "message": f"The requested resource does not exist: {message}"}])
+        return sobject_errors(status_code, [{"errorCode": error_code, "message": message}])
+    return error_with_output(status_code, error_code, message, output)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError):
-        return error_with_output(exc.status_code, exc.error_code, exc.message, exc.output)
+    async def _api_error(request: Request, exc: ApiError):
+        return _render(request, exc.status_code, exc.error_code, exc.message, exc.output)
 
     @app.exception_handler(OrderManagementError)
-    async def _domain_error(_request: Request, exc: OrderManagementError):
-        return error_with_output(exc.http_status, exc.error_code, exc.message, getattr(exc, "output", None))
+    async def _domain_error(request: Request, exc: OrderManagementError):
+        return _render(request, exc.http_status, exc.error_code, exc.message, getattr(exc, "output", None))
 
     @app.exception_handler(ValidationError)
-    async def _pydantic_error(_request: Request, exc: ValidationError):
+    async def _pydantic_error(request: Request, exc: ValidationError):
+        if matched := _SOBJECT_PATH.match(request.url.path):
+            return sobject_errors(400, _sobject_validation_errors(matched.group("object"), list(exc.errors())))
         return error_with_output(400, "INVALID_INPUT", validation_message(exc.errors()))
 
     @app.exception_handler(RequestValidationError)
@@ -88,10 +137,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_with_output(400, "INVALID_INPUT", f"a value does not fit the store: {exc.orig}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException):
+    async def _http_error(request: Request, exc: StarletteHTTPException):
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "INVALID_SESSION_ID",
                 413: "REQUEST_TOO_LARGE"}.get(exc.status_code, "ERROR")
-        return error_with_output(exc.status_code, code, str(exc.detail))
+        return _render(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(httpx.TransportError)
     async def _prefect_unreachable(_request: Request, exc: httpx.TransportError):

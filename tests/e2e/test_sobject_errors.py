@@ -1,0 +1,51 @@
+"""sObject errors in the REST API's shape (issue 14): ``[{"message", "errorCode", "fields"}]``,
+as simple-salesforce hands them over in ``.content``; a missing record or object type is
+NOT_FOUND; a bad create changes nothing. (Connect resources keep "Error with Output".)"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
+
+from tests.ledger import snapshot
+
+pytestmark = pytest.mark.e2e
+
+
+def only_error(exc) -> dict:
+    [error] = exc.value.content
+    assert set(error) == {"message", "errorCode", "fields"}, error
+    return error
+
+
+def test_a_missing_record_or_object_type_is_not_found(sf, engine):
+    with pytest.raises(SalesforceResourceNotFound) as missing:
+        sf.CreditMemo.get("50gAAAAAAAAAAAAAAA")
+    assert only_error(missing)["errorCode"] == "NOT_FOUND"
+    with pytest.raises(SalesforceResourceNotFound) as unknown:
+        sf.Opportunity.get("006AAAAAAAAAAAAAAA")
+    error = only_error(unknown)
+    assert error["errorCode"] == "NOT_FOUND" and error["message"].startswith("The requested resource does not exist")
+
+
+def test_bad_fields_are_named_in_fields_and_nothing_is_written(sf, engine):
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceMalformedRequest) as unknown_field:
+        sf.OrderSummary.create({"OrderNumber": f"E-{uuid.uuid4().hex[:6]}", "CurrencyIsoCode": "USD", "Nonsense": 1})
+    error = only_error(unknown_field)
+    assert (error["errorCode"], error["fields"]) == ("INVALID_FIELD", ["Nonsense"])
+    with pytest.raises(SalesforceMalformedRequest) as missing_field:
+        sf.OrderPaymentSummary.create({"Method": "Card"})
+    error = only_error(missing_field)
+    assert (error["errorCode"], error["fields"]) == ("REQUIRED_FIELD_MISSING", ["OrderSummaryId"])
+    assert snapshot(engine.store_url) == before
+
+
+def test_connect_resources_keep_error_with_output(sf, engine):
+    with pytest.raises(SalesforceResourceNotFound) as missing:
+        sf.restful("commerce/order-management/order-summaries/1OsAAAAAAAAAAAAAAA/async-actions/ensure-refunds-async",
+                   method="POST", json={"excessFundsAmount": 1})
+    [error] = missing.value.content
+    assert set(error) == {"errorCode", "message", "output", "enhancedErrorType"}
