@@ -27,20 +27,20 @@ class Problem:
         return f"{self.step}.{self.field}: {self.message}" if self.field else f"{self.step}: {self.message}"
 
 
-def _resolve(schema: dict, node: dict) -> dict:
+def resolve_node(schema: dict, node: dict) -> dict:
     while "$ref" in node:
         node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
     if "anyOf" in node:  # X | None
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         if len(options) == 1:
-            return _resolve(schema, options[0])
+            return resolve_node(schema, options[0])
     return node
 
 
 def kind_of(schema: dict, node: dict, name: str = "") -> tuple:
     """A schema node as a kind: ("id",), ("amount",), ("quantity",), ("text",), ("boolean",),
     ("list", kind), ("object", schema, node)."""
-    node = _resolve(schema, node)
+    node = resolve_node(schema, node)
     if "anyOf" in node and {o.get("type") for o in node["anyOf"]} >= {"number", "string"}:
         return ("amount",)  # a Decimal output
     kind = node.get("type")
@@ -200,7 +200,7 @@ class _Checker:
             self.add(step.id, field, f"{shown(value)} has more than {MAX_DIGITS} significant digits")
 
     def fields(self, step: Step, prefix: str, schema: dict, node: dict, values: dict, item: tuple | None) -> None:
-        node = _resolve(schema, node)
+        node = resolve_node(schema, node)
         props = node.get("properties", {})
         for name in values:
             if name not in props:
@@ -213,7 +213,7 @@ class _Checker:
                 self.guarded(step, name, value)
             if name not in props or value is None:
                 continue
-            allowed = _resolve(schema, props[name]).get("enum")
+            allowed = resolve_node(schema, props[name]).get("enum")
             if allowed and not isinstance(value, Reference) and value not in allowed:
                 self.add(step.id, f"{prefix}{name}", f"{shown(value)} is not one of {', '.join(map(str, allowed))}")
                 continue
