@@ -8,6 +8,13 @@ raises its summary's CapturedAmount; a credit memo's Balance starts at its Total
 
 from __future__ import annotations
 
+import re
+import typing
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from types import UnionType
+
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,3 +195,68 @@ def read_sobject(*, session: Session, object_name: str, record_id: str) -> dict[
         raise NotFoundError(f"{object_name} {record_id} does not exist")
     public = spec.public.model_validate(record, from_attributes=True)
     return public.model_dump(by_alias=True)
+
+
+def _plain_type(annotation: Any) -> Any:
+    """``X`` of ``X | None``, ``Annotated[X, ...]``, and so on."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Annotated or (args and typing.get_origin(annotation) in (typing.Union, UnionType)):
+        return _plain_type(args[0])
+    return annotation
+
+
+def _field_type(name: str, annotation: Any) -> tuple[str, list[str]]:
+    """Salesforce's field type for a Python annotation, and its picklist values."""
+    kind = _plain_type(annotation)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return "picklist", [member.value for member in kind]
+    if typing.get_origin(kind) is typing.Literal:
+        return "picklist", list(typing.get_args(kind))
+    if kind is bool:
+        return "boolean", []
+    if kind is Decimal or kind is float:
+        return "double", []
+    if kind is int:
+        return "int", []
+    if kind is datetime:
+        return "datetime", []
+    if name == "Id":
+        return "id", []
+    return ("reference" if name.endswith("Id") else "string"), []
+
+
+def _summary(object_name: str, spec: SObjectType, base: str) -> dict[str, Any]:
+    return {"name": object_name, "label": re.sub(r"(?<!^)(?=[A-Z])", " ", object_name),
+            "keyPrefix": KEY_PREFIXES[object_name], "createable": spec.create is not None, "updateable": False,
+            "deletable": False, "queryable": False, "retrieveable": True, "custom": False,
+            "urls": {"sobject": f"{base}/{object_name}", "describe": f"{base}/{object_name}/describe",
+                     "rowTemplate": f"{base}/{object_name}/{{ID}}"}}
+
+
+def describe_global(base: str) -> dict[str, Any]:
+    """describeGlobal: every object served, summarised (``base``: the sobjects URL path)."""
+    return {"encoding": "UTF-8", "maxBatchSize": 200,
+            "sobjects": [_summary(name, spec, base) for name, spec in SOBJECTS.items()]}
+
+
+def describe_sobject(object_name: str, base: str) -> dict[str, Any]:
+    """Salesforce's DescribeSObjectResult for one object, from its Public (readable) and
+    Create (createable) models: the fields, their types, which may be null or created."""
+    spec = sobject_type(object_name)
+    createable = set()
+    if spec.create_model is not None:
+        createable = {f.alias or n for n, f in spec.create_model.model_fields.items()}
+    declared = [(f.alias or n, f.annotation, f.title, f.is_required(), getattr(f, "max_length", None))
+                for n, f in spec.public.model_fields.items()]
+    computed = [(f.alias or n, f.return_type, f.title, True, None) for n, f in spec.public.model_computed_fields.items()]
+    fields = []
+    for name, annotation, title, required, max_length in declared + computed:
+        kind, values = _field_type(name, annotation)
+        fields.append({
+            "name": name, "label": title or re.sub(r"(?<!^)(?=[A-Z])", " ", name), "type": kind,
+            "length": max_length or 0, "nillable": not required, "createable": name in createable,
+            "updateable": False, "filterable": False,
+            "picklistValues": [{"label": v, "value": v, "active": True, "defaultValue": False} for v in values],
+            "referenceTo": [], "custom": False,
+        })
+    return {**_summary(object_name, spec, base), "fields": fields}

@@ -8,7 +8,7 @@ from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
 from db.models import OperationStep
-from db.sobjects import SOBJECTS, create_sobject, read_sobject
+from db.sobjects import create_sobject, describe_global, describe_sobject, read_sobject
 from domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/services/data/v{version}/sobjects", tags=["sObjects"])
@@ -39,12 +39,31 @@ def create_record(object_name: str, _version: ApiVersion, caller: CurrentCaller,
     return ExactJSONResponse({"id": record.id, "success": True, "errors": []}, status_code=201)
 
 
+def _base(version: str) -> str:
+    return f"/services/data/v{version}/sobjects"
+
+
+@router.get("/{object_name}/describe", summary="Describe an object: its fields (DescribeSObjectResult)")
+@router.get("/{object_name}/describe/", include_in_schema=False)
+def describe(object_name: str, _version: ApiVersion, _caller: CurrentCaller):
+    return ExactJSONResponse(describe_sobject(object_name, _base(_version)))
+
+
 @router.get("/{object_name}/{record_id}", summary="Read a record")
 def get_record(object_name: str, record_id: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep):
     record = read_sobject(session=session, object_name=object_name, record_id=record_id)
-    return ExactJSONResponse({"attributes": {"type": object_name}, **record})
+    return ExactJSONResponse({"attributes": {"type": object_name, "url": f"{_base(_version)}/{object_name}/{record_id}"},
+                              **record})
 
 
-@router.get("", summary="List the supported objects")
+@router.get("/{object_name}", summary="An object's basic information")
+@router.get("/{object_name}/", include_in_schema=False)
+def basic_information(object_name: str, _version: ApiVersion, _caller: CurrentCaller):
+    described = describe_sobject(object_name, _base(_version))
+    described.pop("fields")
+    return ExactJSONResponse({"objectDescribe": described, "recentItems": []})
+
+
+@router.get("", summary="List the supported objects (describeGlobal)")
 def list_objects(_version: ApiVersion, _caller: CurrentCaller):
-    return ExactJSONResponse({"sobjects": [{"name": name} for name in SOBJECTS]})
+    return ExactJSONResponse(describe_global(_base(_version)))

@@ -49,3 +49,23 @@ def test_connect_resources_keep_error_with_output(sf, engine):
                    method="POST", json={"excessFundsAmount": 1})
     [error] = missing.value.content
     assert set(error) == {"errorCode", "message", "output", "enhancedErrorType"}
+
+
+def test_describe_global_describe_and_record_urls_as_simple_salesforce_reads_them(sf, engine):
+    """describe() of every object, describe of one (fields from its models: createable =
+    in its Create model), its basic information, and attributes.url on a record."""
+    described = sf.describe()
+    names = {o["name"]: o for o in described["sobjects"]}
+    assert names["OrderPaymentSummary"]["keyPrefix"] == "0aP" and names["OrderPaymentSummary"]["createable"] is True
+    assert names["Refund"]["createable"] is False
+    ops = sf.OrderPaymentSummary.describe()
+    fields = {f["name"]: f for f in ops["fields"]}
+    assert fields["OrderSummaryId"]["type"] == "reference" and fields["OrderSummaryId"]["createable"] is True
+    assert fields["AvailableToRefundAmount"]["type"] == "double" and fields["AvailableToRefundAmount"]["createable"] is False
+    assert fields["Id"]["type"] == "id"
+    assert sf.OrderPaymentSummary.metadata()["objectDescribe"]["name"] == "OrderPaymentSummary"
+    order = sf.OrderSummary.create({"OrderNumber": f"D-{uuid.uuid4().hex[:6]}", "CurrencyIsoCode": "USD"})["id"]
+    record = sf.OrderSummary.get(order)
+    assert record["attributes"] == {"type": "OrderSummary", "url": f"/services/data/v60.0/sobjects/OrderSummary/{order}"}
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Opportunity.describe()
