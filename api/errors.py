@@ -66,7 +66,7 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-_SOBJECT_PATH = re.compile(r"^/services/data/v[^/]+/sobjects(/(?P<object>[A-Za-z]+))?")
+_SOBJECT_PATH = re.compile(r"^/services/data/v[^/]+/(sobjects(/(?P<object>[A-Za-z]+))?|query|queryAll)(/|$)")
 
 
 def sobject_errors(status_code: int, errors: list[dict[str, Any]]) -> ExactJSONResponse:

@@ -9,7 +9,7 @@ from api.errors import install_error_handlers
 from api.jsonio import ExactJSONResponse
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
-from api.routes import custom_flows, order_summaries, refunds, returns, sobjects, standard_actions
+from api.routes import custom_flows, order_summaries, query, refunds, returns, sobjects, standard_actions
 from api.settings import get_api_settings
 
 
@@ -39,6 +39,7 @@ def create_app() -> FastAPI:
     app.include_router(refunds.router)
     app.include_router(sobjects.router)
     app.include_router(standard_actions.router)
+    app.include_router(query.router)
 
     @app.get("/health", include_in_schema=False)
     def health():
