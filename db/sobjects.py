@@ -18,9 +18,11 @@ from types import UnionType
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from sqlmodel import Session, SQLModel
+from pydantic import ConfigDict
+from pydantic.alias_generators import to_pascal
+from sqlmodel import Field, Session, SQLModel
 
 from db.announcements import announce
 from db.ids import KEY_PREFIXES, new_id
@@ -227,7 +229,8 @@ def _field_type(name: str, annotation: Any) -> tuple[str, list[str]]:
 
 def _summary(object_name: str, spec: SObjectType, base: str) -> dict[str, Any]:
     return {"name": object_name, "label": re.sub(r"(?<!^)(?=[A-Z])", " ", object_name),
-            "keyPrefix": KEY_PREFIXES[object_name], "createable": spec.create is not None, "updateable": False,
+            "keyPrefix": KEY_PREFIXES[object_name], "createable": spec.create is not None,
+            "updateable": object_name in UPDATABLE,
             "deletable": False, "queryable": False, "retrieveable": True, "custom": False,
             "urls": {"sobject": f"{base}/{object_name}", "describe": f"{base}/{object_name}/describe",
                      "rowTemplate": f"{base}/{object_name}/{{ID}}"}}
@@ -246,6 +249,9 @@ def describe_sobject(object_name: str, base: str) -> dict[str, Any]:
     createable = set()
     if spec.create_model is not None:
         createable = {f.alias or n for n, f in spec.create_model.model_fields.items()}
+    updatable = set()
+    if object_name in UPDATABLE:
+        updatable = {f.alias or n for n, f in UPDATABLE[object_name].model_fields.items()}
     declared = [(f.alias or n, f.annotation, f.title, f.is_required(), getattr(f, "max_length", None))
                 for n, f in spec.public.model_fields.items()]
     computed = [(f.alias or n, f.return_type, f.title, True, None) for n, f in spec.public.model_computed_fields.items()]
@@ -255,8 +261,37 @@ def describe_sobject(object_name: str, base: str) -> dict[str, Any]:
         fields.append({
             "name": name, "label": title or re.sub(r"(?<!^)(?=[A-Z])", " ", name), "type": kind,
             "length": max_length or 0, "nillable": not required, "createable": name in createable,
-            "updateable": False, "filterable": False,
+            "updateable": name in updatable, "filterable": False,
             "picklistValues": [{"label": v, "value": v, "active": True, "defaultValue": False} for v in values],
             "referenceTo": [], "custom": False,
         })
     return {**_summary(object_name, spec, base), "fields": fields}
+
+
+class ProcessExceptionUpdate(SQLModel):
+    """What a person may change on a ProcessException (Salesforce's Status and Description;
+    the rest tells what happened and stays)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="forbid")
+
+    status: Literal["New", "Triaged", "Paused", "Resolved", "Ignored", "Voided"] | None = None
+    description: str | None = Field(default=None, max_length=32_000)
+
+
+UPDATABLE: dict[str, type[SQLModel]] = {"ProcessException": ProcessExceptionUpdate}
+"""The objects whose records may be updated (PATCH), and which fields; ledger records never."""
+
+
+def update_sobject(*, session: Session, object_name: str, record_id: str, fields: dict[str, Any]) -> None:
+    """Update the fields a person may change; nothing is written on error."""
+    spec = sobject_type(object_name)
+    model = UPDATABLE.get(object_name)
+    if model is None:
+        raise InvalidInputError(f"{object_name} records are kept by the engine and cannot be updated")
+    changes = model.model_validate(fields).model_dump(exclude_unset=True)
+    record = session.get(spec.table, record_id, with_for_update=True)
+    if record is None:
+        raise NotFoundError(f"{object_name} {record_id} does not exist")
+    for name, value in changes.items():
+        setattr(record, name, value)
+    session.add(record)

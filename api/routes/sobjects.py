@@ -2,13 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
 from db.models import OperationStep
-from db.sobjects import create_sobject, describe_global, describe_sobject, read_sobject
+from db.sobjects import create_sobject, describe_global, describe_sobject, read_sobject, update_sobject
 from domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/services/data/v{version}/sobjects", tags=["sObjects"])
@@ -54,6 +54,19 @@ def get_record(object_name: str, record_id: str, _version: ApiVersion, _caller: 
     record = read_sobject(session=session, object_name=object_name, record_id=record_id)
     return ExactJSONResponse({"attributes": {"type": object_name, "url": f"{_base(_version)}/{object_name}/{record_id}"},
                               **record})
+
+
+@router.patch("/{object_name}/{record_id}", status_code=204, summary="Update a record (ProcessException: Status, Description)",
+              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}})
+def update_record(object_name: str, record_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep,
+                  body: ExactBody):
+    """Salesforce's sObject update: 204 No Content; only the fields a person may change."""
+    caller.require("write")
+    if not isinstance(body, dict):
+        raise InvalidInputError("the request body must be a JSON object of field names and values")
+    update_sobject(session=session, object_name=object_name, record_id=record_id, fields=body)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.get("/{object_name}", summary="An object's basic information")

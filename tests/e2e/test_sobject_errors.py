@@ -9,6 +9,8 @@ import uuid
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
+from db.engine import session_scope
+from tests.e2e.test_ensure_refunds_async import set_up_order
 from tests.ledger import snapshot
 
 pytestmark = pytest.mark.e2e
@@ -69,3 +71,27 @@ def test_describe_global_describe_and_record_urls_as_simple_salesforce_reads_the
     assert record["attributes"] == {"type": "OrderSummary", "url": f"/services/data/v60.0/sobjects/OrderSummary/{order}"}
     with pytest.raises(SalesforceResourceNotFound):
         sf.Opportunity.describe()
+
+
+def test_a_person_resolves_a_process_exception_and_nothing_else_is_updatable(sf, engine):
+    """sf.ProcessException.update(id, {"Status": "Resolved"}) answers 204; a field that tells
+    what happened, a ledger record and a value outside the picklist are refused."""
+    from db.ledger import add_process_exception
+
+    order, *_ = set_up_order(sf, payments=[10.00])
+    with session_scope(engine.store_url) as session:
+        exception_id = add_process_exception(session, attached_to_id=order, order_summary_id=order, message="look at me").id
+    assert sf.ProcessException.update(exception_id, {"Status": "Resolved", "Description": "refunded by hand"}) == 204
+    resolved = sf.ProcessException.get(exception_id)
+    assert (resolved["Status"], resolved["Description"], resolved["Message"]) == ("Resolved", "refunded by hand", "look at me")
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.ProcessException.update(exception_id, {"Message": "rewritten"})
+    assert (only_error(refused)["errorCode"], only_error(refused)["fields"]) == ("INVALID_FIELD", ["Message"])
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.ProcessException.update(exception_id, {"Status": "Done"})
+    assert only_error(refused)["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.OrderSummary.update(order, {"Status": "Closed"})
+    assert snapshot(engine.store_url) == before
+    assert sf.ProcessException.describe()["updateable"] is True
