@@ -46,9 +46,15 @@ def store_session() -> Iterator[Session]:
         yield session
 
 
-def api_version(version: Annotated[str, Path(pattern=r"^\d{2,3}\.\d$", description="API version, 48.0 or later")]) -> str:
-    if Decimal(version) < Decimal("48.0"):
-        raise ApiError(404, "NOT_FOUND", f"API version {version} is not supported; use 48.0 or later")
+OLDEST_VERSION, NEWEST_VERSION = Decimal("48.0"), Decimal("67.0")
+"""The API versions served: Order Management's Connect resources start at 48.0; 67.0 is
+Summer '26, the newest release whose reference this engine was checked against."""
+
+
+def api_version(version: Annotated[str, Path(pattern=r"^\d{2,3}\.\d$", description="API version, 48.0 to 67.0")]) -> str:
+    if not OLDEST_VERSION <= Decimal(version) <= NEWEST_VERSION:  # Salesforce: no such resource
+        raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: API version {version} is not "
+                                         f"served ({OLDEST_VERSION} to {NEWEST_VERSION})")
     return version
 
 

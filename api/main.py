@@ -9,7 +9,7 @@ from api.errors import install_error_handlers
 from api.jsonio import ExactJSONResponse
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
-from api.routes import custom_flows, order_summaries, query, refunds, returns, sobjects, standard_actions
+from api.routes import custom_flows, order_summaries, query, refunds, returns, sobjects, standard_actions, versions
 from api.settings import get_api_settings
 
 
@@ -40,6 +40,7 @@ def create_app() -> FastAPI:
     app.include_router(sobjects.router)
     app.include_router(standard_actions.router)
     app.include_router(query.router)
+    app.include_router(versions.router)
 
     @app.get("/health", include_in_schema=False)
     def health():

@@ -36,3 +36,19 @@ def test_the_actions_are_listed_and_each_is_described_from_its_model(sf, engine)
     assert [o["name"] for o in cancel["outputs"]] == ["changeOrderId", "totalAmount", "totalTaxAmount", "excessFundsAmount"]
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful("actions/standard/refundEverything")
+
+
+def test_versions_and_resource_directories_are_served_and_other_versions_are_not_found(sf, engine, tls):
+    import requests
+
+    listed = requests.get(f"{engine.facade_url}/services/data", verify=str(tls[0])).json()
+    assert listed[0] == {"label": "v48.0", "url": "/services/data/v48.0", "version": "48.0"}
+    assert listed[-1]["version"] == "67.0" and len(listed) == 20
+    directory = sf.restful("")
+    assert directory["query"] == "/services/data/v60.0/query" and directory["sobjects"] == "/services/data/v60.0/sobjects"
+    assert sf.restful("actions") == {"standard": "/services/data/v60.0/actions/standard",
+                                     "custom": "/services/data/v60.0/actions/custom"}
+    for version in ("47.0", "68.0"):
+        answer = requests.get(f"{engine.facade_url}/services/data/v{version}/sobjects", verify=str(tls[0]),
+                              headers={"Authorization": f"Bearer {engine.config.token}"})
+        assert answer.status_code == 404 and answer.json()[0]["errorCode"] == "NOT_FOUND", answer.text
