@@ -17,15 +17,15 @@ Each runs in one transaction under the order summary's lock: refused input write
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from prefect import get_run_logger, task
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.artifacts import link, money, publish
-from actions.fields import MAX_ITEMS, ShortText, ActionModel, Quantity, RecordId, drop_default
+from actions.fields import MAX_ITEMS, ShortText, only_empty, ActionModel, Quantity, RecordId, drop_default
 from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
@@ -60,18 +60,12 @@ class ChangeItem(ActionModel):
         default=None, title="Reason For Change Text", description="Free text on why (59.0); kept when no reason is given.",
         json_schema_extra=drop_default,
     )
-    change_item_fees: list[dict[str, Any]] = Field(
+    change_item_fees: only_empty(
+        "change item fees are not supported (return fees come from return orders): send [] or omit it") = Field(
         default_factory=list, title="Change Item Fees",
         description="Salesforce's fees on a change (57.0). Not supported here: only an empty list is accepted "
                     "(return fees come from return orders).",
     )
-
-    @field_validator("change_item_fees")
-    @classmethod
-    def _no_change_item_fees(cls, fees: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if fees:
-            raise ValueError("change item fees are not supported (return fees come from return orders): send [] or omit it")
-        return fees
 
     @property
     def why(self) -> str | None:

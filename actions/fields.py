@@ -15,7 +15,7 @@ numbers like the UI does (api/flow_parameters.py).
 """
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -45,6 +45,27 @@ it has held the order's lock for minutes."""
 
 MAX_DIGITS = 15
 """Significant digits an amount or quantity may have: what a binary float carries exactly."""
+
+
+def json_number(value: Decimal) -> int | float:
+    """A validated Decimal as the JSON number Prefect's parameters and block documents carry:
+    the one place an amount becomes a binary float, and only when the float's shortest repr
+    is the same digits (at most MAX_DIGITS), so reading it back gives the exact Decimal."""
+    if value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    if Decimal(repr(number)) != value:  # cannot happen for validated input: refuse rather than round
+        raise ValueError(f"{value} has more digits than a JSON number carries exactly")
+    return number
+
+
+def only_empty(reason: str) -> Any:
+    """A Salesforce list property this engine has nothing for: accepted only when empty."""
+    def _empty(items: list) -> list:
+        if items:
+            raise ValueError(reason)
+        return items
+    return Annotated[list[dict[str, Any]], AfterValidator(_empty)]
 
 MoneyAmount = Annotated[
     Decimal,

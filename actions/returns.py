@@ -15,16 +15,16 @@ Each runs in one transaction under the order summary's lock: refused input write
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import get_run_logger, task
-from pydantic import Field, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.change_orders import credit_returned_units, locked_item_of_order, made_by, new_change_order
 from actions.artifacts import link, money, publish
-from actions.fields import MAX_ITEMS, ShortText, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
+from actions.fields import MAX_ITEMS, ShortText, only_empty, ActionModel, MoneyAmount, Quantity, RecordId, drop_default
 from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
@@ -167,18 +167,12 @@ class ReturnItemsInput(ActionModel):
     return_order_item_fees: list[ReturnOrderItemFeeInput] = Field(
         default_factory=list, max_length=MAX_ITEMS, title="Return Order Item Fees", description="The fee lines to charge."
     )
-    return_order_item_delivery_charges: list[dict[str, Any]] = Field(
+    return_order_item_delivery_charges: only_empty(
+            "orders here have no delivery charges to return: send [] or omit it") = Field(
         default_factory=list, title="Return Order Item Delivery Charges",
         description="Salesforce's delivery charges to return (52.0). Orders here have no delivery charges: only an "
                     "empty list is accepted.",
     )
-
-    @field_validator("return_order_item_delivery_charges")
-    @classmethod
-    def _no_delivery_charges(cls, charges: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if charges:
-            raise ValueError("orders here have no delivery charges to return: send [] or omit it")
-        return charges
 
     @model_validator(mode="after")
     def _something_to_process(self):

@@ -29,12 +29,17 @@ class ApiError(Exception):
         self.status_code, self.error_code, self.message, self.output = status_code, error_code, message, output
 
 
+def _headers(status_code: int) -> dict[str, str] | None:
+    if status_code == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status_code == 503:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return None
+
+
 def error_with_output(status_code: int, error_code: str, message: str, output: dict[str, Any] | None = None) -> ExactJSONResponse:
     body = [{"errorCode": error_code, "message": message, "output": output, "enhancedErrorType": None}]
-    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
-    if status_code == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return ExactJSONResponse(body, status_code=status_code, headers=headers)
+    return ExactJSONResponse(body, status_code=status_code, headers=_headers(status_code))
 
 
 RETRY_AFTER_SECONDS = 5
@@ -71,11 +76,8 @@ _SOBJECT_PATH = re.compile(r"^/services/data/v[^/]+/(sobjects(/(?P<object>[A-Za-
 
 def sobject_errors(status_code: int, errors: list[dict[str, Any]]) -> ExactJSONResponse:
     """The REST API's (sObject) error body: ``[{"message", "errorCode", "fields"}]``."""
-    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
-    if status_code == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return ExactJSONResponse([{"message": e["message"], "errorCode": e["errorCode"], "fields": e.get("fields", [])}
-                              for e in errors], status_code=status_code, headers=headers)
+                              for e in errors], status_code=status_code, headers=_headers(status_code))
 
 
 def _sobject_validation_errors(object_name: str | None, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from actions.fields import json_number
+
 
 def as_parameter(value: Any) -> Any:
     """``value`` with each Decimal a JSON number and each enum its value."""
@@ -24,10 +26,7 @@ def as_parameter(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [as_parameter(item) for item in value]
     if isinstance(value, Decimal):
-        number = float(value)
-        if Decimal(repr(number)) != value:  # cannot happen for validated input: refuse rather than round
-            raise ValueError(f"{value} has more digits than a flow parameter carries exactly")
-        return number
+        return json_number(value)
     if isinstance(value, Enum):
         return value.value
     return value

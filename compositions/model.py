@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from actions.fields import json_number
+
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
 REFERENCE = r"^((inputs|steps)(\.[A-Za-z][A-Za-z0-9_-]*)+|item(\.[A-Za-z][A-Za-z0-9_-]*)*)$"
 
@@ -72,7 +74,7 @@ def _as_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_as_json(item) for item in value]
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
     return value
 
 

@@ -252,7 +252,8 @@ def describe_sobject(object_name: str, base: str) -> dict[str, Any]:
     updatable = set()
     if object_name in UPDATABLE:
         updatable = {f.alias or n for n, f in UPDATABLE[object_name].model_fields.items()}
-    declared = [(f.alias or n, f.annotation, f.title, f.is_required(), getattr(f, "max_length", None))
+    declared = [(f.alias or n, f.annotation, f.title, f.is_required(),
+                 next((m.max_length for m in f.metadata if hasattr(m, "max_length")), None))
                 for n, f in spec.public.model_fields.items()]
     computed = [(f.alias or n, f.return_type, f.title, True, None) for n, f in spec.public.model_computed_fields.items()]
     fields = []

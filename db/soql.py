@@ -18,7 +18,7 @@ from typing import Any
 
 from lark import Lark, Transformer, UnexpectedInput
 from sqlalchemy import and_, asc, desc, func, or_, select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from db.sobjects import SOBJECTS, SObjectType
 from domain.errors import InvalidInputError
@@ -211,10 +211,9 @@ def run(session: Session, query: Query, *, offset: int, batch: int) -> tuple[int
     """The total size and one batch of records (Salesforce names, the selected fields only)."""
     obj, chosen = statement(query)
     total = session.execute(select(func.count()).select_from(chosen.order_by(None).subquery())).scalar_one()
-    rows = session.exec(chosen.offset(offset).limit(min(batch, max(total - offset, 0)) or 0)).all() if offset < total else []
+    rows = session.scalars(chosen.offset(offset).limit(min(batch, total - offset))).all() if offset < total else []
     records = []
     for row in rows:
-        record: SQLModel = row[0] if isinstance(row, tuple) or hasattr(row, "_mapping") else row
-        public = obj.spec.public.model_validate(record, from_attributes=True).model_dump(by_alias=True)
+        public = obj.spec.public.model_validate(row, from_attributes=True).model_dump(by_alias=True)
         records.append({name: public[name] for name in query.fields})
     return total, records

@@ -91,8 +91,8 @@ def describe(name: str, spec: ActionSpec) -> dict[str, Any]:
 def list_standard_actions(_version: ApiVersion, caller: CurrentCaller):
     """Answers ``{"actions": [{"name", "label", "type"}]}``."""
     caller.require("read")
-    return ExactJSONResponse({"actions": [{"name": sf_name(name), "label": describe(name, spec)["label"],
-                                           "type": describe(name, spec)["type"]} for name, spec in ACTIONS.items()]})
+    described = [describe(name, spec) for name, spec in ACTIONS.items()]
+    return ExactJSONResponse({"actions": [{key: d[key] for key in ("name", "label", "type")} for d in described]})
 
 
 @router.get("/{action}", summary="Describe one standard action: its inputs and outputs")
