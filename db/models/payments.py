@@ -1,0 +1,272 @@
+"""The payment side of an order: gateways, payment summaries, authorizations, captured payments
+and what they pay (PaymentLineInvoice)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field as PydanticField, computed_field
+from sqlalchemy import Index, String
+from sqlmodel import Field, SQLModel
+
+from db.models.shapes import PublicShape, RecordId, SalesforceShape, _created_column, _money_column
+from db.types import MoneyAmount, UTCDateTime, utcnow
+from domain.gateway_provider import GatewayProvider
+from domain.money import ZERO, quantize
+
+
+class PaymentStatus(StrEnum):
+    DRAFT = "Draft"
+    PROCESSED = "Processed"
+    CANCELED = "Canceled"
+
+
+class PaymentMethodType(StrEnum):
+    CARD = "Card"
+    DIRECT_DEBIT = "DirectDebit"
+    DIGITAL_WALLET = "DigitalWallet"
+
+
+class PaymentApplicationType(StrEnum):
+    """PaymentLineInvoice.Type. PENDING holds an invoice amount for a capture the gateway
+    has not confirmed; APPLIED counts in the payment's AppliedAmount; UNAPPLIED is a
+    pending application whose capture failed (kept for the record, counting nowhere)."""
+
+    APPLIED = "Applied"
+    PENDING = "Pending"
+    UNAPPLIED = "Unapplied"
+
+
+# --- PaymentGateway ---------------------------------------------------------------------
+
+
+class PaymentGatewayBase(SQLModel):
+    payment_gateway_name: str = Field(max_length=255)
+    gateway_provider: GatewayProvider = Field(default=GatewayProvider.SANDBOX, sa_type=String(40))
+    merchant_credential_name: str | None = Field(
+        default=None, max_length=255,
+        description="Name of the Prefect block document holding this gateway's configuration.",
+    )
+    status: str = Field(default="Active", max_length=40)
+    one_refund_at_a_time: bool = Field(
+        default=False, description="The gateway takes one refund per payment at a time (refunds wait for the last answer).")
+    refund_unsupported_methods: str | None = Field(
+        default=None, max_length=255,
+        description="Comma-separated payment methods the gateway cannot refund, e.g. 'DigitalWallet'.")
+
+    def refunds_method(self, method: str) -> bool:
+        unsupported = {m.strip() for m in (self.refund_unsupported_methods or "").split(",") if m.strip()}
+        return method not in unsupported
+
+
+class PaymentGatewayCreate(SalesforceShape, PaymentGatewayBase):
+    """What sObject create accepts for a PaymentGateway."""
+
+
+class PaymentGatewayPublic(PublicShape, PaymentGatewayBase):
+    id: str
+    created_date: datetime
+
+
+class PaymentGateway(PaymentGatewayBase, table=True):
+    __tablename__ = "payment_gateway"
+    id: str = Field(primary_key=True, max_length=18)
+    created_date: datetime = _created_column()
+
+
+# --- OrderPaymentSummary ----------------------------------------------------------------
+
+
+class OrderPaymentSummaryBase(SQLModel):
+    order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
+    method: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    type: str = Field(default="Sale", max_length=40)
+
+
+class OrderPaymentSummaryCreate(SalesforceShape, OrderPaymentSummaryBase):
+    order_summary_id: RecordId
+
+
+class LedgerAmounts(SQLModel):
+    currency_iso_code: str = Field(max_length=3)
+    authorization_amount: Decimal = _money_column()
+    captured_amount: Decimal = _money_column()
+    refunded_amount: Decimal = _money_column()
+    pending_capture_amount: Decimal = _money_column()
+    pending_refund_amount: Decimal = _money_column()
+
+
+def available_to_refund(ops: LedgerAmounts) -> Decimal:
+    """DESIGN.md §3: max(0, Captured + PendingCapture - Refunded - PendingRefund)."""
+    return max(ZERO, ops.captured_amount + ops.pending_capture_amount - ops.refunded_amount - ops.pending_refund_amount)
+
+
+class OrderPaymentSummaryPublic(PublicShape, OrderPaymentSummaryBase, LedgerAmounts):
+    id: str
+    created_date: datetime
+
+    @computed_field(alias="AvailableToRefundAmount")
+    @property
+    def available_to_refund_amount(self) -> Decimal:
+        return quantize(available_to_refund(self), self.currency_iso_code, strict=False)
+
+    @computed_field(alias="AvailableToCaptureAmount")
+    @property
+    def available_to_capture_amount(self) -> Decimal:
+        amount = max(ZERO, self.authorization_amount - self.captured_amount - self.pending_capture_amount)
+        return quantize(amount, self.currency_iso_code, strict=False)
+
+    @computed_field(alias="BalanceAmount")
+    @property
+    def balance_amount(self) -> Decimal:
+        return quantize(self.captured_amount - self.refunded_amount, self.currency_iso_code, strict=False)
+
+
+class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
+    __tablename__ = "order_payment_summary"
+    id: str = Field(primary_key=True, max_length=18)
+    created_date: datetime = _created_column()
+
+    @property
+    def available_to_refund_amount(self) -> Decimal:
+        return available_to_refund(self)
+
+
+# --- Payment ----------------------------------------------------------------------------
+
+
+class PaymentBase(SQLModel):
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
+    type: str = Field(default="Capture", max_length=40)
+    payment_method_type: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    gateway_ref_number: str | None = Field(
+        default=None, max_length=255, description="The charge's id at the gateway (Stripe: ch_... or pi_...)."
+    )
+
+
+class PaymentCreate(SalesforceShape, PaymentBase):
+    order_payment_summary_id: RecordId
+    payment_gateway_id: RecordId
+    amount: Decimal = PydanticField(gt=0)
+
+
+class PaymentPublic(PublicShape, PaymentBase):
+    id: str
+    currency_iso_code: str
+    refunded_amount: Decimal
+    pending_refund_amount: Decimal
+    applied_amount: Decimal
+    payment_authorization_id: str | None
+    created_date: datetime
+
+
+class Payment(PaymentBase, table=True):
+    __tablename__ = "payment"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    refunded_amount: Decimal = _money_column()
+    pending_refund_amount: Decimal = _money_column()
+    applied_amount: Decimal = _money_column(description="Amount applied to invoices (PaymentLineInvoice rows).")
+    payment_authorization_id: str | None = Field(
+        default=None, foreign_key="payment_authorization.id", index=True, max_length=18,
+        description="The authorization this payment captured, if it is a capture.",
+    )
+    created_date: datetime = _created_column()
+    resolve_attempted_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="When resolve-gateway-outcomes last asked the gateway about it (the least recently asked go first).",
+    )
+
+    @property
+    def refundable_amount(self) -> Decimal:
+        if self.status != PaymentStatus.PROCESSED:
+            return ZERO
+        return max(ZERO, self.amount - self.refunded_amount - self.pending_refund_amount)
+
+
+Index("ix_payment_status_created", Payment.status, Payment.created_date)  # resolve-captures: Draft captures, oldest first
+
+
+# --- PaymentAuthorization / PaymentLineInvoice -----------------------------------------
+
+
+class PaymentAuthorizationBase(SQLModel):
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
+    payment_method_type: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    gateway_ref_number: str | None = Field(
+        default=None, max_length=255, description="The authorization's id at the gateway."
+    )
+    expiration_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PaymentAuthorizationCreate(SalesforceShape, PaymentAuthorizationBase):
+    order_payment_summary_id: RecordId
+    payment_gateway_id: RecordId
+    amount: Decimal = PydanticField(gt=0)
+    expiration_date: AwareDatetime | None = None
+
+
+class PaymentAuthorizationPublic(PublicShape, PaymentAuthorizationBase):
+    id: str
+    currency_iso_code: str
+    captured_amount: Decimal
+    pending_capture_amount: Decimal
+    created_date: datetime
+
+    @computed_field(alias="AvailableToCaptureAmount")
+    @property
+    def available_to_capture_amount(self) -> Decimal:
+        amount = max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
+        return quantize(amount, self.currency_iso_code, strict=False)
+
+
+class PaymentAuthorization(PaymentAuthorizationBase, table=True):
+    """Funds held on the customer's payment method; captures turn them into Payments."""
+
+    __tablename__ = "payment_authorization"
+    id: str = Field(primary_key=True, max_length=18)
+    currency_iso_code: str = Field(max_length=3)
+    captured_amount: Decimal = _money_column()
+    pending_capture_amount: Decimal = _money_column()
+    created_date: datetime = _created_column()
+
+    @property
+    def capturable_amount(self) -> Decimal:
+        if self.status != PaymentStatus.PROCESSED:
+            return ZERO
+        if self.expiration_date is not None and self.expiration_date <= utcnow():
+            return ZERO  # an expired authorization holds nothing any more
+        return max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
+
+
+class PaymentLineInvoicePublic(PublicShape):
+    id: str
+    payment_id: str
+    invoice_id: str
+    amount: Decimal
+    currency_iso_code: str
+    type: str
+    background_operation_id: str | None
+    applied_date: datetime
+
+
+class PaymentLineInvoice(SQLModel, table=True):
+    """A payment's captured amount applied to an invoice (Ensure Funds)."""
+
+    __tablename__ = "payment_line_invoice"
+    id: str = Field(primary_key=True, max_length=18)
+    payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency_iso_code: str = Field(max_length=3)
+    type: PaymentApplicationType = Field(default=PaymentApplicationType.APPLIED, sa_type=String(40))
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True)
+    applied_date: datetime = _created_column()

@@ -1,0 +1,218 @@
+"""Refunds and what records them: gateway call logs, process exceptions, and the refund events
+outbox with its webhook deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from db.models.shapes import PublicShape, _created_column
+from db.types import MoneyAmount, UTCDateTime
+
+
+class RefundStatus(StrEnum):
+    """Refund.Status. PENDING holds its amount in PendingRefundAmount until the gateway
+    answers; PROCESSED moves it to RefundedAmount; FAILED releases it; UNKNOWN (the
+    gateway timed out) keeps it reserved until the gateway is asked what happened."""
+
+    PENDING = "Pending"
+    PROCESSED = "Processed"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+    REVERSED = "Reversed"  # processed, then reported failed by the gateway: the amounts are unwound
+
+
+# A refund's status as the refunds API, webhooks and exports show it (seed 003's names).
+REFUND_API_STATUS: dict[str, str] = {
+    RefundStatus.PENDING: "PENDING", RefundStatus.UNKNOWN: "PENDING", RefundStatus.PROCESSED: "SUCCEEDED",
+    RefundStatus.FAILED: "FAILED", RefundStatus.REVERSED: "REVERSED",
+}
+
+
+class InteractionType(StrEnum):
+    REFUND = "Refund"
+    CAPTURE = "Capture"
+
+
+class InteractionStatus(StrEnum):
+    INITIATED = "Initiated"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    TIMEOUT = "Timeout"
+    NOOP = "NoOp"
+
+
+# --- Refund -----------------------------------------------------------------------------
+
+
+class RefundPublic(PublicShape):
+    id: str
+    order_payment_summary_id: str
+    payment_id: str
+    credit_memo_id: str | None
+    amount: Decimal
+    currency_iso_code: str
+    status: RefundStatus
+    type: str
+    funding_source: str
+    idempotency_key: str
+    gateway_ref_number: str | None
+    gateway_result_code: str | None
+    gateway_message: str | None
+    background_operation_id: str | None
+    reason: str | None
+    note: str | None
+    direct_debit_override_reason: str | None
+    revision: int
+    created_date: datetime
+    last_modified_date: datetime
+
+
+class Refund(SQLModel, table=True):
+    """A refund against one payment. Written PENDING, with its idempotency key, before the
+    gateway is called; the key is what the gateway sees, so a retry cannot refund twice."""
+
+    __tablename__ = "refund"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_refund_idempotency_key"),)
+    id: str = Field(primary_key=True, max_length=18)
+    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    payment_id: str = Field(foreign_key="payment.id", index=True, max_length=18)
+    credit_memo_id: str | None = Field(default=None, foreign_key="credit_memo.id", index=True, max_length=18)
+    amount: Decimal = Field(sa_type=MoneyAmount)
+    currency_iso_code: str = Field(max_length=3)
+    status: RefundStatus = Field(default=RefundStatus.PENDING, index=True, sa_type=String(40))
+    type: str = Field(default="Referenced", max_length=40)
+    funding_source: str = Field(default="CreditMemo", max_length=40)
+    idempotency_key: str = Field(max_length=255)
+    gateway_ref_number: str | None = Field(default=None, max_length=255)
+    gateway_result_code: str | None = Field(default=None, max_length=255)
+    gateway_message: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=255, description="Why (payment-level refunds).")
+    note: str | None = Field(default=None, max_length=1000, description="A free-text note for the record.")
+    direct_debit_override_reason: str | None = Field(
+        default=None, max_length=255, description="Why a direct debit was refunded despite the risk (seed 002).")
+    revision: int = Field(default=1, description="Grows by one on every change; webhook subscribers order events by it.")
+    allocation_step: str | None = Field(
+        default=None, max_length=40,
+        description="Ensure Refunds: the step(s) of seed 000 that chose this refund (Sequence, CreditMemo, ExcessFunds).",
+    )
+    background_operation_id: str | None = Field(default=None, max_length=36, index=True)
+    created_date: datetime = _created_column()
+    last_modified_date: datetime = _created_column()
+    resolve_attempted_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="When resolve-gateway-outcomes last asked the gateway about it (the least recently asked go first).",
+    )
+
+
+Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds
+
+
+# --- PaymentGatewayLog / ProcessException -----------------------------------------------
+
+
+class PaymentGatewayLogPublic(PublicShape):
+    id: str
+    payment_gateway_id: str
+    reference_entity_id: str
+    interaction_type: InteractionType
+    interaction_status: InteractionStatus
+    gateway_result_code: str | None
+    gateway_message: str | None
+    sf_result_code: str | None
+    sf_ref_number: str
+    gateway_ref_number: str | None
+    request: str | None
+    response: str | None
+    background_operation_id: str | None
+    created_date: datetime
+
+
+class PaymentGatewayLog(SQLModel, table=True):
+    """One row per gateway call: written Initiated with the idempotency key it sends
+    (SfRefNumber) before the call, completed with the outcome after."""
+
+    __tablename__ = "payment_gateway_log"
+    id: str = Field(primary_key=True, max_length=18)
+    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    reference_entity_id: str = Field(index=True, max_length=18)
+    interaction_type: InteractionType = Field(sa_type=String(40))
+    interaction_status: InteractionStatus = Field(default=InteractionStatus.INITIATED, sa_type=String(40))
+    gateway_result_code: str | None = Field(default=None, max_length=255)
+    gateway_message: str | None = Field(default=None, max_length=1000)
+    sf_result_code: str | None = Field(default=None, max_length=40)
+    sf_ref_number: str = Field(index=True, max_length=255)
+    gateway_ref_number: str | None = Field(default=None, max_length=255)
+    request: str | None = Field(default=None, sa_column=Column(Text))
+    response: str | None = Field(default=None, sa_column=Column(Text))
+    background_operation_id: str | None = Field(default=None, max_length=36)
+    created_date: datetime = _created_column()
+
+
+class ProcessExceptionPublic(PublicShape):
+    id: str
+    attached_to_id: str
+    order_summary_id: str | None
+    category: str
+    severity: str
+    status: str
+    message: str
+    description: str | None
+    background_operation_id: str | None
+    created_date: datetime
+
+
+class ProcessException(SQLModel, table=True):
+    """A failed money step that needs a person (a declined refund, an unknown outcome)."""
+
+    __tablename__ = "process_exception"
+    id: str = Field(primary_key=True, max_length=18)
+    attached_to_id: str = Field(index=True, max_length=18)
+    order_summary_id: str | None = Field(default=None, index=True, max_length=18)
+    category: str = Field(default="Payment", max_length=40)
+    severity: str = Field(default="High", max_length=40)
+    status: str = Field(default="New", max_length=40)
+    message: str = Field(max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    background_operation_id: str | None = Field(default=None, index=True, max_length=36)
+    created_date: datetime = _created_column()
+
+
+# --- the refund events outbox and its webhook deliveries --------------------------------
+
+
+class RefundEvent(SQLModel, table=True):
+    """Refund Created/Updated, written in the same transaction as the change it reports, so
+    an event exists exactly when its change does. ``entity`` is the refund as of the change."""
+
+    __tablename__ = "refund_event"
+    __table_args__ = (UniqueConstraint("event_id", name="uq_refund_event_event_id"),)
+    position: int | None = Field(default=None, primary_key=True, description="Insertion order (for readers).")
+    event_id: str = Field(max_length=36, description="Unique per event: subscribers drop repeats by it.")
+    event_type: str = Field(max_length=40, description="RefundCreated or RefundUpdated.")
+    refund_id: str = Field(max_length=18, index=True)
+    sequence: int = Field(description="The refund's revision after the change: subscribers drop older ones by it.")
+    entity: str = Field(sa_column=Column(Text, nullable=False), description="The refund as JSON.")
+    created_date: datetime = _created_column()
+
+
+Index("ix_refund_event_created_date", RefundEvent.created_date)  # webhook enqueue: events since a time
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: delivered, waiting for its next attempt, or given up."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("subscription", "event_id", name="uq_webhook_delivery_subscription_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscription: str = Field(max_length=255, index=True, description="The WebhookSubscription block's name.")
+    event_id: str = Field(max_length=36, foreign_key="refund_event.event_id")
+    status: str = Field(default="Pending", max_length=20, index=True, description="Pending, Delivered or Failed.")
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _created_column()
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
