@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Annotated, ClassVar
 
 from prefect import get_run_logger, task
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session, col, select
 
 from actions.artifacts import link, money, publish
-from actions.fields import ActionModel, RecordId
+from actions.fields import ActionModel, RecordId, ShortText, drop_default
 from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
@@ -46,10 +48,40 @@ from gateways.registry import CAPTURES_ONCE, GatewayAdapters
 from gateways.send_guard import ensure_may_send
 
 
+def _no_sequence(value: str | None) -> str | None:
+    # Salesforce types sequences as a String and does not say what it holds (60.0).
+    if value is not None and value.strip():
+        raise ValueError("payment sequencing is not supported: Salesforce does not document the format of this "
+                         "String; send an empty string or omit it (the default plan: exact match, else largest)")
+    return value
+
+
 class EnsureFundsInput(ActionModel):
     """Ensure Funds Async Input: the invoice whose balance the order's money must pay."""
 
+    SINCE: ClassVar[dict[str, str]] = {
+        "isConsiderReservedBalanceAmount": "59.0", "isAllowPartial": "60.0", "sequences": "60.0"}
+    """The API version each property appeared in (Connect REST's Ensure Funds Async Input)."""
+
     invoice_id: RecordId = Field(title="Invoice Id", description="Id of the invoice to pay (3tt...).")
+    is_allow_partial: bool = Field(
+        default=True, title="Allow Partial",
+        description="Salesforce's (60.0). True: paid from as many payments and authorizations as it takes (exact "
+                    "match, else largest). False: one payment's captured balance or one authorization must pay the "
+                    "whole balance, else the request is refused (INSUFFICIENT_FUNDS) and nothing happens. Omitted: "
+                    "true, what Ensure Funds did before 60.0.",
+    )
+    is_consider_reserved_balance_amount: bool | SkipJsonSchema[None] = Field(
+        default=None, title="Consider Reserved Balance Amount",
+        description="Salesforce's (59.0). Orders here hold no reserved balance, so true and false pay the same.",
+        json_schema_extra=drop_default,
+    )
+    sequences: Annotated[ShortText, AfterValidator(_no_sequence)] | SkipJsonSchema[None] = Field(
+        default=None, title="Sequences",
+        description="Salesforce's payment sequence (60.0, a String whose format Salesforce does not document). Not "
+                    "supported: only an empty string is accepted.",
+        json_schema_extra=drop_default,
+    )
 
 
 class FundsApplication(ActionModel):
@@ -107,6 +139,7 @@ def plan_funds_for(session: Session, order: OrderSummary, request: EnsureFundsIn
         order.currency_iso_code, invoice.balance,
         {pid: amount for pid, amount in unapplied.items() if amount > 0},
         {a.id: a.capturable_amount for a in authorizations if a.capturable_amount > 0 and a.id not in spent},
+        allow_partial=request.is_allow_partial,
     )
     return plan, invoice, {p.id: p for p in payments}, {a.id: a for a in authorizations}
 
@@ -271,7 +304,8 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
 
     Raises:
         InvalidInputError: unknown or foreign invoice, nothing owed, or not enough funds
-            (INSUFFICIENT_FUNDS); nothing was written.
+            (INSUFFICIENT_FUNDS; with ``is_allow_partial=False``, no single payment or
+            authorization covering the whole balance); nothing was written.
 
     Example:
         ```python

@@ -8,6 +8,11 @@ repeated; ties to the earliest):
   what can still be captured must cover the invoice balance, else nothing happens;
 * step 2 (``apply_captured_balance``): captured payments' unapplied balances are applied;
 * step 3 (``capture_authorizations``): authorizations are captured for the rest.
+
+With ``allow_partial=False`` (Salesforce's ``isAllowPartial`` false, 60.0: "the invoice
+must be funded through a single payment") steps 2-3 take one source only
+(``single_source``): one payment's captured balance, else one authorization, that covers
+the whole invoice balance by itself; if none does, nothing happens (INSUFFICIENT_FUNDS).
 """
 
 from __future__ import annotations
@@ -75,8 +80,27 @@ def capture_authorizations(balance: Decimal, capturable: Mapping[str, Decimal]) 
     return captures
 
 
+def single_source(
+    balance: Decimal, captured: Mapping[str, Decimal], capturable: Mapping[str, Decimal]
+) -> tuple[list[tuple[str, Decimal]], list[tuple[str, Decimal]]]:
+    """Steps 2-3 with one source: the captured payment whose unapplied balance covers the
+    whole invoice balance (exact match, else the largest; ties to the earliest), else the
+    authorization that can capture all of it (the same rule). Returns (applications, captures)."""
+    for sources, is_capture in ((captured, False), (capturable, True)):
+        covering = {k: v for k, v in sources.items() if v >= balance}
+        if covering:
+            source = choose_exact_match_else_largest(balance, covering, AllocationStrategy.EXACT_MATCH_ELSE_LARGEST)
+            return ([], [(source, balance)]) if is_capture else ([(source, balance)], [])
+    largest = max((*captured.values(), *capturable.values()), default=ZERO)
+    raise InsufficientFundsError(
+        f"isAllowPartial is false, so one payment or authorization must pay the whole invoice balance {balance}, "
+        f"and none can (the most one can pay is {largest}); send isAllowPartial true to pay it from several"
+    )
+
+
 def plan_funds(
-    currency: str, invoice_balance: Decimal, captured: Mapping[str, Decimal], capturable: Mapping[str, Decimal]
+    currency: str, invoice_balance: Decimal, captured: Mapping[str, Decimal], capturable: Mapping[str, Decimal],
+    *, allow_partial: bool = True,
 ) -> FundsPlan:
     """Plan how to pay ``invoice_balance`` (steps 1-3); change nothing.
 
@@ -85,6 +109,7 @@ def plan_funds(
         invoice_balance: what is still owed on the invoice (> 0).
         captured: per payment (oldest first), captured amount not yet refunded or applied.
         capturable: per authorization (oldest first), amount that can still be captured.
+        allow_partial: False: one payment or authorization must pay it all (``single_source``).
 
     Example:
         >>> plan = plan_funds("USD", Decimal("50.00"), {"p1": Decimal("20.00")},
@@ -101,6 +126,9 @@ def plan_funds(
     if any(v < 0 for v in (*captured.values(), *capturable.values())):
         raise InvalidInputError("captured and capturable amounts cannot be negative")
     check_funds_cover(balance, captured, capturable)
+    if not allow_partial:
+        applications, captures = single_source(balance, captured, capturable)
+        return FundsPlan(currency, tuple(applications), tuple(captures))
     applications, remaining = apply_captured_balance(balance, captured)
     captures = capture_authorizations(remaining, capturable) if remaining > 0 else []
     return FundsPlan(currency, tuple(applications), tuple(captures))

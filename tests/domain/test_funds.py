@@ -507,3 +507,30 @@ def test_amounts_must_be_exact_and_the_currency_is_normalized():
         plan_funds("USD", 10.0, {}, {"a": Decimal("10.00")})  # a binary float is not an amount
     plan = plan_funds("usd", 10, {"p": Decimal("10.00")}, {})  # an int is exact
     assert plan.currency == "USD" and plan.applications == (("p", Decimal("10.00")),)
+
+
+# --- isAllowPartial false: one source pays it all ------------------------------------------
+
+
+def single(balance: str, captured: dict[str, Decimal] | None = None,
+           capturable: dict[str, Decimal] | None = None) -> FundsPlan:
+    return plan_funds("USD", D(balance), captured or {}, capturable or {}, allow_partial=False)
+
+
+def test_without_partial_one_captured_balance_that_covers_is_applied():
+    # Partial would apply P1 (exact) ... here P2 and P3 both cover 30.00: exact match first, else the largest.
+    assert single("30.00", amounts(P1="20.00", P2="30.00", P3="50.00")).applications == pairs(("P2", "30.00"))
+    result = single("40.00", amounts(P1="20.00", P2="45.00", P3="50.00"), amounts(A1="40.00"))
+    assert result.applications == pairs(("P3", "40.00")) and result.captures == ()
+
+
+def test_without_partial_one_authorization_covers_when_no_captured_balance_does():
+    result = single("50.00", amounts(P1="20.00"), amounts(A1="30.00", A2="60.00", A3="50.00"))
+    assert result.applications == () and result.captures == pairs(("A3", "50.00"))
+
+
+def test_without_partial_several_sources_are_refused_naming_the_flag():
+    # Together they cover (the partial plan would use P1 and A1), but none alone does.
+    assert plan("50.00", amounts(P1="20.00"), amounts(A1="40.00")).total() == D("50.00")
+    with pytest.raises(InsufficientFundsError, match="isAllowPartial is false.*most one can pay is 40.00"):
+        single("50.00", amounts(P1="20.00"), amounts(A1="40.00"))

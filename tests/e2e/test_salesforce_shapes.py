@@ -150,3 +150,59 @@ def test_return_shapes_this_engine_does_not_handle_are_refused_clearly(sf, engin
                 **body})
     assert refused.value.status == 400 and words in refused.value.content[0]["message"]
     assert snapshot(engine.store_url) == before
+
+
+FUNDS = ORDERS + "async-actions/ensure-funds-async"
+
+
+def test_ensure_funds_without_partial_pays_the_invoice_from_one_source(sf, engine):
+    """Ensure Funds Async Input at 60.0 with isAllowPartial false (and the 59.0 flag): the
+    44.00 invoice is not split over the 40.00 captured and the authorization, as the partial
+    plan would; the authorization alone, which covers it, is captured for all of it."""
+    order, shirt, _mug, paid, held, authorization = new_order(sf, captured=40, authorized=59)
+    invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+                         json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 2}]})["invoiceId"]
+    answer = sf.restful(FUNDS.format(order), method="POST", json={
+        "invoiceId": invoice, "isAllowPartial": False, "isConsiderReservedBalanceAmount": False, "sequences": ""})
+    assert wait_for_operation(sf, answer["backgroundOperationId"])["Status"] == "Complete"
+    assert money(sf.Invoice.get(invoice), "Balance") == 0
+    assert money(sf.PaymentAuthorization.get(authorization), "CapturedAmount") == D("44.00")
+    assert money(sf.OrderPaymentSummary.get(held), "CapturedAmount") == D("44.00")
+    assert money(sf.OrderPaymentSummary.get(paid), "CapturedAmount") == D("40.00")  # its balance not applied
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_ensure_funds_without_partial_is_refused_when_it_would_take_two_payments(sf, engine):
+    """99.00 owed, 40.00 captured and 59.00 authorized: together they cover it, but neither
+    alone does, so isAllowPartial false is refused up front, starting nothing and writing nothing."""
+    order, shirt, mug, *_ = new_order(sf, captured=40, authorized=59)
+    invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST", json={"fulfillmentItems": [
+        {"orderItemSummaryId": shirt, "quantity": 3}, {"orderItemSummaryId": mug, "quantity": 2}]})["invoiceId"]
+    before, runs_before = snapshot(engine.store_url), count_requested_runs()
+    with pytest.raises(SalesforceError) as refused:
+        sf.restful(FUNDS.format(order), method="POST", json={"invoiceId": invoice, "isAllowPartial": False})
+    [error] = refused.value.content
+    assert refused.value.status == 400 and error["errorCode"] == "INSUFFICIENT_FUNDS"
+    assert "isAllowPartial is false" in error["message"] and "99.00" in error["message"]
+    assert error["output"] == {"backgroundOperationId": None}
+    assert snapshot(engine.store_url) == before and count_requested_runs() == runs_before
+    assert money(sf.Invoice.get(invoice), "Balance") == D("99.00")
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize(("version", "body", "words"), [
+    ("59.0", {"isAllowPartial": False}, "isAllowPartial (60.0)"),
+    ("59.0", {"sequences": ""}, "sequences (60.0)"),
+    ("58.0", {"isConsiderReservedBalanceAmount": True}, "isConsiderReservedBalanceAmount (59.0)"),
+    ("60.0", {"isAllowPartial": True, "sequences": "0aP000000000000AAA"}, "payment sequencing is not supported"),
+])
+def test_ensure_funds_properties_newer_than_the_path_or_unsupported_are_refused(sf, engine, version, body, words):
+    order, shirt, *_ = new_order(sf, captured=99, authorized=1)
+    invoice = sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+                         json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})["invoiceId"]
+    before, runs_before = snapshot(engine.store_url), count_requested_runs()
+    with pytest.raises(SalesforceError) as refused:
+        at_version(sf, version).restful(FUNDS.format(order), method="POST", json={"invoiceId": invoice, **body})
+    assert refused.value.status == 400 and words in refused.value.content[0]["message"]
+    assert snapshot(engine.store_url) == before and count_requested_runs() == runs_before
+    assert_ledger_invariants(engine.store_url)
