@@ -74,6 +74,11 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 _SOBJECT_PATH = re.compile(r"^/services/data/v[^/]+/(sobjects(/(?P<object>[A-Za-z]+))?|query|queryAll)(/|$)")
 
 
+def sobject_path(path: str) -> bool:
+    """Whether ``path`` is a REST API sObject or query resource (their errors carry ``fields``)."""
+    return _SOBJECT_PATH.match(path) is not None
+
+
 def sobject_errors(status_code: int, errors: list[dict[str, Any]]) -> ExactJSONResponse:
     """The REST API's (sObject) error body: ``[{"message", "errorCode", "fields"}]``."""
     return ExactJSONResponse([{"message": e["message"], "errorCode": e["errorCode"], "fields": e.get("fields", [])}

@@ -14,6 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("om.api")
 
+MAX_REQUEST_HEAD_BYTES = 512_000
+"""What uvicorn (h11) buffers of a request line and headers: beyond it the connection is
+closed without an answer. Room for the longest URL a valid request can have (a 20,000
+character SOQL query, percent-encoded), so a too-long query gets its 400 instead."""
+
 DRAIN_LIMIT = 64_000_000  # bytes of a refused body read and dropped; beyond, the connection is just closed
 
 

@@ -33,20 +33,16 @@ def create_app() -> FastAPI:
     @app.get("/docs", include_in_schema=False, dependencies=docs_guard)
     def docs():
         return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
-    app.include_router(order_summaries.router)
-    app.include_router(returns.router)
-    app.include_router(custom_flows.router)
-    app.include_router(refunds.router)
-    app.include_router(sobjects.router)
-    app.include_router(standard_actions.router)
-    app.include_router(query.router)
-    app.include_router(versions.router)
+    routers = [order_summaries.router, returns.router, custom_flows.router, refunds.router, sobjects.router,
+               standard_actions.router, query.router, versions.router]
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/health", include_in_schema=False)
     def health():
         return {"status": "ok"}
 
-    install_openapi(app)
+    install_openapi(app, [route for router in routers for route in router.routes])
     return app
 
 

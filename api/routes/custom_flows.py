@@ -16,6 +16,7 @@ composition an admin is about to save, and changes nothing.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
@@ -47,9 +48,13 @@ class FlowRequest(BaseModel):
     inputs: list[dict[str, Any]] = Field(min_length=1, max_length=200)
 
 
+BLOCK_NAME = re.compile(r"^[a-z0-9-]{1,255}$")
+"""What Prefect allows as a block document's name; no other name can be a composition."""
+
+
 def load(name: str) -> Composition:
     composition_name = name.replace("_", "-")
-    data = read_composition_data(composition_name)
+    data = read_composition_data(composition_name) if BLOCK_NAME.match(composition_name) else None
     if data is None:
         raise ApiError(404, "NOT_FOUND", f"there is no composition named '{name}' (an om-composition block)")
     try:

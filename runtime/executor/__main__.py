@@ -52,11 +52,13 @@ def main(
         else:
             import uvicorn
 
+            from api.limits import MAX_REQUEST_HEAD_BYTES
             from api.operations import on_operation_created
 
             on_operation_created(executor.offer)
             config = uvicorn.Config("api.main:app", host=host, port=facade_port, ssl_certfile=certfile,
-                                    ssl_keyfile=keyfile, log_level="warning")
+                                    ssl_keyfile=keyfile, log_level="warning",
+                                    h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
             uvicorn.Server(config).run()  # returns after SIGTERM/SIGINT, once requests are answered
     finally:
         executor.stop()

@@ -37,3 +37,26 @@ def test_the_bodies_that_were_unresolvable_are_documented_in_full():
                  "ReturnOrderItemInput"):
         assert schemas[name]["type"] == "object" and schemas[name]["properties"], name
     assert schemas["InvoiceToPayInput"]["required"] == ["invoiceId"]
+
+
+def test_every_operation_documents_its_errors_in_salesforce_s_shapes():
+    document = create_app().openapi()
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas  # FastAPI's 422 is never answered: bad input is a 400
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            errors = {status for status in responses if status[0] in "45"}
+            assert {"500", "503"} <= errors, (method, path)
+            if path != "/services/data":
+                assert {"400", "401", "403", "404"} <= errors, (method, path, sorted(errors))
+            if method in ("post", "patch"):
+                assert {"409", "413"} <= errors, (method, path)
+            rest_api = path.startswith(("/services/data/v{version}/sobjects", "/services/data/v{version}/query"))
+            shape = "SObjectError" if rest_api else "ErrorWithOutput"
+            for status in errors:
+                body = responses[status]["content"]["application/json"]["schema"]
+                assert body == {"type": "array", "items": {"$ref": f"#/components/schemas/{shape}"}}, (method, path)
+    assert schemas["SObjectError"]["required"] == ["errorCode", "message", "fields"]
+    assert set(schemas["ErrorWithOutput"]["properties"]) == {"errorCode", "message", "output", "enhancedErrorType"}
