@@ -30,7 +30,7 @@ from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
 from db.record_events import change_order_created, credit_memo_created, invoice_created
-from db.ledger import lock_order_summary, order_payment_summaries
+from db.ledger import lock_order_summary, lock_order_summaries, order_payment_summaries
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoLine, Invoice, InvoiceLine, OrderItemSummary,
     OrderSummary,
@@ -117,6 +117,25 @@ class CreateInvoiceInput(ActionModel):
 class CreateInvoiceOutput(ActionModel):
     invoice_id: str
     total_amount: Decimal
+
+
+class InvoiceFromChangeOrdersInput(ActionModel):
+    """Create Invoice From Change Orders Input (56.0): Fee change orders of one order summary, for one invoice."""
+
+    change_order_ids: list[RecordId] = Field(
+        min_length=1, max_length=MAX_ITEMS, title="Change Order Ids",
+        description="Fee change orders of this order summary, not used before (801...).",
+    )
+    order_summary_id: RecordId = Field(title="Order Summary Id", description="The order summary (1Os...).")
+
+
+class CreateMultipleInvoicesInput(ActionModel):
+    """Create Multiple Invoices from Change Orders Input (56.0): one invoice per entry."""
+
+    invoices_from_change_orders: list[InvoiceFromChangeOrdersInput] = Field(
+        min_length=1, max_length=MAX_ITEMS, title="Invoices From Change Orders",
+        description="Each entry makes one invoice of its change orders; entries may name different order summaries.",
+    )
 
 
 def locked_item_of_order(session: Session, order: OrderSummary, order_item_summary_id: str) -> OrderItemSummary:
@@ -342,6 +361,22 @@ def create_invoice_from_fee_change_orders(
     session.flush()
     announce(session, lambda: invoice_created(invoice, source="ChangeOrders", change_order_ids=request.change_order_ids))
     return invoice
+
+
+def create_invoices_from_change_orders(*, session: Session, request: CreateMultipleInvoicesInput) -> list[Invoice]:
+    """One invoice per entry, in the entries' order, all in the caller's one transaction: a
+    refused entry (unknown, foreign, used or non-Fee change order) leaves no invoice at all.
+    The order summaries are locked first, together and in Id order, so two such requests
+    naming the same orders cannot deadlock."""
+    entries = request.invoices_from_change_orders
+    _check_distinct([i for entry in entries for i in entry.change_order_ids], "changeOrderIds")
+    locked = lock_order_summaries(session, [entry.order_summary_id for entry in entries])
+    for entry in entries:
+        if entry.order_summary_id not in locked:
+            raise NotFoundError(f"OrderSummary {entry.order_summary_id} does not exist")
+    return [create_invoice_from_fee_change_orders(
+        session=session, order_summary_id=entry.order_summary_id,
+        request=CreateInvoiceInput(change_order_ids=entry.change_order_ids)) for entry in entries]
 
 
 def _unused_change_orders(session: Session, order: OrderSummary, change_order_ids: list[str]) -> list[ChangeOrder]:

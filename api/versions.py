@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.errors import ApiError
 from domain.errors import InvalidInputError
 
 
@@ -47,3 +48,11 @@ def check_version(model: type[BaseModel], body: Any, version: str) -> None:
     newer = newer_properties(model, body, version)
     if newer:
         raise InvalidInputError(f"API version {version} does not have: {', '.join(newer)}; use a later version")
+
+
+def check_resource_version(version: str, since: str, resource: str) -> None:
+    """Refuse a resource newer than ``version`` as Salesforce's API of that version does:
+    404 NOT_FOUND (changes nothing)."""
+    if Decimal(version) < Decimal(since):
+        raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: {resource} is available from "
+                                         f"API version {since}; this path is v{version}")

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
 from actions.change_orders import (
-    CreateCreditMemoInput, CreateInvoiceInput, SubmitCancelInput, SubmitReturnInput, change_order_output,
-    create_credit_memo_from_change_orders,
-    create_invoice_from_fee_change_orders, submit_cancel_items, submit_return_items,
+    CreateCreditMemoInput, CreateInvoiceInput, CreateMultipleInvoicesInput, SubmitCancelInput, SubmitReturnInput,
+    change_order_output, create_credit_memo_from_change_orders, create_invoice_from_fee_change_orders,
+    create_invoices_from_change_orders, submit_cancel_items, submit_return_items,
 )
 from actions.ensure_funds import EnsureFundsInput, check_ensure_funds
 from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds
@@ -26,7 +26,7 @@ from api.errors import validation_message
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import existing_operation, start_operation
 from api.settings import get_api_settings
-from api.versions import check_version
+from api.versions import check_resource_version, check_version
 from api.sync_actions import IdempotencyKey as SyncIdempotencyKey, run_sync_action
 from db.ids import is_valid_id
 from db.ledger import order_payment_summaries
@@ -208,3 +208,24 @@ def _sync_route(action: SyncAction):
 for _action in SYNC_ACTIONS:
     router.add_api_route(f"/{{order_summary_id}}/actions/{_action.path}", _sync_route(_action), methods=["POST"],
                          status_code=201, summary=_action.summary, openapi_extra=_body_schema(_action.input_model))
+
+
+def _create_multiple_invoices(*, session: Session, request: CreateMultipleInvoicesInput) -> dict[str, Any]:
+    invoices = create_invoices_from_change_orders(session=session, request=request)
+    return {"invoices": [{"invoiceId": invoice.id, "totalAmount": invoice.total_amount} for invoice in invoices]}
+
+
+@router.post("/actions/create-multiple-change-invoices", status_code=201,
+             summary="Create Multiple Invoices from Change Orders (56.0)",
+             openapi_extra=_body_schema(CreateMultipleInvoicesInput))
+def create_multiple_change_invoices(_version: ApiVersion, caller: CurrentCaller, session: SessionDep, body: ExactBody,
+                                    request: Request, idempotency_key: SyncIdempotencyKey = None):
+    """Salesforce's Create Multiple Invoices from Change Orders: one invoice per entry of
+    ``invoicesFromChangeOrders`` (``{"orderSummaryId", "changeOrderIds"}``, Fee change orders),
+    answered as ``{"invoices": [{"invoiceId"}]}`` in the entries' order (each with our
+    ``totalAmount``). Entries may name different order summaries; all the invoices are made in
+    one transaction, so a refused entry leaves none (needs `write`). From API version 56.0."""
+    check_resource_version(_version, "56.0", "create-multiple-change-invoices")
+    return run_sync_action(CreateMultipleInvoicesInput, _create_multiple_invoices, record_id=None, caller=caller,
+                           session=session, body=body, path=request.url.path, idempotency_key=idempotency_key,
+                           version=_version)

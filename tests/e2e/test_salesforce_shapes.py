@@ -206,3 +206,67 @@ def test_ensure_funds_properties_newer_than_the_path_or_unsupported_are_refused(
     assert refused.value.status == 400 and words in refused.value.content[0]["message"]
     assert snapshot(engine.store_url) == before and count_requested_runs() == runs_before
     assert_ledger_invariants(engine.store_url)
+
+
+MULTIPLE_INVOICES = "commerce/order-management/order-summaries/actions/create-multiple-change-invoices"
+
+
+def fee_change_order(sf, fee) -> tuple[str, str]:
+    """An order whose shirt was returned with a return fee: (order, its Fee change order)."""
+    order, shirt, *_ = new_order(sf, captured=99, authorized=1)
+    sf.restful(ORDERS.format(order) + "actions/fulfill-items", method="POST",
+               json={"fulfillmentItems": [{"orderItemSummaryId": shirt, "quantity": 1}]})
+    opened = sf.restful(RETURNS, method="POST", json={
+        "orderSummaryId": order, "returnOrderLineItems": [{"orderItemSummaryId": shirt, "quantityExpected": 1}],
+        "returnOrderFees": [{"name": "return shipping", "amount": fee}]})
+    line, fee_line = opened["returnOrderLineItemIds"][0], opened["feeLineItemIds"][0]
+    processed = sf.restful(f"{RETURNS}/{opened['returnOrderId']}/actions/return-items", method="POST", json={
+        "returnOrderItems": [{"returnOrderLineItemId": line, "quantityReturned": 1}],
+        "returnOrderItemFees": [{"returnOrderLineItemId": fee_line}]})
+    return order, processed["feeChangeOrderId"]
+
+
+def test_create_multiple_change_invoices_makes_one_invoice_per_entry_across_orders(sf, engine):
+    """Salesforce's path (no order summary in it) and body, two order summaries in one request:
+    {"invoices": [{"invoiceId"}]} in the entries' order, each invoice its order's fee."""
+    first, first_fee = fee_change_order(sf, 5)
+    second, second_fee = fee_change_order(sf, 7.5)
+    answer = sf.restful(MULTIPLE_INVOICES, method="POST", json={"invoicesFromChangeOrders": [
+        {"orderSummaryId": first, "changeOrderIds": [first_fee]},
+        {"changeOrderIds": [second_fee], "orderSummaryId": second}]})
+    made = [sf.Invoice.get(entry["invoiceId"]) for entry in answer["invoices"]]
+    assert [(money(i, "TotalAmount"), money(i, "Balance")) for i in made] == [(D("5.00"), D("5.00")), (D("7.50"), D("7.50"))]
+    assert [i.get("ReferenceEntityId", i.get("OrderSummaryId")) for i in made] == [first, second]
+    assert money(answer["invoices"][1], "totalAmount") == D("7.50")  # our extension
+    with pytest.raises(SalesforceError) as again:  # each change order is invoiced once
+        sf.restful(MULTIPLE_INVOICES, method="POST", json={"invoicesFromChangeOrders": [
+            {"orderSummaryId": first, "changeOrderIds": [first_fee]}]})
+    assert again.value.status == 400 and "used already" in again.value.content[0]["message"]
+    assert_ledger_invariants(engine.store_url)
+
+
+@pytest.mark.parametrize("problem", ["foreign change order", "same change order twice", "unknown order summary"])
+def test_create_multiple_change_invoices_refuses_a_bad_entry_and_makes_none(sf, engine, problem):
+    first, first_fee = fee_change_order(sf, 5)
+    second, second_fee = fee_change_order(sf, 6)
+    bad = {"foreign change order": {"orderSummaryId": second, "changeOrderIds": [first_fee]},
+           "same change order twice": {"orderSummaryId": first, "changeOrderIds": [first_fee]},
+           "unknown order summary": {"orderSummaryId": "1Os000000000000ZZZ", "changeOrderIds": [second_fee]}}[problem]
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceError) as refused:
+        sf.restful(MULTIPLE_INVOICES, method="POST", json={"invoicesFromChangeOrders": [
+            {"orderSummaryId": first, "changeOrderIds": [first_fee]}, bad]})
+    assert refused.value.status in (400, 404) and refused.value.content[0]["errorCode"]
+    assert snapshot(engine.store_url) == before  # not even the good entry's invoice
+    assert_ledger_invariants(engine.store_url)
+
+
+def test_create_multiple_change_invoices_is_not_a_resource_before_56(sf, engine):
+    order, fee = fee_change_order(sf, 5)
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceError) as refused:
+        at_version(sf, "55.0").restful(MULTIPLE_INVOICES, method="POST", json={
+            "invoicesFromChangeOrders": [{"orderSummaryId": order, "changeOrderIds": [fee]}]})
+    assert refused.value.status == 404 and refused.value.content[0]["errorCode"] == "NOT_FOUND"
+    assert "56.0" in refused.value.content[0]["message"]
+    assert snapshot(engine.store_url) == before
