@@ -2,7 +2,7 @@
 every operation answers no 5xx, no status its document does not list, and a refused
 request writes nothing.
 
-Bounded: ``OM_FUZZ_EXAMPLES`` examples per operation (default 20) and derandomized, so
+Bounded: ``OM_FUZZ_EXAMPLES`` examples per operation (default 15) and derandomized, so
 a run is repeatable; raise it locally to search further. Half of the requests that name
 an order summary, an sObject or a record name real ones (an order with a payment and a
 credit memo), so the fuzzer gets past "not found" into the actions' own validation.
@@ -24,7 +24,7 @@ from api.main import create_app
 from tests.factories import make_order
 from tests.ledger import assert_ledger_invariants, snapshot
 
-EXAMPLES = int(os.environ.get("OM_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("OM_FUZZ_EXAMPLES", "15"))
 OBJECTS = ("OrderSummary", "OrderPaymentSummary", "Payment", "CreditMemo", "Refund", "ProcessException")
 
 # The document the running facade serves (checked below), built here so pytest can name one
