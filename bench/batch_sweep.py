@@ -69,13 +69,14 @@ def _tables():
 
 
 def reset(store_url: str) -> None:
-    """Empty every table of the store."""
+    """Empty every table of the store, and the sandbox gateway's books."""
     from sqlmodel import SQLModel
 
     from db.engine import get_engine
+    from gateways.sandbox_ledger import metadata as sandbox_books
 
-    _tables()  # the sandbox's books are in the metadata too
-    names = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+    _tables()  # imports the models: the metadata holds every table
+    names = ", ".join(t.name for t in [*SQLModel.metadata.sorted_tables, *sandbox_books.sorted_tables])
     with get_engine(store_url).begin() as connection:
         connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 

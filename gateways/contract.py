@@ -57,6 +57,24 @@ class GatewayResult:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+class GatewayRecord(Protocol):
+    """What the registry reads of a PaymentGateway record to build its adapter (the store's
+    PaymentGateway table has these fields)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def gateway_provider(self) -> str:
+        """A ``domain.gateway_provider.GatewayProvider`` value."""
+        ...
+
+    @property
+    def merchant_credential_name(self) -> str | None:
+        """The name of the block document holding the gateway's configuration."""
+        ...
+
+
 class PaymentGatewayAdapter(Protocol):
     """What every adapter (sandbox, Stripe) offers."""
 

@@ -1,13 +1,13 @@
-"""Find the adapter for a PaymentGateway record."""
+"""Find the adapter for a PaymentGateway record (any object with its fields: ``GatewayRecord``)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from db.models import GatewayProvider, PaymentGateway
 from domain.errors import GatewayError
-from gateways.contract import PaymentGatewayAdapter
+from domain.gateway_provider import GatewayProvider
+from gateways.contract import GatewayRecord, PaymentGatewayAdapter
 from gateways.sandbox import SandboxGatewayAdapter
 from gateways.stripe import StripeGatewayAdapter
 
@@ -37,7 +37,7 @@ def _load_block(block_type: type, name: str):
     return config
 
 
-def _gateway_block(gateway: PaymentGateway, block_type: type):
+def _gateway_block(gateway: GatewayRecord, block_type: type):
     try:
         return _load_block(block_type, gateway.merchant_credential_name)
     except Exception as exc:  # missing document, or one saved with invalid values
@@ -47,7 +47,7 @@ def _gateway_block(gateway: PaymentGateway, block_type: type):
         ) from exc
 
 
-def adapter_for(gateway: PaymentGateway, *, store_url: str | None = None) -> PaymentGatewayAdapter:
+def adapter_for(gateway: GatewayRecord, *, store_url: str | None = None) -> PaymentGatewayAdapter:
     """Build the adapter for ``gateway`` from the block its MerchantCredentialName names."""
     if gateway.gateway_provider == GatewayProvider.SANDBOX:
         from blocks.sandbox_gateway import SandboxGateway
@@ -80,7 +80,7 @@ class GatewayAdapters:
         self._store_url = store_url
         self._built: dict[str, PaymentGatewayAdapter] = {}
 
-    def for_gateway(self, gateway: PaymentGateway) -> PaymentGatewayAdapter:
+    def for_gateway(self, gateway: GatewayRecord) -> PaymentGatewayAdapter:
         """The gateway's adapter; GatewayError (or the block's own error) if it cannot be built."""
         if gateway.id not in self._built:
             self._built[gateway.id] = adapter_for(gateway, store_url=self._store_url)

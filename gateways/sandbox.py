@@ -17,15 +17,17 @@ that the engine's own guarantees do not lean on the gateway's.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from decimal import Decimal
 
-from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from db.engine import get_engine
 from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
+from gateways.sandbox_engine import books_engine, books_url
 from gateways.sandbox_ledger import SandboxGatewayBooking, SandboxGatewayCapture, SandboxGatewayRefund
 
 _SCRIPT = {
@@ -43,7 +45,8 @@ class SandboxGatewayAdapter:
     """The sandbox adapter.
 
     Args:
-        store_url: database holding the sandbox's books (the store's, by default).
+        store_url: database holding the sandbox's books (the store's, by default); the sandbox
+            creates its tables there if they are missing.
         default_outcome: one of approve, decline, error, timeout, unavailable (a 5xx: nothing booked).
         outcomes_by_amount: amount (as a decimal string) -> outcome, overriding the default.
         latency_seconds: simulated time the gateway takes to answer.
@@ -58,11 +61,15 @@ class SandboxGatewayAdapter:
         latency_seconds: float = 0.0,
         honour_idempotency_keys: bool = True,
     ):
-        self._engine = get_engine(store_url)
+        self._books_url = books_url(store_url)
         self._default = default_outcome
         self._by_amount = {Decimal(k): v for k, v in (outcomes_by_amount or {}).items()}
         self._latency = latency_seconds
         self._honour_keys = honour_idempotency_keys
+
+    @functools.cached_property
+    def _engine(self) -> Engine:
+        return books_engine(self._books_url)
 
     def _scripted(self, amount: Decimal) -> str:
         return self._by_amount.get(amount, self._default)
@@ -131,7 +138,7 @@ class SandboxGatewayAdapter:
     @staticmethod
     def _first_booking(session: Session, books: type[SandboxGatewayBooking], key: str) -> SandboxGatewayBooking | None:
         statement = select(books).where(books.idempotency_key == key).order_by(books.id)
-        return session.exec(statement).first()
+        return session.scalars(statement).first()
 
     @staticmethod
     def _answer(row: SandboxGatewayBooking, request: dict, *, replayed: bool) -> GatewayResult:

@@ -150,14 +150,16 @@ BACKGROUND_TABLES = {"webhook_delivery", "executor_heartbeat", "executor_claim"}
 
 
 def snapshot(store_url: str) -> dict[str, list[dict]]:
-    """Every row of every table (but the background ones), to show that a refused request
-    changed nothing."""
+    """Every row of every table (but the background ones), the sandbox gateway's books
+    included, to show that a refused request changed nothing."""
     from sqlmodel import SQLModel
+
+    from gateways.sandbox_ledger import metadata as sandbox_books
 
     tables = {}
     with session_scope(store_url) as session:
         connection = session.connection()
-        for table in SQLModel.metadata.sorted_tables:
+        for table in [*SQLModel.metadata.sorted_tables, *sandbox_books.sorted_tables]:
             if table.name in BACKGROUND_TABLES:
                 continue
             rows = connection.execute(table.select().order_by(*table.primary_key.columns)).all()

@@ -4,8 +4,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  (registers the tables)
-import gateways.sandbox_ledger  # noqa: F401  (the sandbox gateway's own table)
 from db.engine import get_engine
+from db.migrate import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -23,6 +23,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_object=include_object,
             render_as_batch=sqlite,
             compare_type=True,
         )
@@ -38,7 +39,8 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      include_object=include_object, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
