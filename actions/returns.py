@@ -30,8 +30,8 @@ from db.engine import session_scope
 from db.ids import new_id
 from db.ledger import add_process_exception, get_or_raise, lock_order_summary
 from db.models import (
-    ChangeOrder, ChangeOrderItem, ChangeOrderType, Invoice, ProcessException, ReturnOrder, ReturnOrderLineItem,
-    ReturnOrderLineType, ReturnOrderStatus,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, Invoice, OrderItemSummary, ProcessException, ReturnOrder,
+    ReturnOrderLineItem, ReturnOrderLineType, ReturnOrderStatus,
 )
 from db.record_events import return_order_created, return_order_items_returned
 from db.types import utcnow
@@ -44,8 +44,38 @@ CountOrZero = Annotated[Decimal, Field(ge=0, decimal_places=4, max_digits=19, al
 """A quantity that may be zero, at most 4 decimal places."""
 
 
+FeeAmountType = Literal["AmountWithTax", "AmountWithoutTax", "Percentage", "PercentageGross"]
+
+
+class ReturnOrderLineItemFeeInput(ActionModel):
+    """Return Order Line Item Fee Input (Apex, 56.0): a fee on the units of one returned
+    item, made a Fee line of the return order for the same quantity expected.
+
+    The fee's tax follows the returned item's own tax rate (its TotalTaxAmount over its
+    total price), there being no tax engine here: ``AmountWithoutTax`` and ``Percentage``
+    add tax at that rate; ``AmountWithTax`` and ``PercentageGross`` are split at it."""
+
+    amount: Annotated[Decimal, Field(gt=0, max_digits=19, decimal_places=6, allow_inf_nan=False),
+                      WithJsonSchema({"type": "number", "exclusiveMinimum": 0})] = Field(
+        title="Amount", description="The fee, or a percentage, as amountType says (> 0).")
+    amount_type: FeeAmountType = Field(
+        title="Amount Type",
+        description="AmountWithTax: the fee with tax; AmountWithoutTax: the fee before tax (tax is added); Percentage: "
+                    "a percentage of the item's price and tax for the units returned; PercentageGross: a percentage of "
+                    "the item's amount with tax for the units returned. AmountTaxOnly and ProductOnly (65.0) are not "
+                    "supported.")
+    description: str = Field(min_length=1, max_length=255, title="Description", description="What the fee is for.")
+    product2_id: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Product2 Id", json_schema_extra=drop_default,
+        description="Salesforce's fee product (required there). Orders here have no products: kept nowhere.")
+    reason: ShortText | SkipJsonSchema[None] = Field(
+        default=None, title="Reason", description="Why the fee is charged.", json_schema_extra=drop_default)
+
+
 class ReturnOrderLineItemInput(ActionModel):
     """Return Order Line Item Input (Apex, 50.0): units of one order item expected back."""
+
+    SINCE: ClassVar[dict[str, str]] = {"returnOrderLineItemFees": "56.0"}
 
     order_item_summary_id: RecordId = Field(title="Order Item Summary Id", description="The fulfilled order item (10u...).")
     quantity_expected: Quantity = Field(title="Quantity Expected", description="Units expected back (> 0).")
@@ -62,6 +92,9 @@ class ReturnOrderLineItemInput(ActionModel):
         default=None, title="Quantity Received", json_schema_extra=drop_default,
         description="Salesforce's, informational at creation: units are received with Return Items.",
     )
+    return_order_line_item_fees: list[ReturnOrderLineItemFeeInput] = Field(
+        default_factory=list, max_length=MAX_ITEMS, title="Return Order Line Item Fees",
+        description="Fees on these units (56.0): each becomes a Fee line expecting the same quantity.")
 
 
 class ReturnOrderFeeInput(ActionModel):
@@ -151,9 +184,17 @@ class ReturnOrderItemInput(ActionModel):
 
 
 class ReturnOrderItemFeeInput(ActionModel):
-    """A fee line of the return order to charge now."""
+    """Return Order Item Fee Input (Apex, 56.0): how much of a fee line to charge now. The
+    charge is the line's fee times quantityReturned over its quantity expected; the units
+    cancelled are not charged; what is left stays expected on a new fee line."""
 
     return_order_line_item_id: RecordId = Field(title="Return Order Line Item Id", description="A fee line to charge (0RL...).")
+    quantity_returned: Annotated[Decimal, Field(gt=0, decimal_places=4, max_digits=19, allow_inf_nan=False),
+                                 WithJsonSchema({"type": "number", "exclusiveMinimum": 0})] | SkipJsonSchema[None] = Field(
+        default=None, title="Quantity Returned", json_schema_extra=drop_default,
+        description="Units of the fee to charge (> 0; required in Salesforce). Omitted: every unit still expected.")
+    quantity_to_cancel: CountOrZero = Field(default=0, validate_default=True, title="Quantity To Cancel",
+                                            description="Units of the fee not to charge, ever.")
 
 
 class ReturnItemsInput(ActionModel):
@@ -198,6 +239,26 @@ class ReturnItemsOutput(ActionModel):
     return_line_item_splits: list[ReturnLineItemSplit]
 
 
+def fee_amounts(fee: ReturnOrderLineItemFeeInput, item: OrderItemSummary, quantity: Decimal) -> tuple[Decimal, Decimal]:
+    """(amount before tax, tax) of ``fee`` on ``quantity`` units of ``item``, at the item's
+    own tax rate (see ReturnOrderLineItemFeeInput)."""
+    currency = item.currency_iso_code
+    price = item.unit_price * item.quantity_ordered
+    rate = item.total_tax_amount / price if price > 0 else ZERO
+    share = quantity / item.quantity_ordered
+    if fee.amount_type == "AmountWithoutTax":
+        net = quantize(fee.amount, currency)
+        return net, quantize(net * rate, currency, strict=False)
+    if fee.amount_type == "Percentage":
+        percent = fee.amount / 100
+        return (quantize(percent * price * share, currency, strict=False),
+                quantize(percent * item.total_tax_amount * share, currency, strict=False))
+    gross = (quantize(fee.amount, currency) if fee.amount_type == "AmountWithTax" else
+             quantize(fee.amount / 100 * (price + item.total_tax_amount) * share, currency, strict=False))
+    tax = quantize(gross * rate / (1 + rate), currency, strict=False)
+    return gross - tax, tax
+
+
 def create_return_order_lines(
     *, session: Session, request: CreateReturnOrderInput, operation_id: str | None = None
 ) -> tuple[ReturnOrder, list, list]:
@@ -233,6 +294,15 @@ def create_return_order_lines(
             currency_iso_code=order.currency_iso_code,
         ))
         session.add(item)
+        for fee in expected.return_order_line_item_fees:
+            amount, tax = fee_amounts(fee, item, expected.quantity_expected)
+            if amount + tax <= 0:
+                raise InvalidInputError(f"the fee '{fee.description}' on order item {item.id} comes to nothing")
+            fees.append(ReturnOrderLineItem(
+                id=new_id("ReturnOrderLineItem"), return_order_id=return_order.id, type=ReturnOrderLineType.FEE,
+                name=fee.description, quantity_expected=expected.quantity_expected, fee_amount=amount, fee_tax_amount=tax,
+                reason_for_return=fee.reason, currency_iso_code=order.currency_iso_code,
+            ))
     for fee in request.return_order_fees:
         amount, tax = quantize(fee.amount, order.currency_iso_code), quantize(fee.tax_amount, order.currency_iso_code)
         if amount <= 0:
@@ -260,6 +330,7 @@ def process_return_items(
             fee_change_order_id=done.fee_change_order_id))
         return done
     product_inputs = {i.return_order_line_item_id: i for i in request.return_order_items}
+    fee_inputs = {f.return_order_line_item_id: f for f in request.return_order_item_fees}
     fee_ids = [f.return_order_line_item_id for f in request.return_order_item_fees]
     named = [*product_inputs, *fee_ids]
     if len(product_inputs) != len(request.return_order_items) or len(set(named)) != len(named):
@@ -309,17 +380,39 @@ def process_return_items(
 
     fees = None
     for line_id in fee_ids:
-        line = lines[line_id]
-        fees = fees or new_change_order(session, order, ChangeOrderType.FEE, reason="Return fee", operation_id=operation_id,
-                                        return_order_id=return_order.id)
-        fees.total_amount -= line.fee_amount
-        fees.total_tax_amount -= line.fee_tax_amount
-        session.add(ChangeOrderItem(id=new_id("ChangeOrderItem"), change_order_id=fees.id, name=line.name,
-                                    quantity=Decimal(1), amount=-line.fee_amount, tax_amount=-line.fee_tax_amount,
-                                    currency_iso_code=line.currency_iso_code))
-        line.quantity_received = line.quantity_returned = Decimal(1)
-        line.change_order_id = fees.id
-        session.add(fees)
+        line, asked = lines[line_id], fee_inputs[line_id]
+        charged = asked.quantity_returned if asked.quantity_returned is not None else line.quantity_expected - asked.quantity_to_cancel
+        if charged <= 0 or charged + asked.quantity_to_cancel > line.quantity_expected:
+            raise InvalidInputError(f"fee line {line_id}: {charged} returned + {asked.quantity_to_cancel} cancelled must "
+                                    f"be more than 0 and at most the {line.quantity_expected} expected")
+        amount, tax = _share(line, charged)
+        if (remaining := line.quantity_expected - charged - asked.quantity_to_cancel) > 0:
+            # what is not charged stays expected, to the cent when nothing is cancelled
+            left_amount, left_tax = line.fee_amount - amount, line.fee_tax_amount - tax
+            if asked.quantity_to_cancel > 0:
+                share_amount, share_tax = _share(line, remaining)
+                left_amount, left_tax = min(share_amount, left_amount), min(share_tax, left_tax)
+            split = ReturnOrderLineItem(
+                id=new_id("ReturnOrderLineItem"), return_order_id=return_order.id, type=ReturnOrderLineType.FEE,
+                name=line.name, quantity_expected=remaining, fee_amount=left_amount, fee_tax_amount=left_tax,
+                reason_for_return=line.reason_for_return, currency_iso_code=line.currency_iso_code, split_from_id=line.id)
+            session.add(split)
+            splits.append(ReturnLineItemSplit(original_return_order_item_id=line.id, new_return_order_item_id=split.id,
+                                              quantity_expected=remaining))
+        if amount or tax:  # a share that rounds to nothing charges nothing (no empty change order)
+            fees = fees or new_change_order(session, order, ChangeOrderType.FEE, reason="Return fee",
+                                            operation_id=operation_id, return_order_id=return_order.id)
+            fees.total_amount -= amount
+            fees.total_tax_amount -= tax
+            session.add(ChangeOrderItem(id=new_id("ChangeOrderItem"), change_order_id=fees.id, name=line.name,
+                                        quantity=charged, amount=-amount, tax_amount=-tax,
+                                        currency_iso_code=line.currency_iso_code))
+            line.change_order_id = fees.id
+            session.add(fees)
+        line.quantity_expected = charged + asked.quantity_to_cancel
+        line.quantity_received = line.quantity_returned = charged
+        line.quantity_canceled = asked.quantity_to_cancel
+        line.fee_amount, line.fee_tax_amount = amount, tax
         _mark_processed(session, line, now, operation_id)
 
     session.flush()
@@ -332,6 +425,15 @@ def process_return_items(
         return_order, operation_id=operation_id, change_order_id=returns and returns.id,
         fee_change_order_id=fees and fees.id))
     return _output(order.id, returns, fees, splits)
+
+
+def _share(line: ReturnOrderLineItem, quantity: Decimal) -> tuple[Decimal, Decimal]:
+    """The fee and tax of ``quantity`` of a fee line's expected units (fee x quantity / expected)."""
+    if quantity == line.quantity_expected:
+        return line.fee_amount, line.fee_tax_amount
+    currency = line.currency_iso_code
+    return (quantize(line.fee_amount * quantity / line.quantity_expected, currency, strict=False),
+            quantize(line.fee_tax_amount * quantity / line.quantity_expected, currency, strict=False))
 
 
 def _output(order_summary_id: str, returns: ChangeOrder | None, fees: ChangeOrder | None, splits) -> ReturnItemsOutput:

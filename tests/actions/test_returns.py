@@ -22,7 +22,7 @@ from actions.returns import (
 from db.engine import session_scope
 from db.models import (
     ChangeOrder, CreditMemo, Invoice, InvoiceLine, OrderItemSummary, OrderPaymentSummary,
-    ReturnOrder, ReturnOrderLineItem, ReturnOrderStatus,
+    ReturnOrder, ReturnOrderLineItem, ReturnOrderLineType, ReturnOrderStatus,
 )
 from domain.errors import InvalidInputError, NotFoundError
 from tests.factories import make_order_with_items
@@ -404,3 +404,103 @@ def test_invoice_to_funds_with_only_free_items_asks_for_no_funds(store, prefect_
         "fulfillmentItems": [{"orderItemSummaryId": gift, "quantity": 2}]}})
     assert D(out["invoice"]["totalAmount"]) == 0 and out["funds"] is None
     assert_ledger_invariants(store)
+
+
+# --- Salesforce's per-line fees (56.0) and fee quantities -----------------------------
+
+
+@pytest.mark.parametrize(("amount_type", "amount", "fee", "tax"), [
+    # 4 shirts at 20.00 (100.00) with 10.00 tax, i.e. 10%; 2 of them expected back
+    ("AmountWithoutTax", "5.00", "5.00", "0.50"),     # tax added at the item's rate
+    ("AmountWithTax", "5.50", "5.00", "0.50"),        # split at it
+    ("Percentage", "10", "4.00", "0.40"),            # 10% of 2/5 of 100.00 and of 10.00
+    ("PercentageGross", "10", "4.00", "0.40"),       # 10% of 2/5 of 110.00, split
+    ("AmountWithTax", "1.01", "0.92", "0.09"),       # 1.01 / 1.1 = 0.918..: tax rounds, the parts add up
+])
+def test_a_line_s_fee_is_priced_by_its_amount_type_at_the_item_s_tax_rate(store, amount_type, amount, fee, tax):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "10.00"),))
+    _fulfil(store, order, (shirt, "5"))
+    with session_scope(store) as s:
+        _, (line,), (fee_line,) = create_return_order_lines(session=s, request=CreateReturnOrderInput.model_validate({
+            "orderSummaryId": order.order_summary_id, "status": "Submitted", "returnOrderLifeCycleType": "Managed",
+            "returnOrderLineItems": [{"orderItemSummaryId": shirt, "quantityExpected": 2, "canReduceShipping": False,
+                                      "reasonForReturn": "Wrong Item", "returnOrderLineItemFees": [{
+                                          "amount": D(amount), "amountType": amount_type, "description": "Restocking",
+                                          "product2Id": "01txx0000006i2CAAQ", "reason": "Restocking"}]}]}))
+        assert (fee_line.type, fee_line.name, fee_line.quantity_expected) == (ReturnOrderLineType.FEE, "Restocking", D(2))
+        assert (fee_line.fee_amount, fee_line.fee_tax_amount) == (D(fee), D(tax))
+    assert_ledger_invariants(store)
+
+
+def test_a_fee_is_charged_for_the_units_returned_and_the_rest_stays_expected(store):
+    """Salesforce's example: a 10.00 fee on 2 units, 1 returned, charges 5.00. Here 3 units
+    with a 10.00 + 1.00 fee: 1 returned charges 3.33 + 0.33, 1 cancelled is never charged,
+    1 stays expected on a split fee line; returning it later charges its third."""
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "10.00"),))
+    _fulfil(store, order, (shirt, "5"))
+    return_order_id, (line,), (fee,) = _return_order(store, order, [(shirt, "3")], fees=[("restocking", "10.00", "1.00")])
+    with session_scope(store) as s:  # fees made with returnOrderFees expect 1 unit; this one expects the line's 3
+        s.get(ReturnOrderLineItem, fee).quantity_expected = D(3)
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="at most the 3 expected"):
+        with session_scope(store) as s:
+            process_return_items(session=s, return_order_id=return_order_id, request=ReturnItemsInput.model_validate(
+                {"returnOrderItemFees": [{"returnOrderLineItemId": fee, "quantityReturned": 3, "quantityToCancel": 1}]}))
+    assert snapshot(store) == before
+
+    with session_scope(store) as s:
+        out = process_return_items(session=s, return_order_id=return_order_id, request=ReturnItemsInput.model_validate({
+            "returnOrderItems": [{"returnOrderLineItemId": line, "quantityReturned": 1, "quantityToCancel": 1}],
+            "returnOrderItemFees": [{"returnOrderLineItemId": fee, "quantityReturned": 1, "quantityToCancel": 1}]}))
+        charged = s.get(ChangeOrder, out.fee_change_order_id)
+        assert (charged.total_amount, charged.total_tax_amount) == (D("-3.33"), D("-0.33"))
+        fee_split = [x for x in out.return_line_item_splits if x.original_return_order_item_id == fee]
+        assert [x.quantity_expected for x in fee_split] == [D(1)]
+        left = s.get(ReturnOrderLineItem, fee_split[0].new_return_order_item_id)
+        processed = s.get(ReturnOrderLineItem, fee)
+        assert (left.type, left.fee_amount, left.fee_tax_amount) == (ReturnOrderLineType.FEE, D("3.33"), D("0.33"))
+        assert (processed.quantity_expected, processed.quantity_returned, processed.quantity_canceled,
+                processed.fee_amount) == (D(2), D(1), D(1), D("3.33"))
+    assert_ledger_invariants(store)
+
+    last = _process(store, return_order_id, [], fees=[left.id])  # quantityReturned omitted: all still expected
+    with session_scope(store) as s:
+        rest = s.get(ChangeOrder, last.fee_change_order_id)
+        assert (rest.total_amount, rest.total_tax_amount, last.return_line_item_splits) == (D("-3.33"), D("-0.33"), [])
+    assert_ledger_invariants(store)
+
+
+def test_a_fee_charged_in_parts_without_cancelling_adds_up_to_the_cent(store):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "0"),))
+    _fulfil(store, order, (shirt, "5"))
+    return_order_id, _, (fee,) = _return_order(store, order, [(shirt, "3")], fees=[("restocking", "0.01", "0")])
+    with session_scope(store) as s:
+        s.get(ReturnOrderLineItem, fee).quantity_expected = D(3)
+    charged = []
+    for _ in range(3):
+        with session_scope(store) as s:
+            out = process_return_items(session=s, return_order_id=return_order_id, request=ReturnItemsInput.model_validate(
+                {"returnOrderItemFees": [{"returnOrderLineItemId": fee, "quantityReturned": 1}]}))
+            made = out.fee_change_order_id and s.get(ChangeOrder, out.fee_change_order_id)
+            charged.append(-made.total_amount if made else D(0))
+            fee = out.return_line_item_splits[0].new_return_order_item_id if out.return_line_item_splits else None
+    assert sum(charged) == D("0.01") and sorted(charged) == [D(0), D(0), D("0.01")] and fee is None
+    assert_ledger_invariants(store)
+
+
+@pytest.mark.parametrize("body", [
+    {"amount": 5, "amountType": "ProductOnly", "description": "x"},       # 65.0, not supported
+    {"amount": 0, "amountType": "AmountWithTax", "description": "x"},
+    {"amount": 5, "amountType": "AmountWithTax"},                          # no description
+    {"amount": "5.001", "amountType": "AmountWithTax", "description": "x"},  # finer than cents
+])
+def test_a_bad_line_fee_changes_nothing(store, body):
+    order, (shirt,) = _order_with_items(store, items=(("shirt", "20.00", "5", "10.00"),))
+    _fulfil(store, order, (shirt, "5"))
+    before = snapshot(store)
+    with pytest.raises((InvalidInputError, ValueError)):
+        with session_scope(store) as s:
+            create_return_order_lines(session=s, request=CreateReturnOrderInput.model_validate({
+                "orderSummaryId": order.order_summary_id, "returnOrderLineItems": [
+                    {"orderItemSummaryId": shirt, "quantityExpected": 1, "returnOrderLineItemFees": [body]}]}))
+    assert snapshot(store) == before
