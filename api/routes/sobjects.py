@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from api.deps import ApiVersion, CurrentCaller, SessionDep
+from api.errors import ApiError
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
 from db.models import OperationStep
@@ -67,6 +68,19 @@ def update_record(object_name: str, record_id: str, _version: ApiVersion, caller
     update_sobject(session=session, object_name=object_name, record_id=record_id, fields=body)
     session.commit()
     return Response(status_code=204)
+
+
+@router.delete("/{object_name}/{record_id}", status_code=204,
+               summary="Delete a record: refused (DELETE_FAILED); the ledger keeps every record")
+def delete_record(object_name: str, record_id: str, _version: ApiVersion, caller: CurrentCaller, session: SessionDep):
+    """Salesforce lets some of these objects be deleted; here every record is part of the
+    money's history, so a delete is refused in Salesforce's shape (a missing record is
+    NOT_FOUND), and a ProcessException is closed instead with Status Voided or Ignored."""
+    caller.require("write")
+    read_sobject(session=session, object_name=object_name, record_id=record_id)  # NOT_FOUND when it is not there
+    hint = (" Set its Status to Voided or Ignored instead (PATCH)." if object_name == "ProcessException" else "")
+    raise ApiError(400, "DELETE_FAILED", f"{object_name} {record_id} cannot be deleted: the engine keeps every record "
+                                         f"of the money's history.{hint}")
 
 
 @router.get("/{object_name}", summary="An object's basic information")

@@ -95,3 +95,23 @@ def test_a_person_resolves_a_process_exception_and_nothing_else_is_updatable(sf,
         sf.OrderSummary.update(order, {"Status": "Closed"})
     assert snapshot(engine.store_url) == before
     assert sf.ProcessException.describe()["updateable"] is True
+
+
+def test_a_delete_is_refused_in_salesforce_s_shape_and_deletes_nothing(sf, engine):
+    """sf.X.delete(id): every record is part of the money's history, so DELETE_FAILED (a
+    ProcessException is closed with a Status instead); a missing record is NOT_FOUND."""
+    from db.ledger import add_process_exception
+
+    order, *_ = set_up_order(sf, payments=[10.00])
+    with session_scope(engine.store_url) as session:
+        exception_id = add_process_exception(session, attached_to_id=order, order_summary_id=order, message="x").id
+    before = snapshot(engine.store_url)
+    for object_name, record_id in (("OrderSummary", order), ("ProcessException", exception_id)):
+        with pytest.raises(SalesforceMalformedRequest) as refused:
+            getattr(sf, object_name).delete(record_id)
+        assert only_error(refused)["errorCode"] == "DELETE_FAILED" and only_error(refused)["fields"] == []
+    assert "Voided" in only_error(refused)["message"]
+    with pytest.raises(SalesforceResourceNotFound) as missing:
+        sf.ProcessException.delete("1Pe000000000000AAA")
+    assert missing.value.content[0]["errorCode"] == "NOT_FOUND"
+    assert snapshot(engine.store_url) == before
