@@ -201,6 +201,7 @@ def read_operation(operation_id: str) -> dict[str, Any]:
         "Status": status,
         "Error": _error_message(flow_run),
         "CreatedDate": flow_run.created,
+        "SubmittedAt": flow_run.created,
         "StartedAt": flow_run.start_time,
         "FinishedAt": flow_run.end_time if status in ("Complete", "Error", "Canceled") else None,
         "ExecutionGroup": flow_run.deployment_id and str(flow_run.deployment_id),

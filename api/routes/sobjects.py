@@ -22,7 +22,9 @@ def get_background_operation(operation_id: str, _version: ApiVersion, _caller: C
     """A composition step's operation id (on the records the step made) reads as the
     composition run that carries it."""
     step = session.get(OperationStep, operation_id)
-    return ExactJSONResponse(read_operation(step.operation_id if step else operation_id))
+    operation = read_operation(step.operation_id if step else operation_id)
+    operation["attributes"]["url"] = f"{_base(_version)}/BackgroundOperation/{operation_id}"
+    return ExactJSONResponse(operation)
 
 
 @router.post(

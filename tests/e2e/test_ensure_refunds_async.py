@@ -60,6 +60,9 @@ def test_credit_memo_with_fee_refunded_through_the_facade(sf, engine):
     print(f"\nPOST -> backgroundOperationId {accepted * 1000:.0f} ms; POST -> Complete {completed:.2f} s")
     assert operation["Status"] == "Complete", operation
     assert operation["Error"] is None and operation["StartedAt"] and operation["FinishedAt"]
+    assert operation["SubmittedAt"] <= operation["StartedAt"] <= operation["FinishedAt"]
+    assert operation["attributes"] == {"type": "BackgroundOperation",
+                                       "url": f"/services/data/v60.0/sobjects/BackgroundOperation/{operation_id}"}
 
     # 5.00 paid the fee; 25.00 refunded to the largest summary (60.00).
     first, second = (sf.OrderPaymentSummary.get(s) for s in summaries)
