@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from db.ids import is_valid_id
+from db.ids import ID_PATTERN, is_valid_id, to_18
 
 
 def _exact_decimal(value: object) -> object:
@@ -34,8 +34,8 @@ def _exact_decimal(value: object) -> object:
 
 def _record_id(value: str) -> str:
     if not is_valid_id(value):
-        raise ValueError("must be an 18-character record Id (letters and digits)")
-    return value
+        raise ValueError("must be a 15- or 18-character record Id (letters and digits)")
+    return to_18(value)
 
 
 MAX_ITEMS = 1_000
@@ -78,9 +78,9 @@ MoneyAmount = Annotated[
 RecordId = Annotated[
     str,
     AfterValidator(_record_id),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9]{18}$"}),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN.pattern}),
 ]
-"""A Salesforce-style 18-character record Id (letters and digits)."""
+"""A Salesforce-style record Id (15 or 18 letters and digits), kept in its 18-character form."""
 
 
 class ActionModel(BaseModel):

@@ -24,7 +24,7 @@ from api.deps import Caller
 from api.versions import check_version
 from api.errors import ApiError, validation_message
 from api.jsonio import dumps
-from db.ids import is_valid_id
+from db.ids import is_valid_id, to_18
 from db.models import IdempotentRequest
 from domain.errors import InvalidInputError, OrderManagementError
 
@@ -85,7 +85,7 @@ def run_sync_action(
             name, value = record_id
             if not is_valid_id(value):
                 raise InvalidInputError(f"{name} '{value}' is not a valid record Id")
-            target = {_snake(name): value}
+            target = {_snake(name): to_18(value)}
         if version is not None:
             check_version(model, body, version)
         try:

@@ -28,7 +28,7 @@ from api.operations import existing_operation, start_operation
 from api.settings import get_api_settings
 from api.versions import check_resource_version, check_version
 from api.sync_actions import IdempotencyKey as SyncIdempotencyKey, run_sync_action
-from db.ids import is_valid_id
+from db.ids import is_valid_id, to_18
 from db.ledger import order_payment_summaries
 from db.models import available_to_refund
 from domain.money import ZERO, quantize
@@ -75,6 +75,8 @@ def start_async_action(
     idempotency_key: str | None,
 ) -> ExactJSONResponse:
     caller.require(action.permission)
+    if is_valid_id(order_summary_id):
+        order_summary_id = to_18(order_summary_id)
     deployment = action.deployment()
     scoped_key = caller.scoped(idempotency_key) if idempotency_key else None
     if scoped_key and isinstance(body, dict):  # a retry gets its first answer, even if the store has moved on

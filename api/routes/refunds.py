@@ -34,6 +34,7 @@ from api.errors import ApiError, validation_message
 from api.jsonio import ExactJSONResponse, dumps, exact_json_body
 from api.operations import start_operation
 from api.sync_actions import IdempotencyKey, fingerprint, replay_stored
+from db.ids import is_valid_id, to_18
 from db.ledger import get_or_raise
 from db.models import IdempotentRequest, Refund
 from domain.errors import InvalidInputError, OrderManagementError
@@ -141,7 +142,7 @@ def _start_sending(session, refund_id: str, key: str | None, answer: dict[str, A
 @router.get("/refunds/{refund_id}", summary="Get Refund")
 def get_refund(refund_id: str, _caller: CurrentCaller, session: SessionDep):
     """The refund: status (PENDING, SUCCEEDED, FAILED, REVERSED), amount, revision, gateway reference."""
-    refund = get_or_raise(session, Refund, refund_id)
+    refund = get_or_raise(session, Refund, to_18(refund_id) if is_valid_id(refund_id) else refund_id)
     return ExactJSONResponse({"refund": _wire(refund_output(refund))})
 
 

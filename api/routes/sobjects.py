@@ -8,6 +8,7 @@ from api.deps import ApiVersion, CurrentCaller, SessionDep
 from api.errors import ApiError
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import read_operation
+from db.ids import is_valid_id, to_18
 from db.models import OperationStep
 from db.sobjects import create_sobject, describe_global, describe_sobject, read_sobject, update_sobject
 from domain.errors import InvalidInputError
@@ -42,6 +43,11 @@ def create_record(object_name: str, _version: ApiVersion, caller: CurrentCaller,
     return ExactJSONResponse({"id": record.id, "success": True, "errors": []}, status_code=201)
 
 
+def _stored(record_id: str) -> str:
+    """The Id a record is kept under: a 15-character Id is read as its 18-character form."""
+    return to_18(record_id) if is_valid_id(record_id) else record_id
+
+
 def _base(version: str) -> str:
     return f"/services/data/v{version}/sobjects"
 
@@ -54,7 +60,7 @@ def describe(object_name: str, _version: ApiVersion, _caller: CurrentCaller):
 
 @router.get("/{object_name}/{record_id}", summary="Read a record")
 def get_record(object_name: str, record_id: str, _version: ApiVersion, _caller: CurrentCaller, session: SessionDep):
-    record = read_sobject(session=session, object_name=object_name, record_id=record_id)
+    record = read_sobject(session=session, object_name=object_name, record_id=_stored(record_id))
     return ExactJSONResponse({"attributes": {"type": object_name, "url": f"{_base(_version)}/{object_name}/{record_id}"},
                               **record})
 
@@ -67,7 +73,7 @@ def update_record(object_name: str, record_id: str, _version: ApiVersion, caller
     caller.require("write")
     if not isinstance(body, dict):
         raise InvalidInputError("the request body must be a JSON object of field names and values")
-    update_sobject(session=session, object_name=object_name, record_id=record_id, fields=body)
+    update_sobject(session=session, object_name=object_name, record_id=_stored(record_id), fields=body)
     session.commit()
     return Response(status_code=204)
 
@@ -79,7 +85,7 @@ def delete_record(object_name: str, record_id: str, _version: ApiVersion, caller
     money's history, so a delete is refused in Salesforce's shape (a missing record is
     NOT_FOUND), and a ProcessException is closed instead with Status Voided or Ignored."""
     caller.require("write")
-    read_sobject(session=session, object_name=object_name, record_id=record_id)  # NOT_FOUND when it is not there
+    read_sobject(session=session, object_name=object_name, record_id=_stored(record_id))  # NOT_FOUND when missing
     hint = (" Set its Status to Voided or Ignored instead (PATCH)." if object_name == "ProcessException" else "")
     raise ApiError(400, "DELETE_FAILED", f"{object_name} {record_id} cannot be deleted: the engine keeps every record "
                                          f"of the money's history.{hint}")

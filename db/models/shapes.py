@@ -9,7 +9,7 @@ from pydantic import AfterValidator, ConfigDict, model_validator
 from pydantic.alias_generators import to_pascal
 from sqlmodel import Field, SQLModel
 
-from db.ids import is_valid_id
+from db.ids import is_valid_id, to_18
 from db.types import MoneyAmount, Quantity, UTCDateTime, utcnow
 from domain.money import ZERO, normalize_currency, quantize
 
@@ -28,8 +28,8 @@ def _created_column() -> Any:
 
 def _check_id(value: str | None) -> str | None:
     if value is not None and not is_valid_id(value):
-        raise ValueError(f"'{value}' is not a valid 18-character record Id")
-    return value
+        raise ValueError(f"'{value}' is not a valid 15- or 18-character record Id")
+    return value and to_18(value)
 
 
 RecordId = Annotated[str, AfterValidator(_check_id)]
