@@ -11,8 +11,8 @@ from actions.fields import ActionModel
 from actions.artifacts import Progress
 from db.engine import is_postgresql, session_scope
 from db.models import (
-    ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoInvApplication, Invoice, OrderItemSummary,
-    OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType, PaymentAuthorization, PaymentGatewayLog,
+    ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoInvApplication, CreditMemoLine, Invoice, InvoiceLine,
+    OrderItemSummary, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType, PaymentAuthorization, PaymentGatewayLog,
     PaymentLineInvoice, PaymentStatus, Refund, RefundStatus, ReturnOrder, ReturnOrderLineItem,
 )
 from domain.invariants import Violation, check_balance, check_payment_summary, check_sums
@@ -78,6 +78,20 @@ def _gateway_log_counts(session: Session, keys: list[str]) -> Counter:
         chunk = keys[start:start + 1000]
         counts.update(session.exec(select(PaymentGatewayLog.sf_ref_number).where(PaymentGatewayLog.sf_ref_number.in_(chunk))))
     return counts
+
+
+def _document_tax_violations(session: Session, documents, link, tax, document_ids) -> list[Violation]:
+    """A credit memo's or invoice's tax lies within 0..its total with tax and, if it has
+    lines, is the sum of their tax (a document made by sObject create has none: its tax is
+    what its creator gave)."""
+    lines = session.execute(select(link, tax).where(link.in_(document_ids))).all()
+    taxes = _sum_by(lines, lambda line: line[0], lambda line: line[1])
+    found = []
+    for document in documents:
+        found += check_balance(document.id, balance=document.total_tax_amount, total=document.total_amount, what="tax")
+        if document.id in taxes:
+            found += check_sums(document.id, parent=document.total_tax_amount, children=taxes[document.id], what="document-tax")
+    return found
 
 
 def _violations_of_orders(session: Session, after: str, last: str | None) -> tuple[int, list[LedgerViolation]]:
@@ -159,6 +173,9 @@ def _violations_of_orders(session: Session, after: str, last: str | None) -> tup
         found += check_balance(invoice.id, balance=invoice.balance, total=invoice.total_amount)
         found += check_sums(invoice.id, parent=invoice.total_amount - invoice.balance,
                             children=paid_by_memo[invoice.id] + paid_by_payments[invoice.id], what="invoice-paid")
+
+    found += _document_tax_violations(session, memos, CreditMemoLine.credit_memo_id, CreditMemoLine.tax_amount, memo_ids)
+    found += _document_tax_violations(session, invoices, InvoiceLine.invoice_id, InvoiceLine.tax_amount, invoice_ids)
 
     for refund in refunds:
         found += check_sums(refund.id, parent=Decimal(1), children=Decimal(logs[refund.idempotency_key]), what="gateway-log-rows")

@@ -303,15 +303,16 @@ def create_credit_memo_from_change_orders(
     total = sum((c.total_amount + c.total_tax_amount for c in change_orders), ZERO)
     if total <= 0:
         raise InvalidInputError("the change orders credit nothing")
+    items = session.exec(select(ChangeOrderItem).where(col(ChangeOrderItem.change_order_id).in_(request.change_order_ids))
+                         .order_by(col(ChangeOrderItem.id))).all()
     memo = CreditMemo(
         id=new_id("CreditMemo"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code,
-        total_amount=total, balance=total, description=f"From change orders {', '.join(request.change_order_ids)}",
+        total_amount=total, total_tax_amount=sum((item.tax_amount for item in items), ZERO),  # its lines' tax
+        balance=total, description=f"From change orders {', '.join(request.change_order_ids)}",
         background_operation_id=operation_id,
     )
     session.add(memo)
     session.flush()
-    items = session.exec(select(ChangeOrderItem).where(col(ChangeOrderItem.change_order_id).in_(request.change_order_ids))
-                         .order_by(col(ChangeOrderItem.id)))
     for item in items:
         session.add(CreditMemoLine(
             id=new_id("CreditMemoLine"), credit_memo_id=memo.id, name=item.name, charge_amount=item.amount,
@@ -343,15 +344,16 @@ def create_invoice_from_fee_change_orders(
     total = -sum((c.total_amount + c.total_tax_amount for c in change_orders), ZERO)
     if total <= 0:
         raise InvalidInputError("the change orders charge nothing")
+    items = session.exec(select(ChangeOrderItem).where(col(ChangeOrderItem.change_order_id).in_(request.change_order_ids))
+                         .order_by(col(ChangeOrderItem.id))).all()
     invoice = Invoice(
         id=new_id("Invoice"), order_summary_id=order.id, currency_iso_code=order.currency_iso_code, total_amount=total,
+        total_tax_amount=-sum((item.tax_amount for item in items), ZERO),  # its lines' tax
         balance=total, description=f"From change orders {', '.join(request.change_order_ids)}",
         background_operation_id=operation_id,
     )
     session.add(invoice)
     session.flush()
-    items = session.exec(select(ChangeOrderItem).where(col(ChangeOrderItem.change_order_id).in_(request.change_order_ids))
-                         .order_by(col(ChangeOrderItem.id)))
     for item in items:
         session.add(InvoiceLine(id=new_id("InvoiceLine"), invoice_id=invoice.id, name=item.name, type="Fee",
                                 charge_amount=-item.amount, tax_amount=-item.tax_amount))

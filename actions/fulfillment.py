@@ -70,6 +70,7 @@ def fulfill_and_invoice(
         tax = share_from_end(item.total_tax_amount, item.quantity_ordered, item.quantity_fulfilled, shipped.quantity, currency)
         item.quantity_fulfilled += shipped.quantity
         invoice.total_amount += amount + tax
+        invoice.total_tax_amount += tax
         session.add_all([item, InvoiceLine(id=new_id("InvoiceLine"), invoice_id=invoice.id, name=item.name,
                                            charge_amount=amount, tax_amount=tax)])
     # free items (a gift) still ship: their invoice of 0.00 is paid as it stands

@@ -162,7 +162,7 @@ def _make_invoiced_order(store_url: str, *, invoices: int, each: Decimal) -> tup
         gateway, order, summary = _order_with_summary(s, "F-2")
         create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
             order_payment_summary_id=summary, payment_gateway_id=gateway, amount=each * invoices))
-        made = [create_invoice(session=s, obj_in=InvoiceCreate(order_summary_id=order, total_amount=each))
+        made = [create_invoice(session=s, obj_in=InvoiceCreate(reference_entity_id=order, total_amount=each))
                 for _ in range(invoices)]
         s.flush()
         return order, [i.id for i in made]

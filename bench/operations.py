@@ -153,7 +153,7 @@ def _orders(store_url: str, count: int, *, paid: Decimal = Decimal("50.00"), mem
             create_payment(session=s, obj_in=PaymentCreate(order_payment_summary_id=ops.id, payment_gateway_id=gateway.id,
                                                            amount=paid))
             memo_id = None if memo is None else create_credit_memo(session=s, obj_in=CreditMemoCreate(
-                order_summary_id=order.id, total_amount=memo)).id
+                reference_entity_id=order.id, total_amount=memo)).id
             s.flush()
             made.append((order.id, memo_id))
     return made

@@ -85,9 +85,9 @@ def load_demo(session: Session) -> DemoOrder:
             order_payment_summary_id=ops.id, payment_gateway_id=gateway.id, amount=amount))
         summaries.append(ops.id)
     memo = create_credit_memo(session=session, obj_in=CreditMemoCreate(
-        order_summary_id=order.id, total_amount=Decimal("30.00"), description="Returned: 1 x blue mug"))
+        reference_entity_id=order.id, total_amount=Decimal("30.00"), description="Returned: 1 x blue mug"))
     fee = create_invoice(session=session, obj_in=InvoiceCreate(
-        order_summary_id=order.id, total_amount=Decimal("5.00"), description="Return fee"))
+        reference_entity_id=order.id, total_amount=Decimal("5.00"), description="Return fee"))
     session.flush()
     lifecycle, items = load_lifecycle_demo(session, gateway.id)
     return DemoOrder(order.id, summaries, memo.id, fee.id, lifecycle, items)

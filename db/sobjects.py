@@ -3,7 +3,7 @@
 Callers create order summaries, payment summaries, payments, credit memos, invoices and
 gateways; everything else (refunds, logs, process exceptions) is written by the actions
 and is read-only. Ledger amounts are never taken from the caller: a processed payment
-raises its summary's CapturedAmount; a credit memo's Balance starts at its TotalAmount.
+raises its summary's CapturedAmount; a credit memo's Balance starts at its TotalAmountWithTax.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from db.models import (
     PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic, PaymentLineInvoice,
     PaymentLineInvoicePublic,
     BillingDocumentCreate,
-    CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoPublic,
-    GatewayProvider, Invoice, InvoiceCreate, InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
+    CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoLine,
+    CreditMemoLinePublic, CreditMemoPublic, GatewayProvider, Invoice, InvoiceCreate, InvoiceLine, InvoiceLinePublic,
+    InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
     OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
     PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
     PaymentPublic, PaymentStatus, ProcessException, ProcessExceptionPublic, Refund, RefundPublic,
@@ -114,12 +115,14 @@ def create_payment_authorization(*, session: Session, obj_in: PaymentAuthorizati
 
 
 def _create_billing_document(session: Session, table: type[CreditMemo | Invoice], obj_in: BillingDocumentCreate):
-    """A credit memo or invoice in its order's currency; its Balance starts at its TotalAmount."""
-    order = get_or_raise(session, OrderSummary, obj_in.order_summary_id)
-    amount = quantize(obj_in.total_amount, order.currency_iso_code)
+    """A credit memo or invoice in its order's currency: TotalAmount (pretax) and TotalTaxAmount
+    make its total with tax, where its Balance starts."""
+    order = get_or_raise(session, OrderSummary, obj_in.reference_entity_id)
+    pretax = quantize(obj_in.total_amount, order.currency_iso_code)
+    tax = quantize(obj_in.total_tax_amount, order.currency_iso_code)
     record = table(
-        id=new_id(table.__name__), currency_iso_code=order.currency_iso_code, balance=amount,
-        **obj_in.model_dump(exclude={"total_amount"}), total_amount=amount,
+        id=new_id(table.__name__), order_summary_id=order.id, currency_iso_code=order.currency_iso_code,
+        total_amount=pretax + tax, total_tax_amount=tax, balance=pretax + tax, description=obj_in.description,
     )
     session.add(record)
     return record
@@ -165,6 +168,8 @@ SOBJECTS: dict[str, SObjectType] = {
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
     "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),
     "CreditMemoInvApplication": SObjectType(CreditMemoInvApplication, CreditMemoInvApplicationPublic),
+    "CreditMemoLine": SObjectType(CreditMemoLine, CreditMemoLinePublic),
+    "InvoiceLine": SObjectType(InvoiceLine, InvoiceLinePublic),
 }
 assert set(SOBJECTS) <= set(KEY_PREFIXES)
 

@@ -147,7 +147,11 @@ def _object(name: str) -> _Object:
     spec = SOBJECTS.get(name)
     if spec is None:
         raise MalformedQueryError(f"sObject type '{name}' is not supported")
-    columns = {(f.alias or n): n for n, f in spec.public.model_fields.items() if n in spec.table.__table__.c}
+    # A public field reads the column of its name, or the one its validation alias names (a
+    # Salesforce name for a column of ours: CreditMemo.ReferenceEntityId is order_summary_id).
+    columns = {(f.alias or n): attr for n, f in spec.public.model_fields.items()
+               if (attr := next((a for a in (f.validation_alias, n) if isinstance(a, str) and a in spec.table.__table__.c),
+                                None))}
     computed = {(f.alias or n) for n, f in spec.public.model_computed_fields.items()}
     table = spec.table.__table__
     indexed = {sf for sf, attr in columns.items()

@@ -26,10 +26,10 @@ def check_payment_summary(
     return found
 
 
-def check_balance(record_id: str, *, balance: Decimal, total: Decimal) -> list[Violation]:
-    """A credit memo's or invoice's Balance stays within 0..TotalAmount."""
+def check_balance(record_id: str, *, balance: Decimal, total: Decimal, what: str = "balance") -> list[Violation]:
+    """A credit memo's or invoice's Balance (or its tax) stays within 0..its total with tax."""
     if balance < 0 or balance > total:
-        return [Violation(record_id, "balance-within-total", f"balance {balance} outside 0..{total}")]
+        return [Violation(record_id, f"{what}-within-total", f"{what} {balance} outside 0..{total}")]
     return []
 
 

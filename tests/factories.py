@@ -55,10 +55,10 @@ def make_order(
             result.payments[ops.id].append(payment.id)
     if credit_memo is not None:
         result.credit_memo_id = create_credit_memo(session=session, obj_in=CreditMemoCreate(
-            order_summary_id=order.id, total_amount=Decimal(credit_memo))).id
+            reference_entity_id=order.id, total_amount=Decimal(credit_memo))).id
     for amount in invoices:
         result.invoice_ids.append(create_invoice(session=session, obj_in=InvoiceCreate(
-            order_summary_id=order.id, total_amount=Decimal(amount))).id)
+            reference_entity_id=order.id, total_amount=Decimal(amount))).id)
     session.flush()
     return result
 

@@ -29,9 +29,9 @@ from db.models.changes import (
     ReturnOrderLineItemPublic, ReturnOrderLineType, ReturnOrderPublic, ReturnOrderStatus,
 )
 from db.models.billing import (
-    BillingDocumentBase, BillingDocumentCreate, BillingDocumentLedger, BillingDocumentPublic, BillingLineFields, CreditMemo,
-    CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoLine, CreditMemoPublic, Invoice,
-    InvoiceCreate, InvoiceLine, InvoicePublic,
+    BillingDocumentBase, BillingDocumentCreate, BillingDocumentLedger, BillingDocumentPublic, BillingLineFields,
+    BillingLinePublic, CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoLine,
+    CreditMemoLinePublic, CreditMemoPublic, Invoice, InvoiceCreate, InvoiceLine, InvoiceLinePublic, InvoicePublic,
 )
 from db.models.refunds import (
     REFUND_API_STATUS, InteractionStatus, InteractionType, PaymentGatewayLog, PaymentGatewayLogPublic, ProcessException,
@@ -42,10 +42,10 @@ from domain.gateway_provider import GatewayProvider
 
 __all__ = [
     "REFUND_API_STATUS", "BillingDocumentBase", "BillingDocumentCreate", "BillingDocumentLedger", "BillingDocumentPublic",
-    "BillingLineFields", "ChangeOrder", "ChangeOrderItem", "ChangeOrderItemPublic", "ChangeOrderPublic", "ChangeOrderType",
+    "BillingLineFields", "BillingLinePublic", "ChangeOrder", "ChangeOrderItem", "ChangeOrderItemPublic", "ChangeOrderPublic", "ChangeOrderType",
     "CompositionRun", "CreditMemo", "CreditMemoCreate", "CreditMemoInvApplication", "CreditMemoInvApplicationPublic",
-    "CreditMemoLine", "CreditMemoPublic", "CurrencyCode", "ExecutorClaim", "ExecutorHeartbeat", "GatewayProvider",
-    "IdempotentRequest", "InteractionStatus", "InteractionType", "Invoice", "InvoiceCreate", "InvoiceLine", "InvoicePublic",
+    "CreditMemoLine", "CreditMemoLinePublic", "CreditMemoPublic", "CurrencyCode", "ExecutorClaim", "ExecutorHeartbeat", "GatewayProvider",
+    "IdempotentRequest", "InteractionStatus", "InteractionType", "Invoice", "InvoiceCreate", "InvoiceLine", "InvoiceLinePublic", "InvoicePublic",
     "ItemQuantities", "LedgerAmounts", "OperationStep", "OrderItemSummary", "OrderItemSummaryBase", "OrderItemSummaryCreate",
     "OrderItemSummaryPublic", "OrderPaymentSummary", "OrderPaymentSummaryBase", "OrderPaymentSummaryCreate",
     "OrderPaymentSummaryPublic", "OrderSummary", "OrderSummaryBase", "OrderSummaryCreate", "OrderSummaryPublic", "Payment",

@@ -128,7 +128,8 @@ def _order_with_changes(url):
     with session_scope(url) as s:
         order = make_order(s, payments=["100.00"])
         item = create_order_item_summary(session=s, obj_in=OrderItemSummaryCreate(
-            order_summary_id=order.order_summary_id, name="shirt", unit_price=D("20.00"), quantity_ordered=D(4))).id
+            order_summary_id=order.order_summary_id, name="shirt", unit_price=D("20.00"), quantity_ordered=D(4),
+            total_tax_amount=D("2.00"))).id
         submit_cancel_items(session=s, order_summary_id=order.order_summary_id, request=SubmitCancelInput(
             change_items=[ChangeItem(order_item_summary_id=item, quantity=D(1))]))
         fulfill_and_invoice(session=s, order_summary_id=order.order_summary_id, request=FulfillItemsInput(
@@ -170,11 +171,17 @@ def _change_corruptions():
         invoice.total_amount += D("1.00")
         return invoice.id, "invoice-from-changes-rollup"
 
+    def fulfillment_invoice_tax(s, item, line, out):
+        invoice = s.exec(select(Invoice).where(Invoice.description == "Fulfilled items")).one()
+        assert invoice.total_tax_amount == D("1.50")  # the tax of its line: 3 of the 4 shirts' 2.00
+        invoice.total_tax_amount += D("0.01")
+        return invoice.id, "document-tax-rollup"
+
     def received(s, item, line, out):
         s.get(ReturnOrderLineItem, line).quantity_rejected = D(1)
         return line, "received-returned-or-rejected"
 
-    return [returned, cancelled, return_initiated, fee_sign, fee_invoice, received]
+    return [returned, cancelled, return_initiated, fee_sign, fee_invoice, fulfillment_invoice_tax, received]
 
 
 @pytest.mark.parametrize("corrupt", _change_corruptions(), ids=lambda f: f.__name__)

@@ -72,6 +72,7 @@ def test_credit_memo_from_change_orders_and_no_reuse(store):
                        for line in s.exec(CreditMemoLine.__table__.select().where(CreditMemoLine.credit_memo_id == memo_id)))
         used = {s.get(ChangeOrder, c).credit_memo_id for c in (first[0], second[0])}
     assert memo.total_amount == memo.balance == D("9.99") + D("1.00") + D("10.00") + D("0.80")
+    assert memo.total_tax_amount == D("1.00") + D("0.80")  # its lines' tax
     assert lines == [("mug", D("9.99"), D("1.00")), ("plate", D("10.00"), D("0.80"))]
     assert used == {memo_id}
     before = snapshot(store)

@@ -27,8 +27,8 @@ def set_up_order(sf, *, payments, credit_memo=None, invoices=()):
         ops = sf.OrderPaymentSummary.create({"OrderSummaryId": order, "Method": "Card"})["id"]
         sf.Payment.create({"OrderPaymentSummaryId": ops, "PaymentGatewayId": gateway, "Amount": amount})
         summaries.append(ops)
-    memo = sf.CreditMemo.create({"OrderSummaryId": order, "TotalAmount": credit_memo})["id"] if credit_memo else None
-    invoice_ids = [sf.Invoice.create({"OrderSummaryId": order, "TotalAmount": a})["id"] for a in invoices]
+    memo = sf.CreditMemo.create({"ReferenceEntityId": order, "TotalAmount": credit_memo})["id"] if credit_memo else None
+    invoice_ids = [sf.Invoice.create({"ReferenceEntityId": order, "TotalAmount": a})["id"] for a in invoices]
     return order, summaries, memo, invoice_ids
 
 
@@ -263,7 +263,10 @@ def test_cancel_after_capture_credit_memo_and_refund_through_the_facade(sf, engi
     assert D(str(cancel["totalAmount"])) == D("9.99") and D(str(cancel["totalTaxAmount"])) == D("1.00")
     assert sf.OrderItemSummary.get(mug)["QuantityAvailableToCancel"] == 2
     memo = sf.restful(base + "create-credit-memo", method="POST", json={"changeOrderIds": [cancel["changeOrderId"]]})["creditMemoId"]
-    assert D(str(sf.CreditMemo.get(memo)["TotalAmount"])) == D("10.99")
+    credited = sf.CreditMemo.get(memo)  # Salesforce's figures: TotalAmount pretax, the tax apart
+    assert [D(str(credited[f])) for f in ("TotalAmountWithTax", "TotalAmount", "TotalTaxAmount", "Balance")] == [
+        D("10.99"), D("9.99"), D("1.00"), D("10.99")]
+    assert credited["ReferenceEntityId"] == credited["OrderSummaryId"] == order
     with pytest.raises(SalesforceError) as reused:
         sf.restful(base + "create-credit-memo", method="POST", json={"changeOrderIds": [cancel["changeOrderId"]]})
     assert reused.value.status == 400 and "used already" in reused.value.content[0]["message"]

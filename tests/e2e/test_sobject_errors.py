@@ -5,6 +5,7 @@ NOT_FOUND; a bad create changes nothing. (Connect resources keep "Error with Out
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal as D
 
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
@@ -42,6 +43,32 @@ def test_bad_fields_are_named_in_fields_and_nothing_is_written(sf, engine):
         sf.OrderPaymentSummary.create({"Method": "Card"})
     error = only_error(missing_field)
     assert (error["errorCode"], error["fields"]) == ("REQUIRED_FIELD_MISSING", ["OrderSummaryId"])
+    assert snapshot(engine.store_url) == before
+
+
+def test_credit_memo_and_invoice_speak_salesforces_names_through_rest_query_and_describe(sf, engine):
+    """ReferenceEntityId is the order summary (OrderSummaryId our extra, and a deprecated
+    alias on create); TotalAmount pretax, TotalTaxAmount, TotalAmountWithTax: the same
+    figures by GET and by SOQL; two different order summaries are refused, naming both."""
+    order, _summaries, _memo, _invoices = set_up_order(sf, payments=[50])
+    amounts = ("TotalAmount", "TotalTaxAmount", "TotalAmountWithTax", "Balance")
+    for kind in (sf.CreditMemo, sf.Invoice):
+        made = kind.create({"ReferenceEntityId": order, "TotalAmount": 20, "TotalTaxAmount": 1.65})["id"]
+        read = kind.get(made)
+        assert [D(str(read[f])) for f in amounts] == [D("20.00"), D("1.65"), D("21.65"), D("21.65")]
+        assert read["ReferenceEntityId"] == read["OrderSummaryId"] == order
+        [row] = sf.query(f"SELECT {', '.join(amounts)}, ReferenceEntityId FROM {kind.name} WHERE Id = '{made}'")["records"]
+        assert [D(str(row[f])) for f in amounts] == [D(str(read[f])) for f in amounts]
+        assert row["ReferenceEntityId"] == order
+        fields = {f["name"]: f for f in kind.describe()["fields"]}
+        assert {"ReferenceEntityId", "OrderSummaryId", *amounts} <= fields.keys()
+        assert fields["ReferenceEntityId"]["createable"] and not fields["TotalAmountWithTax"]["createable"]
+    other = sf.OrderSummary.create({"OrderNumber": f"O-{uuid.uuid4().hex[:6]}", "CurrencyIsoCode": "USD"})["id"]
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceMalformedRequest) as differing:
+        sf.CreditMemo.create({"ReferenceEntityId": order, "OrderSummaryId": other, "TotalAmount": 5})
+    error = only_error(differing)
+    assert error["fields"] == ["OrderSummaryId"] and "ReferenceEntityId" in error["message"]
     assert snapshot(engine.store_url) == before
 
 
