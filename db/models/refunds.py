@@ -118,7 +118,10 @@ Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Q
 class PaymentGatewayLogPublic(PublicShape):
     id: str
     payment_gateway_id: str
-    reference_entity_id: str
+    referenced_entity_id: str = Field(
+        validation_alias="reference_entity_id", title="Referenced Entity Id",
+        description="The payment, authorization or refund the call was for (Salesforce's name, Field Reference v67).")
+    reference_entity_id: str = Field(title="Reference Entity Id", description="This engine's extra: the same as ReferencedEntityId.")
     interaction_type: InteractionType
     interaction_status: InteractionStatus
     gateway_result_code: str | None
