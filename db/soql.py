@@ -152,7 +152,10 @@ def _object(name: str) -> _Object:
     columns = {(f.alias or n): attr for n, f in spec.public.model_fields.items()
                if (attr := next((a for a in (f.validation_alias, n) if isinstance(a, str) and a in spec.table.__table__.c),
                                 None))}
-    computed = {(f.alias or n) for n, f in spec.public.model_computed_fields.items()}
+    # Everything the public model reads may be selected (it is computed from the whole row):
+    # computed fields, and fields kept in no column (a Salesforce name this engine has no value for).
+    computed = ({(f.alias or n) for n, f in spec.public.model_computed_fields.items()}
+                | {(f.alias or n) for n, f in spec.public.model_fields.items()} - set(columns))
     table = spec.table.__table__
     indexed = {sf for sf, attr in columns.items()
                if (c := table.c[attr]).primary_key or c.index or c.unique or c.foreign_keys

@@ -123,6 +123,16 @@ class OrderPaymentSummaryPublic(PublicShape, OrderPaymentSummaryBase, LedgerAmou
     def balance_amount(self) -> Decimal:
         return quantize(self.captured_amount - self.refunded_amount, self.currency_iso_code, strict=False)
 
+    # Salesforce's other fields (Object Reference v67, OrderPaymentSummary) for what this
+    # engine does not keep: no authorization reversals, reserved balances, payment methods.
+    authorization_reversal_amount: Decimal = Field(default=ZERO, title="Authorization Reversal Amount")
+    pending_authorization_amount: Decimal = Field(default=ZERO, title="Pending Authorization Amount")
+    pending_reverse_auth_amount: Decimal = Field(default=ZERO, title="Pending Reverse Auth Amount")
+    reserved_balance_total_amount: Decimal = Field(default=ZERO, title="Reserved Balance Total Amount")
+    last_payment_gateway_log_id: str | None = Field(default=None, title="Last Payment Gateway Log Id")
+    payment_method_id: str | None = Field(default=None, title="Payment Method Id")
+    full_name: str | None = Field(default=None, title="Full Name")
+
 
 class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
     __tablename__ = "order_payment_summary"
@@ -163,6 +173,13 @@ class PaymentPublic(PublicShape, PaymentBase):
     applied_amount: Decimal
     payment_authorization_id: str | None
     created_date: datetime
+    # Salesforce's names (Object Reference v67, Payment) read from the columns above: what
+    # was applied to invoices, and what was refunded (processed refunds). Nothing is ever
+    # unapplied here, so the Net figures equal the Total ones.
+    total_applied: Decimal = Field(validation_alias="applied_amount", title="Total Applied")
+    net_applied: Decimal = Field(validation_alias="applied_amount", title="Net Applied")
+    total_refund_applied: Decimal = Field(validation_alias="refunded_amount", title="Total Refund Applied")
+    net_refund_applied: Decimal = Field(validation_alias="refunded_amount", title="Net Refund Applied")
 
 
 class Payment(PaymentBase, table=True):
@@ -226,6 +243,17 @@ class PaymentAuthorizationPublic(PublicShape, PaymentAuthorizationBase):
     def available_to_capture_amount(self) -> Decimal:
         amount = max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
         return quantize(amount, self.currency_iso_code, strict=False)
+
+    # Salesforce's names (Field Reference v67, PaymentAuthorization): this engine reverses no
+    # authorization, so TotalAuthReversalAmount is 0 and Balance = Amount - captured.
+    total_payment_capture_amount: Decimal = Field(validation_alias="captured_amount", title="Total Payment Capture Amount")
+    total_auth_reversal_amount: Decimal = Field(default=ZERO, title="Total Auth Reversal Amount")
+
+    @computed_field(alias="Balance", title="Balance",
+                    description="Amount - TotalPaymentCaptureAmount - TotalAuthReversalAmount.")
+    @property
+    def balance(self) -> Decimal:
+        return self.amount - self.total_payment_capture_amount - self.total_auth_reversal_amount
 
 
 class PaymentAuthorization(PaymentAuthorizationBase, table=True):
