@@ -20,6 +20,7 @@ from lark import Lark, Transformer, UnexpectedInput
 from sqlalchemy import and_, asc, desc, func, or_, select
 from sqlmodel import Session
 
+from db.ids import is_valid_id, to_18
 from db.sobjects import SOBJECTS, SObjectType
 from domain.errors import InvalidInputError
 
@@ -176,6 +177,13 @@ def _column(obj: _Object, name: str, use: str):
 _OPERATORS = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", ">": "__gt__", "<=": "__le__", ">=": "__ge__"}
 
 
+def _stored_id(field: str, value: Any) -> Any:
+    """A 15-character Id compared with an Id field, as the 18-character form it is kept in."""
+    if field.endswith("Id") and isinstance(value, str) and len(value) == 15 and is_valid_id(value):
+        return to_18(value)
+    return value
+
+
 def _condition(obj: _Object, node) -> Any:
     kind = node[0]
     if kind in ("and", "or"):
@@ -183,14 +191,16 @@ def _condition(obj: _Object, node) -> Any:
         return and_(*parts) if kind == "and" else or_(*parts)
     column = _column(obj, node[1], "filtered")
     if kind == "cmp":
-        _, _, operator, value = node
+        _, field, operator, value = node
         if value is None:
             if operator not in ("=", "!="):
                 raise MalformedQueryError("null compares only with = or !=")
             return column.is_(None) if operator == "=" else column.is_not(None)
+        if operator in ("=", "!="):
+            value = _stored_id(field, value)
         return getattr(column, _OPERATORS[operator])(value)  # a bound parameter
     if kind == "in":
-        return column.in_(node[2])
+        return column.in_([_stored_id(node[1], value) for value in node[2]])
     return column.like(node[2])
 
 

@@ -25,6 +25,9 @@ def test_a_15_character_id_names_the_record_its_18_character_form_names(sf, engi
     with pytest.raises(SalesforceResourceNotFound):
         sf.OrderPaymentSummary.get(summary[:14] + ("a" if summary[14] != "a" else "b"))  # another record's Id
 
+    found = sf.query(f"SELECT Id FROM OrderPaymentSummary WHERE OrderSummaryId = '{order[:15]}' AND Id IN ('{summary[:15]}')")
+    assert [r["Id"] for r in found["records"]] == [summary]
+
     started = sf.restful(ACTION.format(order[:15]), method="POST", json={"creditMemoId": memo[:15]})
     assert wait_for_operation(sf, started["backgroundOperationId"])["Status"] == "Complete"
     refunded = sf.OrderPaymentSummary.get(summary)
