@@ -36,9 +36,9 @@ def test_anything_else_is_malformed(text):
 
 def test_a_15_character_id_is_compared_as_its_18_character_form():
     _, built = statement(parse("SELECT Id FROM OrderPaymentSummary WHERE OrderSummaryId = '001A0000006Vm9r' "
-                               "OR Id IN ('0aPA0000006Vm9r', '0aPA0000006Vm9rIAC')"))
+                               "OR Id IN ('0aPA0000006Vm9r', '0aPA0000006Vm9rMAC')"))
     bound = [v for value in built.compile().params.values() for v in (value if isinstance(value, list) else [value])]
     assert sorted(v for v in bound if isinstance(v, str)) == [
-        "001A0000006Vm9rIAC", "0aPA0000006Vm9rIAC", "0aPA0000006Vm9rIAC"]
+        "001A0000006Vm9rIAC", "0aPA0000006Vm9rMAC", "0aPA0000006Vm9rMAC"]
     _, pattern = statement(parse("SELECT Id FROM OrderPaymentSummary WHERE OrderSummaryId LIKE '001A0000006Vm9r'"))
     assert "001A0000006Vm9r" in pattern.compile().params.values()  # a LIKE pattern is compared as given
