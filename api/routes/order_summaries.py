@@ -22,7 +22,7 @@ from actions.ensure_refunds import EnsureRefundsInput, check_ensure_refunds
 from actions.fulfillment import FulfillItemsInput, fulfill_and_invoice
 from api.flow_parameters import as_parameter
 from api.deps import ApiVersion, Caller, CurrentCaller, SessionDep
-from api.errors import validation_message
+from api.errors import ApiError, validation_message
 from api.jsonio import ExactJSONResponse, exact_json_body
 from api.operations import existing_operation, start_operation
 from api.settings import get_api_settings
@@ -103,6 +103,17 @@ def start_async_action(
 
 def _body_schema(model: type[BaseModel]) -> dict:
     return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}, "required": True}}
+
+
+@router.post("", summary="Create Order Summary (from an Order): not supported here, refused with the way to do it",
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+def create_order_summary(_version: ApiVersion, caller: CurrentCaller, body: ExactBody):
+    """Salesforce makes an order summary from an Order (``{"orderId"}``, 48.0); this engine
+    keeps no Orders, so the request is refused with a clear error, never a silent 404."""
+    caller.require("write")
+    raise ApiError(400, "INVALID_INPUT", "Order summaries are made from Orders in Salesforce, and this engine keeps no "
+                                         "Orders: create the OrderSummary record itself (POST sobjects/OrderSummary), "
+                                         "then its items, payment summaries and payments")
 
 
 @router.post("/{order_summary_id}/async-actions/ensure-refunds-async", status_code=201,
