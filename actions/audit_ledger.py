@@ -13,7 +13,7 @@ from db.engine import is_postgresql, session_scope
 from db.models import (
     ChangeOrder, ChangeOrderItem, ChangeOrderType, CreditMemo, CreditMemoInvApplication, CreditMemoLine, Invoice, InvoiceLine,
     OrderItemSummary, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType, PaymentAuthorization, PaymentGatewayLog,
-    PaymentLineInvoice, PaymentStatus, Refund, RefundStatus, ReturnOrder, ReturnOrderLineItem,
+    PaymentLineInvoice, PaymentStatus, ProcessingMode, Refund, RefundStatus, ReturnOrder, ReturnOrderLineItem,
 )
 from domain.invariants import Violation, check_balance, check_payment_summary, check_sums
 from domain.money import ZERO
@@ -124,6 +124,10 @@ def _violations_of_orders(session: Session, after: str, last: str | None) -> tup
     refunded = _sum_by(refunds, lambda r: r.payment_id, where=_is(RefundStatus.PROCESSED))
     pending_refund = _sum_by(refunds, lambda r: r.payment_id, where=_is(*pending))
     applied = _sum_by(payment_applications, lambda a: a.payment_id, where=lambda a: a.type == PaymentApplicationType.APPLIED)
+    for record in [*payments, *authorizations]:  # Salesforce-mode money moves through a gateway: it must name one
+        if record.processing_mode == ProcessingMode.SALESFORCE and record.payment_gateway_id is None:
+            found.append(Violation(record.id, "salesforce-mode-without-gateway",
+                                   "ProcessingMode Salesforce but no PaymentGatewayId"))
     for payment in payments:
         found += check_payment_summary(payment.id, captured=payment.amount, pending_capture=ZERO,
                                        refunded=payment.refunded_amount, pending_refund=payment.pending_refund_amount)

@@ -33,7 +33,7 @@ from actions.fields import ActionModel, RecordId, ShortText, drop_default
 from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import add_process_exception, get_or_raise, lock_order_summary, process_exception_ids_of
+from db.ledger import add_process_exception, gateway_of, get_or_raise, lock_order_summary, moves_money_outside, process_exception_ids_of
 from db.models import (
     Invoice, InteractionStatus, InteractionType, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType,
     PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus, ProcessException,
@@ -146,11 +146,12 @@ def plan_funds_for(session: Session, order: OrderSummary, request: EnsureFundsIn
 
 def captured_once(session: Session, authorizations: list[PaymentAuthorization]) -> set[str]:
     """Those of ``authorizations`` whose gateway captures once (``CAPTURES_ONCE``) and that
-    have a capture Processed or in flight (Draft): nothing more can be captured from them."""
-    gateway_ids = {a.payment_gateway_id for a in authorizations}
+    have a capture Processed or in flight (Draft): nothing more can be captured from them.
+    An External authorization calls no gateway, so no gateway's rule limits it."""
+    gateway_ids = {a.payment_gateway_id for a in authorizations if not moves_money_outside(a)}
     once = set(session.exec(select(PaymentGateway.id).where(
         col(PaymentGateway.id).in_(gateway_ids), col(PaymentGateway.gateway_provider).in_(CAPTURES_ONCE)))) if gateway_ids else set()
-    candidates = [a.id for a in authorizations if a.payment_gateway_id in once]
+    candidates = [a.id for a in authorizations if not moves_money_outside(a) and a.payment_gateway_id in once]
     if not candidates:
         return set()
     return set(session.exec(select(Payment.payment_authorization_id).where(
@@ -179,6 +180,7 @@ def reserve_funds(*, session: Session, order_summary_id: str, request: EnsureFun
         summary = session.get(OrderPaymentSummary, authorization.order_payment_summary_id)
         payment = Payment(
             id=new_id("Payment"), order_payment_summary_id=summary.id, payment_gateway_id=authorization.payment_gateway_id,
+            processing_mode=authorization.processing_mode,
             amount=amount, status=PaymentStatus.DRAFT, type="Capture", payment_method_type=authorization.payment_method_type,
             currency_iso_code=order.currency_iso_code, payment_authorization_id=authorization.id,
         )
@@ -332,12 +334,12 @@ def ensure_funds(order_summary_id: str, request: EnsureFundsInput, operation_id:
     adapters = GatewayAdapters()
     for payment in captures:
         with session_scope() as session:
-            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+            gateway = gateway_of(session, payment)  # None: an External authorization (no gateway is called)
             authorization = session.get(PaymentAuthorization, payment.payment_authorization_id)
         try:
             adapter = adapters.for_gateway(gateway)
         except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
-            logger.exception("no adapter for payment gateway %s", gateway.id)
+            logger.exception("no adapter for payment gateway %s", payment.payment_gateway_id)
             result = GatewayResult(outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
                                    result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}")
         else:

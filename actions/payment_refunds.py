@@ -31,10 +31,10 @@ from actions.fields import CurrencyCode, LongText, RequiredShortText, ShortText,
 from actions.refunds import emit_refund_event, send_and_settle
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import add_process_exception, get_or_raise, lock_order_summary, reserve_refund
+from db.ledger import add_process_exception, gateway_of, get_or_raise, lock_order_summary, reserve_refund
 from db.outbox import CREATED, UPDATED, record_refund_event
 from db.models import (
-    REFUND_API_STATUS, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog,
+    REFUND_API_STATUS, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGatewayLog,
     PaymentMethodType, PaymentStatus, Refund, RefundStatus,
 )
 from db.types import utcnow
@@ -125,13 +125,17 @@ def refund_output(refund: Refund) -> PaymentRefundOutput:
 
 
 def _facts(session: Session, payment: Payment, *, caller_may_refund: bool) -> PaymentFacts:
-    gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+    """What refundability decides on. An External payment (``gateway_of`` None) calls no
+    gateway, so no gateway's rule applies to it (any method, no Active status, no one-at-a-time
+    limit); the direct-debit rule, about the payer's bank, still does."""
+    gateway = gateway_of(session, payment)
     return PaymentFacts(
         amount=payment.amount, currency=payment.currency_iso_code, captured=payment.status == PaymentStatus.PROCESSED,
         refunded=payment.refunded_amount, pending_refund=payment.pending_refund_amount,
         direct_debit=payment.payment_method_type == PaymentMethodType.DIRECT_DEBIT,
-        method_supported=gateway.refunds_method(payment.payment_method_type),
-        gateway_active=gateway.status == "Active", one_refund_at_a_time=gateway.one_refund_at_a_time,
+        method_supported=gateway is None or gateway.refunds_method(payment.payment_method_type),
+        gateway_active=gateway is None or gateway.status == "Active",
+        one_refund_at_a_time=gateway is not None and gateway.one_refund_at_a_time,
         caller_may_refund=caller_may_refund,
     )
 

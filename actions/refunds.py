@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from db.announcements import publish_now
 from db.engine import session_scope
-from db.ledger import add_process_exception, complete_refund, gateway_log_for, lock_order_summary
+from db.ledger import add_process_exception, complete_refund, gateway_log_for, gateway_of, lock_order_summary
 from db.models import (
     InteractionStatus, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog, Refund, RefundStatus,
 )
@@ -127,7 +127,7 @@ def send_and_settle(refund: Refund, order_summary_id: str, adapters: GatewayAdap
     answer. Returns the gateway's result and a ProcessException id, if one was filed."""
     with session_scope() as session:
         payment = session.get(Payment, refund.payment_id)
-        gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+        gateway = gateway_of(session, payment)  # None: an External payment (no gateway is called)
     result = send_refund(refund, payment, gateway, adapters, resuming=resuming)
     with session_scope() as session:
         exception_id = settle_refund(session=session, refund_id=refund.id, result=result, order_summary_id=order_summary_id)
@@ -135,17 +135,18 @@ def send_and_settle(refund: Refund, order_summary_id: str, adapters: GatewayAdap
 
 
 def send_refund(
-    refund: Refund, payment: Payment, gateway: PaymentGateway, adapters: GatewayAdapters, *, resuming: bool
+    refund: Refund, payment: Payment, gateway: PaymentGateway | None, adapters: GatewayAdapters, *, resuming: bool
 ) -> GatewayResult:
     """Send one reserved refund of ``payment`` through ``gateway``; record nothing.
 
-    A gateway that cannot be configured is an error (nothing was sent), unless the run is
+    ``gateway`` None (an External payment, ``db.ledger.gateway_of``) gets the External
+    adapter: nothing is called, the refund is approved with result code External. A gateway that cannot be configured is an error (nothing was sent), unless the run is
     resuming an earlier one, which may have sent it: then the outcome is unknown.
     """
     try:
         adapter = adapters.for_gateway(gateway)
     except Exception as exc:  # noqa: BLE001 - after the reservation nothing may fail the operation
-        get_run_logger().exception("no adapter for payment gateway %s", gateway.id)
+        get_run_logger().exception("no adapter for payment gateway %s", gateway.id if gateway else None)
         return GatewayResult(
             outcome=GatewayOutcome.TIMEOUT if resuming else GatewayOutcome.ERROR,
             result_code="gateway_configuration_error", message=f"{type(exc).__name__}: {exc}",

@@ -17,7 +17,8 @@ from actions.ensure_funds import settle_capture, submit_capture
 from actions.fields import ActionModel
 from actions.resolve_refunds import mark_resolve_attempted, operation_is_running
 from db.engine import session_scope
-from db.models import OrderPaymentSummary, Payment, PaymentAuthorization, PaymentGateway, PaymentLineInvoice, PaymentStatus
+from db.ledger import gateway_of
+from db.models import OrderPaymentSummary, Payment, PaymentAuthorization, PaymentLineInvoice, PaymentStatus
 from db.types import utcnow
 from gateways.registry import GatewayAdapters
 
@@ -63,13 +64,13 @@ def resolve_captures(older_than_seconds: int = 300, limit: int = 500) -> Resolve
             skipped += 1
             continue
         with session_scope() as session:
-            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+            gateway = gateway_of(session, payment)  # None: an External authorization's capture
             authorization = session.get(PaymentAuthorization, payment.payment_authorization_id)
             order_summary_id = session.get(OrderPaymentSummary, payment.order_payment_summary_id).order_summary_id
         try:
             adapter = adapters.for_gateway(gateway)
         except Exception:  # noqa: BLE001 - leave it for the next run; a person sees the log
-            logger.exception("no adapter for payment gateway %s; capture %s stays Draft", gateway.id, payment.id)
+            logger.exception("no adapter for payment gateway %s; capture %s stays Draft", payment.payment_gateway_id, payment.id)
             continue
         result = submit_capture(payment, adapter, authorization.gateway_ref_number, look_up_first=True)
         with session_scope() as session:

@@ -26,7 +26,8 @@ from actions.artifacts import Progress
 from actions.refunds import emit_refund_event, settle_refund, submit_refund
 from actions.fields import ActionModel
 from db.engine import session_scope
-from db.models import OperationStep, OrderPaymentSummary, Payment, PaymentGateway, Refund, RefundStatus
+from db.ledger import gateway_of
+from db.models import OperationStep, OrderPaymentSummary, Payment, Refund, RefundStatus
 from db.types import utcnow
 from gateways.registry import GatewayAdapters
 
@@ -120,12 +121,13 @@ def resolve_refunds(older_than_seconds: int = 300, limit: int = 500) -> ResolveR
             continue
         with session_scope() as session:
             payment = session.get(Payment, refund.payment_id)
-            gateway = session.get(PaymentGateway, payment.payment_gateway_id)
+            gateway = gateway_of(session, payment)  # None: External (no gateway to ask)
             order_summary_id = session.get(OrderPaymentSummary, refund.order_payment_summary_id).order_summary_id
         try:
             adapter = adapters.for_gateway(gateway)
         except Exception:  # noqa: BLE001 - leave it for the next run; a person sees the log
-            logger.exception("no adapter for payment gateway %s; refund %s stays %s", gateway.id, refund.id, refund.status)
+            logger.exception("no adapter for payment gateway %s; refund %s stays %s", payment.payment_gateway_id, refund.id,
+                             refund.status)
             continue
         result = submit_refund(refund, adapter, payment.gateway_ref_number, look_up_first=True)
         with session_scope() as session:

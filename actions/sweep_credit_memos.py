@@ -48,7 +48,7 @@ from actions.ensure_refunds import EnsureRefundsInput, OrderFunds, payments_by_s
 from actions.fields import ActionModel, CurrencyCode, RecordId, drop_default
 from actions.refunds import emit_refund_event, record_gateway_result, send_refund
 from db.engine import session_scope
-from db.ledger import check_credit_memo_of_order, lock_order_summaries
+from db.ledger import check_credit_memo_of_order, lock_order_summaries, moves_money_outside
 from db.models import (
     CreditMemo, Invoice, OrderPaymentSummary, Payment, PaymentGateway, PaymentGatewayLog, Refund, RefundStatus,
 )
@@ -216,7 +216,8 @@ def reserve_batch(session: Session, batch: list[tuple[str, str]], operation_id: 
         reserved.refunds += refunds
         reserved.order_of.update((r.id, order_id) for r in refunds)
     reserved.payments = {p.id: p for by_summary in payments.values() for p in by_summary}
-    gateway_ids = {reserved.payments[r.payment_id].payment_gateway_id for r in reserved.refunds}
+    gateway_ids = {payment.payment_gateway_id for r in reserved.refunds
+                   if not moves_money_outside(payment := reserved.payments[r.payment_id])}
     reserved.gateways = {g.id: g for g in session.exec(select(PaymentGateway).where(col(PaymentGateway.id).in_(gateway_ids)))}
     return reserved
 
@@ -296,8 +297,9 @@ def send_batch(reserved: _Reserved, adapters: GatewayAdapters, concurrency: int)
         for index in indexes:
             refund = reserved.refunds[index]
             payment = reserved.payments[refund.payment_id]
-            results[index] = send_refund(refund, payment, reserved.gateways[payment.payment_gateway_id], adapters,
-                                         resuming=False)
+            # An External payment has no gateway to call (None: the External adapter).
+            gateway = None if moves_money_outside(payment) else reserved.gateways[payment.payment_gateway_id]
+            results[index] = send_refund(refund, payment, gateway, adapters, resuming=False)
 
     with ThreadPoolExecutor(concurrency) as pool:  # each call in a copy of this task run's context (its logger)
         for future in [pool.submit(contextvars.copy_context().run, send, indexes) for indexes in by_payment.values()]:

@@ -110,13 +110,13 @@ def _sobject_validation_errors(object_name: str | None, errors: list[dict[str, A
 
 
 def _render(request: Request, status_code: int, error_code: str, message: str,
-            output: dict[str, Any] | None = None) -> ExactJSONResponse:
+            output: dict[str, Any] | None = None, fields: list[str] | None = None) -> ExactJSONResponse:
     """Salesforce answers its REST API (sObjects) and Connect resources in different shapes."""
     if _SOBJECT_PATH.match(request.url.path):
         if status_code == 404:  # a missing record, or an sObject type that is not served
             return sobject_errors(404, [{"errorCode": "NOT_FOUND",
                                          "message": f"The requested resource does not exist: {message}"}])
-        return sobject_errors(status_code, [{"errorCode": error_code, "message": message}])
+        return sobject_errors(status_code, [{"errorCode": error_code, "message": message, "fields": fields or []}])
     return error_with_output(status_code, error_code, message, output)
 
 
@@ -127,7 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OrderManagementError)
     async def _domain_error(request: Request, exc: OrderManagementError):
-        return _render(request, exc.http_status, exc.error_code, exc.message, getattr(exc, "output", None))
+        return _render(request, exc.http_status, exc.error_code, exc.message, getattr(exc, "output", None),
+                       getattr(exc, "fields", None))
 
     @app.exception_handler(ValidationError)
     async def _pydantic_error(request: Request, exc: ValidationError):

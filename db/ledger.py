@@ -21,8 +21,11 @@ from db.models import (
     OrderPaymentSummary,
     OrderSummary,
     Payment,
+    PaymentAuthorization,
+    PaymentGateway,
     PaymentGatewayLog,
     ProcessException,
+    ProcessingMode,
     Refund,
 )
 from db.announcements import announce
@@ -56,6 +59,23 @@ def lock_order_summaries(session: Session, order_summary_ids: Iterable[str]) -> 
         .order_by(col(OrderSummary.id)).with_for_update()
     )
     return {order.id: order for order in session.exec(statement)}
+
+
+def moves_money_outside(record: Payment | PaymentAuthorization) -> bool:
+    """Whether the record's money moves outside the engine: an External payment or
+    authorization (Salesforce's ProcessingMode), whether or not it names a gateway for the
+    record, and defensively any record without a gateway. No gateway is called for it."""
+    return record.processing_mode == ProcessingMode.EXTERNAL or record.payment_gateway_id is None
+
+
+def gateway_of(session: Session, record: Payment | PaymentAuthorization) -> PaymentGateway | None:
+    """The gateway that refunds or captures ``record``; None when its money moves outside the
+    engine (``moves_money_outside``): ``GatewayAdapters.for_gateway(None)`` is then the
+    External adapter, and the gateway's rules (refund-unsupported methods, Active status,
+    one refund at a time, captures once) do not apply."""
+    if moves_money_outside(record):
+        return None
+    return get_or_raise(session, PaymentGateway, record.payment_gateway_id)
 
 
 def order_payment_summaries(session: Session, order_summary_id: str, *, for_update: bool = False) -> list[OrderPaymentSummary]:

@@ -39,10 +39,10 @@ from db.models import (
     InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
     OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
     PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
-    PaymentPublic, PaymentStatus, ProcessException, ProcessExceptionPublic, Refund, RefundPublic,
+    PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionPublic, Refund, RefundPublic,
 )
 from db.record_events import sobject_created
-from domain.errors import InvalidInputError, NotFoundError
+from domain.errors import InvalidInputError, NotFoundError, RequiredFieldMissingError
 from domain.money import quantize
 
 
@@ -69,6 +69,21 @@ def create_order_payment_summary(*, session: Session, obj_in: OrderPaymentSummar
     return record
 
 
+def _gateway_for(session: Session, obj_in: PaymentCreate | PaymentAuthorizationCreate) -> PaymentGateway | None:
+    """The gateway a new payment or authorization names. Salesforce's ProcessingMode
+    (Object Reference v67): a Salesforce-mode record moves money through its gateway, which
+    it must name; an External one was taken outside and may name none (if it names one, the
+    gateway must exist, and is kept for the record: its money still moves outside)."""
+    if obj_in.payment_gateway_id is None:
+        if obj_in.processing_mode == ProcessingMode.SALESFORCE:
+            raise RequiredFieldMissingError(
+                "Required fields are missing: [PaymentGatewayId] (a record whose ProcessingMode is Salesforce moves its "
+                "money through a payment gateway; ProcessingMode External records one taken outside)",
+                fields=["PaymentGatewayId"])
+        return None
+    return get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
+
+
 def _record_on_locked_summary(session: Session, table, obj_in, *, rollup: str, reference_prefix: str, what: str):
     """A payment or authorization of an order payment summary, created under the order's
     lock; a processed one raises the summary's ``rollup`` amount in the same transaction."""
@@ -76,10 +91,10 @@ def _record_on_locked_summary(session: Session, table, obj_in, *, rollup: str, r
     get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds and captures
     # Read the summary again under the lock: the copy above may predate a concurrent write.
     session.refresh(ops, with_for_update=True)
-    gateway = get_or_raise(session, PaymentGateway, obj_in.payment_gateway_id)
+    gateway = _gateway_for(session, obj_in)
     data = obj_in.model_dump()
     data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
-    if not data["gateway_ref_number"]:
+    if not data["gateway_ref_number"] and gateway is not None and obj_in.processing_mode == ProcessingMode.SALESFORCE:
         if gateway.gateway_provider != GatewayProvider.SANDBOX:
             raise InvalidInputError(f"GatewayRefNumber (the {what}'s id at the gateway) is required")
         data["gateway_ref_number"] = f"{reference_prefix}{secrets.token_hex(8)}"

@@ -23,6 +23,17 @@ class InvalidInputError(OrderManagementError):
     http_status = 400
 
 
+class RequiredFieldMissingError(InvalidInputError):
+    """A field the record needs in this case is missing (Salesforce's REQUIRED_FIELD_MISSING);
+    ``fields`` names it (the sObject error body carries them)."""
+
+    error_code = "REQUIRED_FIELD_MISSING"
+
+    def __init__(self, message: str, *, fields: list[str]):
+        super().__init__(message)
+        self.fields = fields
+
+
 class NotFoundError(InvalidInputError):
     """A referenced record does not exist."""
 

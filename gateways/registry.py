@@ -8,6 +8,7 @@ import time
 from domain.errors import GatewayError
 from domain.gateway_provider import GatewayProvider
 from gateways.contract import GatewayRecord, PaymentGatewayAdapter
+from gateways.external import ExternalAdapter
 from gateways.sandbox import SandboxGatewayAdapter
 from gateways.stripe import StripeGatewayAdapter
 
@@ -73,6 +74,9 @@ def adapter_for(gateway: GatewayRecord, *, store_url: str | None = None) -> Paym
     raise GatewayError(f"payment gateway {gateway.id}: provider {gateway.gateway_provider} has no adapter yet")
 
 
+_EXTERNAL = ExternalAdapter()
+
+
 class GatewayAdapters:
     """The adapters one run needs, built once per PaymentGateway (building one loads its block)."""
 
@@ -80,8 +84,13 @@ class GatewayAdapters:
         self._store_url = store_url
         self._built: dict[str, PaymentGatewayAdapter] = {}
 
-    def for_gateway(self, gateway: GatewayRecord) -> PaymentGatewayAdapter:
-        """The gateway's adapter; GatewayError (or the block's own error) if it cannot be built."""
+    def for_gateway(self, gateway: GatewayRecord | None) -> PaymentGatewayAdapter:
+        """The gateway's adapter; GatewayError (or the block's own error) if it cannot be built.
+
+        ``None`` (an External payment or authorization: its money moves outside the engine)
+        gets the ``ExternalAdapter``, which calls nothing."""
+        if gateway is None:
+            return _EXTERNAL
         if gateway.id not in self._built:
             self._built[gateway.id] = adapter_for(gateway, store_url=self._store_url)
         return self._built[gateway.id]

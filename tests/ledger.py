@@ -18,7 +18,9 @@ def assert_ledger_invariants(store_url: str) -> None:
     rollups equal their parts; balances within 0..total; one gateway log row per refund;
     and each gateway's books agree with ours (the sandbox's, and Stripe's as localstripe
     keeps them): each approved gateway refund is one of our refunds (Processed, or Unknown
-    after a timeout) for the same amount, once."""
+    after a timeout) for the same amount, once. Refunds and captures of External payments
+    and authorizations are in no gateway's books (their money moves outside the engine):
+    they are not looked for there, and finding one there fails."""
     with session_scope(store_url) as session:
         _checked, violations = find_violations(session)
         assert violations == [], violations
@@ -29,10 +31,15 @@ def assert_ledger_invariants(store_url: str) -> None:
             .where(PaymentGateway.gateway_provider == GatewayProvider.STRIPE)
         ).all()
         stripe_keys = {refund.idempotency_key for refund, _charge, _block in through_stripe}
-        refunds = {r.idempotency_key: r for r in session.exec(select(Refund)) if r.idempotency_key not in stripe_keys}
+        # An External payment's refunds move money outside the engine: no gateway has them.
+        external_keys = set(session.exec(select(Refund.idempotency_key).join(Payment, Refund.payment_id == Payment.id)
+                                         .where(_external(Payment))))
+        refunds = {r.idempotency_key: r for r in session.exec(select(Refund))
+                   if r.idempotency_key not in stripe_keys | external_keys}
         gateway_rows = list(session.exec(select(SandboxGatewayRefund)))
     keys = Counter(row.idempotency_key for row in gateway_rows)
     assert all(count == 1 for count in keys.values())
+    assert not external_keys & set(keys), f"refunds of External payments reached a gateway: {external_keys & set(keys)}"
     for row in gateway_rows:
         ours = refunds.get(row.idempotency_key)
         assert ours is not None, f"gateway refund {row.idempotency_key} has no Refund row"
@@ -48,6 +55,13 @@ def assert_ledger_invariants(store_url: str) -> None:
             assert keys.get(key) == 1, f"processed refund {refund.id} not booked by the gateway"
     _assert_captures_agree_with_the_gateway(store_url)
     _assert_stripe_agrees(through_stripe)
+
+
+def _external(payment):
+    """An External payment (Salesforce's ProcessingMode), or one naming no gateway."""
+    from sqlalchemy import or_
+
+    return or_(payment.processing_mode == "External", payment.payment_gateway_id.is_(None))
 
 
 @functools.cache
@@ -108,11 +122,13 @@ def _assert_captures_agree_with_the_gateway(store_url: str) -> None:
             .where(PaymentGateway.gateway_provider == GatewayProvider.STRIPE)
         ).all()
         stripe_ids = {payment.id for payment, _reference, _block in through_stripe}
-        captures = {f"om-capture-{p.id}": p for p in session.exec(select(Payment).where(Payment.payment_authorization_id.is_not(None)))
-                    if p.id not in stripe_ids}
+        all_captures = list(session.exec(select(Payment).where(Payment.payment_authorization_id.is_not(None))))
+        external = {f"om-capture-{p.id}" for p in all_captures if p.processing_mode == "External" or p.payment_gateway_id is None}
+        captures = {f"om-capture-{p.id}": p for p in all_captures if p.id not in stripe_ids and f"om-capture-{p.id}" not in external}
         booked = list(session.exec(select(SandboxGatewayCapture)))
     keys = Counter(row.idempotency_key for row in booked)
     assert all(count == 1 for count in keys.values())
+    assert not external & set(keys), f"captures of External authorizations reached a gateway: {external & set(keys)}"
     for row in booked:
         ours = captures.get(row.idempotency_key)
         assert ours is not None, f"gateway capture {row.idempotency_key} has no Payment"

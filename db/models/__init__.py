@@ -21,7 +21,7 @@ from db.models.payments import (
     LedgerAmounts, OrderPaymentSummary, OrderPaymentSummaryBase, OrderPaymentSummaryCreate, OrderPaymentSummaryPublic, Payment,
     PaymentApplicationType, PaymentAuthorization, PaymentAuthorizationBase, PaymentAuthorizationCreate,
     PaymentAuthorizationPublic, PaymentBase, PaymentCreate, PaymentGateway, PaymentGatewayBase, PaymentGatewayCreate,
-    PaymentGatewayPublic, PaymentLineInvoice, PaymentLineInvoicePublic, PaymentMethodType, PaymentPublic, PaymentStatus,
+    PaymentGatewayPublic, PaymentLineInvoice, PaymentLineInvoicePublic, PaymentMethodType, PaymentPublic, PaymentStatus, ProcessingMode,
     available_to_refund,
 )
 from db.models.changes import (
@@ -52,7 +52,7 @@ __all__ = [
     "PaymentApplicationType", "PaymentAuthorization", "PaymentAuthorizationBase", "PaymentAuthorizationCreate",
     "PaymentAuthorizationPublic", "PaymentBase", "PaymentCreate", "PaymentGateway", "PaymentGatewayBase", "PaymentGatewayCreate",
     "PaymentGatewayLog", "PaymentGatewayLogPublic", "PaymentGatewayPublic", "PaymentLineInvoice", "PaymentLineInvoicePublic",
-    "PaymentMethodType", "PaymentPublic", "PaymentStatus", "ProcessException", "ProcessExceptionPublic", "PublicShape",
+    "PaymentMethodType", "PaymentPublic", "PaymentStatus", "ProcessingMode", "ProcessException", "ProcessExceptionPublic", "PublicShape",
     "RecordId", "Refund", "RefundEvent", "RefundPublic", "RefundStatus", "ReturnOrder", "ReturnOrderLineItem",
     "ReturnOrderLineItemPublic", "ReturnOrderLineType", "ReturnOrderPublic", "ReturnOrderStatus", "SalesforceShape",
     "WebhookDelivery", "available_to_refund",

@@ -23,6 +23,16 @@ class PaymentStatus(StrEnum):
     CANCELED = "Canceled"
 
 
+class ProcessingMode(StrEnum):
+    """Payment.ProcessingMode / PaymentAuthorization.ProcessingMode (Object Reference v67, a
+    restricted picklist): Salesforce's records move money through their PaymentGateway;
+    External ones were taken outside, so refunding or capturing them calls no gateway
+    (``gateways.external.ExternalAdapter`` records them, and the money moves outside)."""
+
+    EXTERNAL = "External"
+    SALESFORCE = "Salesforce"
+
+
 class PaymentMethodType(StrEnum):
     CARD = "Card"
     DIRECT_DEBIT = "DirectDebit"
@@ -149,7 +159,10 @@ class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
 
 class PaymentBase(SQLModel):
     order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
-    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    payment_gateway_id: str | None = Field(
+        default=None, foreign_key="payment_gateway.id", max_length=18,
+        description="The gateway that moves its money; required in Salesforce mode, optional when External.")
+    processing_mode: ProcessingMode = Field(default=ProcessingMode.SALESFORCE, sa_type=String(40))
     amount: Decimal = Field(sa_type=MoneyAmount)
     status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
     type: str = Field(default="Capture", max_length=40)
@@ -161,7 +174,7 @@ class PaymentBase(SQLModel):
 
 class PaymentCreate(SalesforceShape, PaymentBase):
     order_payment_summary_id: RecordId
-    payment_gateway_id: RecordId
+    payment_gateway_id: RecordId | None = None
     amount: Decimal = PydanticField(gt=0)
 
 
@@ -214,7 +227,10 @@ Index("ix_payment_status_created", Payment.status, Payment.created_date)  # reso
 
 class PaymentAuthorizationBase(SQLModel):
     order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
-    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    payment_gateway_id: str | None = Field(
+        default=None, foreign_key="payment_gateway.id", max_length=18,
+        description="The gateway that holds the funds; required in Salesforce mode, optional when External.")
+    processing_mode: ProcessingMode = Field(default=ProcessingMode.SALESFORCE, sa_type=String(40))
     amount: Decimal = Field(sa_type=MoneyAmount)
     status: PaymentStatus = Field(default=PaymentStatus.PROCESSED, sa_type=String(40))
     payment_method_type: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
@@ -226,7 +242,7 @@ class PaymentAuthorizationBase(SQLModel):
 
 class PaymentAuthorizationCreate(SalesforceShape, PaymentAuthorizationBase):
     order_payment_summary_id: RecordId
-    payment_gateway_id: RecordId
+    payment_gateway_id: RecordId | None = None
     amount: Decimal = PydanticField(gt=0)
     expiration_date: AwareDatetime | None = None
 

@@ -117,7 +117,8 @@ Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Q
 
 class PaymentGatewayLogPublic(PublicShape):
     id: str
-    payment_gateway_id: str
+    payment_gateway_id: str | None = Field(
+        title="Payment Gateway Id", description="None for a call about an External payment (no gateway was called).")
     referenced_entity_id: str = Field(
         validation_alias="reference_entity_id", title="Referenced Entity Id",
         description="The payment, authorization or refund the call was for (Salesforce's name, Field Reference v67).")
@@ -141,7 +142,9 @@ class PaymentGatewayLog(SQLModel, table=True):
 
     __tablename__ = "payment_gateway_log"
     id: str = Field(primary_key=True, max_length=18)
-    payment_gateway_id: str = Field(foreign_key="payment_gateway.id", max_length=18)
+    payment_gateway_id: str | None = Field(
+        default=None, foreign_key="payment_gateway.id", max_length=18,
+        description="None for an External payment's refund or capture (gateways.external: no gateway is called).")
     reference_entity_id: str = Field(index=True, max_length=18)
     interaction_type: InteractionType = Field(sa_type=String(40))
     interaction_status: InteractionStatus = Field(default=InteractionStatus.INITIATED, sa_type=String(40))

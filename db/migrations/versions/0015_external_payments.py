@@ -1,0 +1,53 @@
+"""payment.processing_mode and payment_authorization.processing_mode (Salesforce's
+ProcessingMode, External or Salesforce; existing rows are Salesforce); payment_gateway_id
+nullable on payment, payment_authorization and payment_gateway_log (an External record may
+name no gateway, and its refunds and captures call none)
+
+Going down refuses, changing nothing, while any row has no gateway: such a row cannot be
+kept at 0014, and dropping an External payment would lose money records.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-08 09:00:00
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision: str = '0015'
+down_revision: Union[str, None] = '0014'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+WITH_MODE = ('payment', 'payment_authorization')
+GATEWAY_OPTIONAL = ('payment', 'payment_authorization', 'payment_gateway_log')
+
+
+def upgrade() -> None:
+    for table in WITH_MODE:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('processing_mode', sa.String(length=40), nullable=False,
+                                          server_default='Salesforce'))
+    for table in GATEWAY_OPTIONAL:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('payment_gateway_id', existing_type=sa.String(length=18), nullable=True)
+
+
+def _refuse_rows_0014_cannot_hold(connection) -> None:
+    for table in GATEWAY_OPTIONAL:
+        count = connection.execute(sa.text(f"SELECT count(*) FROM {table} WHERE payment_gateway_id IS NULL")).scalar()
+        if count:
+            raise RuntimeError(f"cannot go down to 0014: {count} {table} row(s) name no payment gateway (External "
+                               "records); 0014 requires one. Nothing was changed.")
+
+
+def downgrade() -> None:
+    _refuse_rows_0014_cannot_hold(op.get_bind())
+    for table in GATEWAY_OPTIONAL:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('payment_gateway_id', existing_type=sa.String(length=18), nullable=False)
+    for table in WITH_MODE:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column('processing_mode')
