@@ -91,7 +91,12 @@ class PaymentGateway(PaymentGatewayBase, table=True):
 
 class OrderPaymentSummaryBase(SQLModel):
     order_summary_id: str = Field(foreign_key="order_summary.id", index=True, max_length=18)
-    method: PaymentMethodType = Field(default=PaymentMethodType.CARD, sa_type=String(40))
+    method: str = Field(
+        default=PaymentMethodType.CARD.value, max_length=255, min_length=1,
+        description="Salesforce's Method: free text naming the summary's payment method, e.g. 'Visa' (Object "
+                    "Reference v67: string; Field Reference v67: 255 characters). The engine reads nothing from it: "
+                    "its refund rules (direct debit, methods a gateway cannot refund) read each Payment's own "
+                    "PaymentMethodType.")
     type: str = Field(default="Sale", max_length=40)
 
 

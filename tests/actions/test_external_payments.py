@@ -74,7 +74,7 @@ def _external_summary(store, order, amount, *, gateway_id=None, authorization=Fa
     """A new payment summary on ``order`` holding one External payment (or authorization)."""
     with session_scope(store) as s:
         ops = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(
-            order_summary_id=order.order_summary_id))
+            order_summary_id=order.order_summary_id, method="Bank transfer"))
         s.flush()
         if authorization:
             record = create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(

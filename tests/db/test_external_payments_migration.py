@@ -1,6 +1,6 @@
 """Migration 0015: Payment and PaymentAuthorization get ProcessingMode (Salesforce for the rows
 already there), and may name no gateway (External records); down again only while every row
-names one."""
+names one. OrderPaymentSummary.Method becomes free text of up to 255 characters."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ WHEN = "2026-01-01T00:00:00+00:00"
 ORDER, OPS, GATEWAY = "1OsAAAAAAAAAAAAAAA", "0aaAAAAAAAAAAAAAAA", "0b0AAAAAAAAAAAAAAA"
 PAYMENT, AUTHORIZATION, LOG = "0a3AAAAAAAAAAAAAAA", "0XcAAAAAAAAAAAAAAA", "0XtAAAAAAAAAAAAAAA"
 EXTERNAL = "0a3BBBBBBBBBBBBBBB"
+LONG_METHOD = "Visa ending 4242, expires 12/30, issued by Example Bank"  # free text, over 0014's 40
 
 
 def _insert(connection, table: str, values: dict) -> None:
@@ -77,6 +78,13 @@ def test_0015_makes_existing_records_salesforce_mode_and_goes_down_only_without_
 
         with get_engine(url).begin() as connection:
             connection.execute(text("DELETE FROM payment WHERE id = :id"), {"id": EXTERNAL})
+            connection.execute(text("UPDATE order_payment_summary SET method = :m"), {"m": LONG_METHOD})
+        with session_scope(url) as s:
+            assert read_sobject(session=s, object_name="OrderPaymentSummary", record_id=OPS)["Method"] == LONG_METHOD
+        with pytest.raises(RuntimeError, match="Method longer than"):
+            downgrade(url, "0014")
+        with get_engine(url).begin() as connection:
+            connection.execute(text("UPDATE order_payment_summary SET method = 'Visa'"))
         downgrade(url, "0014")
         inspector = inspect(get_engine(url))
         for table in ("payment", "payment_authorization", "payment_gateway_log"):

@@ -1,10 +1,12 @@
 """payment.processing_mode and payment_authorization.processing_mode (Salesforce's
 ProcessingMode, External or Salesforce; existing rows are Salesforce); payment_gateway_id
 nullable on payment, payment_authorization and payment_gateway_log (an External record may
-name no gateway, and its refunds and captures call none)
+name no gateway, and its refunds and captures call none); order_payment_summary.method free
+text of up to 255 characters (Salesforce's Method, a string; it was a 40-character picklist)
 
-Going down refuses, changing nothing, while any row has no gateway: such a row cannot be
-kept at 0014, and dropping an External payment would lose money records.
+Going down refuses, changing nothing, while any row has no gateway or a Method longer than
+40 characters: such a row cannot be kept at 0014, and dropping or cutting it would lose
+money records.
 
 Revision ID: 0015
 Revises: 0014
@@ -33,6 +35,9 @@ def upgrade() -> None:
     for table in GATEWAY_OPTIONAL:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column('payment_gateway_id', existing_type=sa.String(length=18), nullable=True)
+    with op.batch_alter_table('order_payment_summary', schema=None) as batch_op:
+        batch_op.alter_column('method', existing_type=sa.String(length=40), type_=sa.String(length=255),
+                              existing_nullable=False)
 
 
 def _refuse_rows_0014_cannot_hold(connection) -> None:
@@ -41,10 +46,17 @@ def _refuse_rows_0014_cannot_hold(connection) -> None:
         if count:
             raise RuntimeError(f"cannot go down to 0014: {count} {table} row(s) name no payment gateway (External "
                                "records); 0014 requires one. Nothing was changed.")
+    longer = connection.execute(sa.text("SELECT count(*) FROM order_payment_summary WHERE length(method) > 40")).scalar()
+    if longer:
+        raise RuntimeError(f"cannot go down to 0014: {longer} order_payment_summary row(s) have a Method longer than "
+                           "0014's 40 characters. Nothing was changed.")
 
 
 def downgrade() -> None:
     _refuse_rows_0014_cannot_hold(op.get_bind())
+    with op.batch_alter_table('order_payment_summary', schema=None) as batch_op:
+        batch_op.alter_column('method', existing_type=sa.String(length=255), type_=sa.String(length=40),
+                              existing_nullable=False)
     for table in GATEWAY_OPTIONAL:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column('payment_gateway_id', existing_type=sa.String(length=18), nullable=False)
