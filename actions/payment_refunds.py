@@ -43,7 +43,7 @@ from domain.errors import (
     RefundAmountOutOfRangeError,
 )
 from domain.money import quantize
-from domain.refundability import PaymentFacts, Refundability, refundability
+from domain.refundability import NonRefundableReason, PaymentFacts, Refundability, refundability
 from gateways.registry import GatewayAdapters
 
 PAYMENT_FUNDING = "Payment"  # Refund.funding_source of a payment-level refund
@@ -136,7 +136,7 @@ def _facts(session: Session, payment: Payment, *, caller_may_refund: bool) -> Pa
         method_supported=gateway is None or gateway.refunds_method(payment.payment_method_type),
         gateway_active=gateway is None or gateway.status == "Active",
         one_refund_at_a_time=gateway is not None and gateway.one_refund_at_a_time,
-        caller_may_refund=caller_may_refund,
+        caller_may_refund=caller_may_refund, in_summary=payment.order_payment_summary_id is not None,
     )
 
 
@@ -163,6 +163,9 @@ def reserve_payment_refund(*, session: Session, request: RefundPaymentInput, ope
     """Check and write the refund Pending, holding its amount (see the module docstring).
     Within an operation it happens once: a re-run gets the refund it made."""
     payment = get_or_raise(session, Payment, request.charge_id)
+    if payment.order_payment_summary_id is None:  # rolls up nowhere until a summary takes it
+        reason = NonRefundableReason.NOT_IN_ORDER_PAYMENT_SUMMARY.value
+        raise NotRefundableError(f"payment {payment.id} cannot be refunded now: {reason}", reason)
     ops = session.get(OrderPaymentSummary, payment.order_payment_summary_id)
     lock_order_summary(session, ops.order_summary_id)
     if operation_id and (done := session.exec(select(Refund).where(

@@ -9,7 +9,9 @@ from api.errors import install_error_handlers
 from api.jsonio import ExactJSONResponse
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
-from api.routes import custom_flows, order_summaries, query, refunds, returns, sobjects, standard_actions, versions
+from api.routes import (
+    custom_flows, order_payment_summaries, order_summaries, query, refunds, returns, sobjects, standard_actions, versions,
+)
 from api.settings import get_api_settings
 
 
@@ -33,7 +35,8 @@ def create_app() -> FastAPI:
     @app.get("/docs", include_in_schema=False, dependencies=docs_guard)
     def docs():
         return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
-    routers = [order_summaries.router, returns.router, custom_flows.router, refunds.router, sobjects.router,
+    routers = [order_summaries.router, order_payment_summaries.router, returns.router, custom_flows.router, refunds.router,
+               sobjects.router,
                standard_actions.router, query.router, versions.router]
     for router in routers:
         app.include_router(router)

@@ -42,7 +42,7 @@ from db.models import (
     PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionPublic, Refund, RefundPublic,
 )
 from db.record_events import sobject_created
-from domain.errors import InvalidInputError, NotFoundError, RequiredFieldMissingError
+from domain.errors import CurrencyMismatchError, InvalidInputError, NotFoundError, RequiredFieldMissingError
 from domain.money import quantize
 
 
@@ -86,20 +86,34 @@ def _gateway_for(session: Session, obj_in: PaymentCreate | PaymentAuthorizationC
 
 def _record_on_locked_summary(session: Session, table, obj_in, *, rollup: str, reference_prefix: str, what: str):
     """A payment or authorization of an order payment summary, created under the order's
-    lock; a processed one raises the summary's ``rollup`` amount in the same transaction."""
-    ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
-    get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds and captures
-    # Read the summary again under the lock: the copy above may predate a concurrent write.
-    session.refresh(ops, with_for_update=True)
+    lock; a processed one raises the summary's ``rollup`` amount in the same transaction.
+
+    Without OrderPaymentSummaryId it belongs to no summary yet (Salesforce creates payments
+    first and the summary from them: Create Order Payment Summary): CurrencyIsoCode is then
+    required, and it rolls up nowhere until a summary takes it."""
+    ops = None
+    if obj_in.order_payment_summary_id is not None:
+        ops = get_or_raise(session, OrderPaymentSummary, obj_in.order_payment_summary_id)
+        get_or_raise(session, OrderSummary, ops.order_summary_id, for_update=True)  # serialize with refunds and captures
+        # Read the summary again under the lock: the copy above may predate a concurrent write.
+        session.refresh(ops, with_for_update=True)
+        if obj_in.currency_iso_code not in (None, ops.currency_iso_code):
+            raise CurrencyMismatchError(f"CurrencyIsoCode {obj_in.currency_iso_code} is not the currency of order payment "
+                                        f"summary {ops.id} ({ops.currency_iso_code})")
+    elif obj_in.currency_iso_code is None:
+        raise RequiredFieldMissingError(
+            "Required fields are missing: [OrderPaymentSummaryId] (or CurrencyIsoCode, for a record that belongs to no "
+            "order payment summary yet)", fields=["OrderPaymentSummaryId"])
+    currency = ops.currency_iso_code if ops is not None else obj_in.currency_iso_code
     gateway = _gateway_for(session, obj_in)
-    data = obj_in.model_dump()
-    data["amount"] = quantize(obj_in.amount, ops.currency_iso_code)
+    data = obj_in.model_dump(exclude={"currency_iso_code"})
+    data["amount"] = quantize(obj_in.amount, currency)
     if not data["gateway_ref_number"] and gateway is not None and obj_in.processing_mode == ProcessingMode.SALESFORCE:
         if gateway.gateway_provider != GatewayProvider.SANDBOX:
             raise InvalidInputError(f"GatewayRefNumber (the {what}'s id at the gateway) is required")
         data["gateway_ref_number"] = f"{reference_prefix}{secrets.token_hex(8)}"
-    record = table(id=new_id(table.__name__), currency_iso_code=ops.currency_iso_code, **data)
-    if record.status == PaymentStatus.PROCESSED:
+    record = table(id=new_id(table.__name__), currency_iso_code=currency, **data)
+    if ops is not None and record.status == PaymentStatus.PROCESSED:
         setattr(ops, rollup, getattr(ops, rollup) + record.amount)
         session.add(ops)
     session.add(record)

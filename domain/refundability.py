@@ -23,6 +23,7 @@ class NonRefundableReason(StrEnum):
     DISABLED_BY_PROVIDER = "DISABLED_BY_PROVIDER"  # the payment gateway is not active
     ACCESS_DENIED = "ACCESS_DENIED"  # the caller lacks the refund permission
     DIRECT_DEBIT_OVERRIDE_REQUIRED = "DIRECT_DEBIT_OVERRIDE_REQUIRED"  # refundable only with an override reason
+    NOT_IN_ORDER_PAYMENT_SUMMARY = "NOT_IN_ORDER_PAYMENT_SUMMARY"  # linked to no summary yet: nothing to refund from
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class PaymentFacts:
     gateway_active: bool = True
     one_refund_at_a_time: bool = False
     caller_may_refund: bool = True
+    in_summary: bool = True  # linked to an order payment summary (an unlinked payment rolls up nowhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ def refundability(facts: PaymentFacts, *, override: bool = False) -> Refundabili
 
     for failed, reason in (
         (not facts.caller_may_refund, NonRefundableReason.ACCESS_DENIED),
+        (not facts.in_summary, NonRefundableReason.NOT_IN_ORDER_PAYMENT_SUMMARY),
         (not facts.captured, NonRefundableReason.NOT_PAID),
         (not facts.gateway_active, NonRefundableReason.DISABLED_BY_PROVIDER),
         (not facts.method_supported, NonRefundableReason.PAYMENT_METHOD_NOT_SUPPORTED),

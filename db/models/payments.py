@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, Field as PydanticField, computed_field
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
-from db.models.shapes import PublicShape, RecordId, SalesforceShape, _created_column, _money_column
+from db.models.shapes import CurrencyCode, PublicShape, RecordId, SalesforceShape, _created_column, _money_column
 from db.types import MoneyAmount, UTCDateTime, utcnow
 from domain.gateway_provider import GatewayProvider
 from domain.money import ZERO, quantize
@@ -162,8 +162,13 @@ class OrderPaymentSummary(OrderPaymentSummaryBase, LedgerAmounts, table=True):
 # --- Payment ----------------------------------------------------------------------------
 
 
+UNLINKED = ("None until an order payment summary takes it (Create Order Payment Summary): until then it rolls "
+            "up nowhere, and no refund or capture can reach it.")
+
+
 class PaymentBase(SQLModel):
-    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    order_payment_summary_id: str | None = Field(
+        default=None, foreign_key="order_payment_summary.id", index=True, max_length=18, description=UNLINKED)
     payment_gateway_id: str | None = Field(
         default=None, foreign_key="payment_gateway.id", max_length=18,
         description="The gateway that moves its money; required in Salesforce mode, optional when External.")
@@ -178,7 +183,9 @@ class PaymentBase(SQLModel):
 
 
 class PaymentCreate(SalesforceShape, PaymentBase):
-    order_payment_summary_id: RecordId
+    order_payment_summary_id: RecordId | None = None
+    currency_iso_code: CurrencyCode | None = PydanticField(
+        default=None, description="Required without OrderPaymentSummaryId; with it, the summary's currency.")
     payment_gateway_id: RecordId | None = None
     amount: Decimal = PydanticField(gt=0)
 
@@ -231,7 +238,8 @@ Index("ix_payment_status_created", Payment.status, Payment.created_date)  # reso
 
 
 class PaymentAuthorizationBase(SQLModel):
-    order_payment_summary_id: str = Field(foreign_key="order_payment_summary.id", index=True, max_length=18)
+    order_payment_summary_id: str | None = Field(
+        default=None, foreign_key="order_payment_summary.id", index=True, max_length=18, description=UNLINKED)
     payment_gateway_id: str | None = Field(
         default=None, foreign_key="payment_gateway.id", max_length=18,
         description="The gateway that holds the funds; required in Salesforce mode, optional when External.")
@@ -246,7 +254,9 @@ class PaymentAuthorizationBase(SQLModel):
 
 
 class PaymentAuthorizationCreate(SalesforceShape, PaymentAuthorizationBase):
-    order_payment_summary_id: RecordId
+    order_payment_summary_id: RecordId | None = None
+    currency_iso_code: CurrencyCode | None = PydanticField(
+        default=None, description="Required without OrderPaymentSummaryId; with it, the summary's currency.")
     payment_gateway_id: RecordId | None = None
     amount: Decimal = PydanticField(gt=0)
     expiration_date: AwareDatetime | None = None
