@@ -1,7 +1,7 @@
 """sObject create and read: the records a Salesforce REST client may set up and read back.
 
-Callers create order summaries, payment summaries, payments, credit memos, invoices and
-gateways; everything else (refunds, logs, process exceptions) is written by the actions
+Callers create order summaries, payment summaries, payments, credit memos, invoices,
+gateways and process exceptions; everything else (refunds, logs) is written by the actions
 and is read-only. Ledger amounts are never taken from the caller: a processed payment
 raises its summary's CapturedAmount; a credit memo's Balance starts at its TotalAmountWithTax.
 """
@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_pascal
+from sqlalchemy import select
 from sqlmodel import Field, Session, SQLModel
 
 from db.announcements import announce
@@ -31,7 +32,8 @@ from db.models import (
     ReturnOrder, ReturnOrderLineItem, ReturnOrderLineItemPublic, ReturnOrderPublic,
     ChangeOrder, ChangeOrderItem, ChangeOrderItemPublic, ChangeOrderPublic, OrderItemSummary, OrderItemSummaryCreate,
     OrderItemSummaryPublic,
-    PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic, PaymentLineInvoice,
+    PaymentApplicationType, PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic,
+    PaymentLineInvoice,
     PaymentLineInvoicePublic,
     BillingDocumentCreate,
     CreditMemo, CreditMemoCreate, CreditMemoInvApplication, CreditMemoInvApplicationPublic, CreditMemoLine,
@@ -39,8 +41,9 @@ from db.models import (
     InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
     OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
     PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
-    PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionPublic, Refund, RefundPublic,
+    PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionCreate, ProcessExceptionPublic, Refund, RefundPublic,
 )
+from db.models.shapes import RecordId
 from db.record_events import sobject_created
 from domain.errors import CurrencyMismatchError, InvalidInputError, NotFoundError, RequiredFieldMissingError
 from domain.money import quantize
@@ -157,6 +160,16 @@ def _create_billing_document(session: Session, table: type[CreditMemo | Invoice]
     return record
 
 
+def create_process_exception(*, session: Session, obj_in: ProcessExceptionCreate) -> ProcessException:
+    """A process exception a person or an integration raises (Salesforce supports create). It
+    moves no money; its OrderSummaryId, when given, must name an order summary here."""
+    if obj_in.order_summary_id is not None:
+        get_or_raise(session, OrderSummary, obj_in.order_summary_id)
+    record = ProcessException(id=new_id("ProcessException"), **obj_in.model_dump())
+    session.add(record)
+    return record
+
+
 def create_credit_memo(*, session: Session, obj_in: CreditMemoCreate) -> CreditMemo:
     return _create_billing_document(session, CreditMemo, obj_in)
 
@@ -173,6 +186,10 @@ class SObjectType:
     public: type[SQLModel]
     create_model: type[SQLModel] | None = None
     create: Callable[..., SQLModel] | None = None
+    visible: Callable[[], Any] | None = None
+    """The rows the object shows (a SQL condition on ``table``): another row is kept in the
+    ledger but is not a record of Salesforce's object, so GET answers NOT_FOUND and SOQL
+    leaves it out. None: every row."""
 
 
 SOBJECTS: dict[str, SObjectType] = {
@@ -187,7 +204,10 @@ SOBJECTS: dict[str, SObjectType] = {
     "PaymentAuthorization": SObjectType(
         PaymentAuthorization, PaymentAuthorizationPublic, PaymentAuthorizationCreate, create_payment_authorization
     ),
-    "PaymentLineInvoice": SObjectType(PaymentLineInvoice, PaymentLineInvoicePublic),
+    # Salesforce's PaymentLineInvoice.Type is a restricted picklist Applied/Unapplied (Object
+    # Reference v67): an application still Pending (its capture unconfirmed) is the engine's own.
+    "PaymentLineInvoice": SObjectType(PaymentLineInvoice, PaymentLineInvoicePublic,
+                                      visible=lambda: PaymentLineInvoice.type != PaymentApplicationType.PENDING),
     "OrderItemSummary": SObjectType(OrderItemSummary, OrderItemSummaryPublic, OrderItemSummaryCreate, create_order_item_summary),
     "ChangeOrder": SObjectType(ChangeOrder, ChangeOrderPublic),
     "ChangeOrderItem": SObjectType(ChangeOrderItem, ChangeOrderItemPublic),
@@ -195,7 +215,8 @@ SOBJECTS: dict[str, SObjectType] = {
     "ReturnOrderLineItem": SObjectType(ReturnOrderLineItem, ReturnOrderLineItemPublic),
     "Refund": SObjectType(Refund, RefundPublic),
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
-    "ProcessException": SObjectType(ProcessException, ProcessExceptionPublic),
+    "ProcessException": SObjectType(
+        ProcessException, ProcessExceptionPublic, ProcessExceptionCreate, create_process_exception),
     "CreditMemoInvApplication": SObjectType(CreditMemoInvApplication, CreditMemoInvApplicationPublic),
     "CreditMemoLine": SObjectType(CreditMemoLine, CreditMemoLinePublic),
     "InvoiceLine": SObjectType(InvoiceLine, InvoiceLinePublic),
@@ -223,11 +244,17 @@ def create_sobject(*, session: Session, object_name: str, fields: dict[str, Any]
     return record
 
 
+def _shows(session: Session, spec: SObjectType, record_id: str) -> bool:
+    """Whether the row is one of the object's records (``SObjectType.visible``)."""
+    found = select(spec.table.id).where(spec.table.id == record_id, spec.visible())
+    return session.execute(found).first() is not None
+
+
 def read_sobject(*, session: Session, object_name: str, record_id: str) -> dict[str, Any]:
     """The record in Salesforce's shape (PascalCase keys, amounts quantized)."""
     spec = sobject_type(object_name)
     record = session.get(spec.table, record_id)
-    if record is None:
+    if record is None or (spec.visible is not None and not _shows(session, spec, record_id)):
         raise NotFoundError(f"{object_name} {record_id} does not exist")
     public = spec.public.model_validate(record, from_attributes=True)
     return public.model_dump(by_alias=True)
@@ -304,13 +331,14 @@ def describe_sobject(object_name: str, base: str) -> dict[str, Any]:
 
 
 class ProcessExceptionUpdate(SQLModel):
-    """What a person may change on a ProcessException (Salesforce's Status and Description;
-    the rest tells what happened and stays)."""
+    """What a person may change on a ProcessException: Salesforce's Status, Description and
+    CaseId (Object Reference v67: Update); the rest tells what happened and stays."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="forbid")
 
     status: Literal["New", "Triaged", "Paused", "Resolved", "Ignored", "Voided"] | None = None
     description: str | None = Field(default=None, max_length=32_000)
+    case_id: RecordId | None = None
 
 
 UPDATABLE: dict[str, type[SQLModel]] = {"ProcessException": ProcessExceptionUpdate}

@@ -211,6 +211,8 @@ def statement(query: Query):
         if name not in obj.columns and name not in obj.computed:
             raise MalformedQueryError(f"No such column '{name}' on entity '{query.object_name}'")
     chosen = select(obj.spec.table)
+    if obj.spec.visible is not None:
+        chosen = chosen.where(obj.spec.visible())
     if query.where is not None:
         chosen = chosen.where(_condition(obj, query.where))
     for name, descending in query.order:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, Field as PydanticField, computed_field
 from sqlalchemy import Index, String
@@ -307,12 +308,16 @@ class PaymentAuthorization(PaymentAuthorizationBase, table=True):
 
 
 class PaymentLineInvoicePublic(PublicShape):
+    """Applied and Unapplied rows only: a Pending one is not a Salesforce record (the sObject
+    view hides it, db.sobjects)."""
+
     id: str
     payment_id: str
     invoice_id: str
     amount: Decimal
     currency_iso_code: str
-    type: str
+    type: Literal["Applied", "Unapplied"] = Field(
+        description="Salesforce's restricted picklist (Object Reference v67: Applied, Unapplied).")
     background_operation_id: str | None
     applied_date: datetime
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from db.models.shapes import PublicShape, _created_column
+from db.models.shapes import PublicShape, RecordId, SalesforceShape, _created_column
 from db.types import MoneyAmount, UTCDateTime
 
 
@@ -159,17 +159,43 @@ class PaymentGatewayLog(SQLModel, table=True):
     created_date: datetime = _created_column()
 
 
+# ProcessException's picklists as Salesforce documents them (Object Reference v67
+# `sforce_api_objects_processexception`; Salesforce Help `om_process_exception_fields`).
+PROCESS_EXCEPTION_CATEGORIES = ("Fulfillment", "Invoicing", "Order Activation", "Order Approval", "Order To Asset",
+                                "Payment")
+
+
 class ProcessExceptionPublic(PublicShape):
     id: str
     attached_to_id: str
     order_summary_id: str | None
+    case_id: str | None = Field(
+        default=None, title="Case ID", description="The case associated with the process exception (Salesforce's CaseId).")
     category: str
     severity: str
+    priority: str | None = Field(
+        default=None, title="Priority",
+        description="Salesforce's resolution priority (Help: High or Low). The engine sets none, and create and "
+                    "update do not take it: the Object Reference pages read did not show its Create/Update properties.")
     status: str
     message: str
     description: str | None
     background_operation_id: str | None
     created_date: datetime
+
+
+class ProcessExceptionCreate(SalesforceShape):
+    """What sObject create accepts for a ProcessException: the fields Salesforce's Object
+    Reference (v67) marks Create. AttachedToId and Message are not nillable there, so required;
+    Category is defaulted on create (Salesforce's default is Order Activation)."""
+
+    attached_to_id: RecordId
+    message: str = Field(min_length=1, max_length=255)
+    order_summary_id: RecordId | None = None
+    case_id: RecordId | None = None
+    category: str = Field(default="Order Activation", min_length=1, max_length=40,
+                          description="Salesforce's (customizable) picklist: " + ", ".join(PROCESS_EXCEPTION_CATEGORIES))
+    description: str | None = Field(default=None, max_length=2000)
 
 
 class ProcessException(SQLModel, table=True):
@@ -179,6 +205,7 @@ class ProcessException(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=18)
     attached_to_id: str = Field(index=True, max_length=18)
     order_summary_id: str | None = Field(default=None, index=True, max_length=18)
+    case_id: str | None = Field(default=None, max_length=18, description="Salesforce's CaseId (migration 0016).")
     category: str = Field(default="Payment", max_length=40)
     severity: str = Field(default="High", max_length=40)
     status: str = Field(default="New", max_length=40)

@@ -142,3 +142,39 @@ def test_a_delete_is_refused_in_salesforce_s_shape_and_deletes_nothing(sf, engin
         sf.ProcessException.delete("1Pe000000000000AAA")
     assert missing.value.content[0]["errorCode"] == "NOT_FOUND"
     assert snapshot(engine.store_url) == before
+
+
+def test_a_process_exception_is_created_as_salesforce_creates_one_and_names_its_case(sf, engine):
+    """POST sobjects/ProcessException (Salesforce supports create, Object Reference v67):
+    AttachedToId and Message required, Category defaulted (Order Activation); CaseId is read,
+    created and updated; Priority reads null (the engine sets none). A refused create or
+    update changes nothing."""
+    order, *_ = set_up_order(sf, payments=[10.00])
+    case = "500AAAAAAAAAAAAAAA"
+    made = sf.ProcessException.create({"AttachedToId": order, "OrderSummaryId": order, "Message": "call the customer",
+                                       "Category": "Payment", "CaseId": case})["id"]
+    read = sf.ProcessException.get(made)
+    assert (read["AttachedToId"], read["Message"], read["Category"], read["CaseId"], read["Status"], read["Severity"],
+            read["Priority"]) == (order, "call the customer", "Payment", case, "New", "High", None)
+    plain = sf.ProcessException.get(sf.ProcessException.create({"AttachedToId": order, "Message": "m"})["id"])
+    assert (plain["Category"], plain["CaseId"], plain["OrderSummaryId"]) == ("Order Activation", None, None)
+    assert sf.ProcessException.update(made, {"CaseId": None}) == 204
+    assert sf.ProcessException.get(made)["CaseId"] is None
+    [row] = sf.query(f"SELECT Id, CaseId, Priority FROM ProcessException WHERE Id = '{made}'")["records"]
+    assert (row["CaseId"], row["Priority"]) == (None, None)
+
+    before = snapshot(engine.store_url)
+    with pytest.raises(SalesforceMalformedRequest) as missing:
+        sf.ProcessException.create({"AttachedToId": order})
+    assert (only_error(missing)["errorCode"], only_error(missing)["fields"]) == ("REQUIRED_FIELD_MISSING", ["Message"])
+    with pytest.raises(SalesforceMalformedRequest) as unknown:
+        sf.ProcessException.create({"AttachedToId": order, "Message": "m", "Priority": "High"})
+    assert only_error(unknown)["fields"] == ["Priority"]
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.ProcessException.create({"AttachedToId": order, "Message": "m", "OrderSummaryId": "1OsZZZZZZZZZZZZZZZ"})
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.ProcessException.update(made, {"CaseId": "not an id"})
+    assert snapshot(engine.store_url) == before
+    fields = {f["name"]: f for f in sf.ProcessException.describe()["fields"]}
+    assert fields["CaseId"]["createable"] and fields["CaseId"]["updateable"] and not fields["Priority"]["createable"]
+    assert sf.ProcessException.describe()["createable"] is True
