@@ -58,7 +58,7 @@ def create_order_summary(*, session: Session, obj_in: OrderSummaryCreate) -> Ord
 def create_payment_gateway(*, session: Session, obj_in: PaymentGatewayCreate) -> PaymentGateway:
     if obj_in.gateway_provider == GatewayProvider.STRIPE and not obj_in.merchant_credential_name:
         raise InvalidInputError("MerchantCredentialName is required for a Stripe gateway: it names the OM Stripe Gateway block")
-    record = PaymentGateway(id=new_id("PaymentGateway"), **obj_in.model_dump())
+    record = PaymentGateway(id=new_id("PaymentGateway"), **obj_in.model_dump(exclude=PaymentGatewayCreate.IGNORED))
     session.add(record)
     return record
 

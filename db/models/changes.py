@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field as PydanticField
+from pydantic import Field as PydanticField, computed_field
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -100,6 +100,13 @@ class ReturnOrderPublic(PublicShape):
     description: str | None
     currency_iso_code: str
     created_date: datetime
+
+    @computed_field(alias="LifeCycleType")
+    @property
+    def life_cycle_type(self) -> str:
+        """Salesforce's Managed or Unmanaged (Return Order Input's returnOrderLifeCycleType, 51.0):
+        only Managed return orders are made here."""
+        return "Managed"
 
 
 class ReturnOrder(SQLModel, table=True):

@@ -30,6 +30,13 @@ class OrderSummaryPublic(PublicShape, OrderSummaryBase):
     id: str
     created_date: datetime
 
+    @computed_field(alias="OrderLifeCycleType")
+    @property
+    def order_life_cycle_type(self) -> str:
+        """Salesforce's MANAGED or UNMANAGED (Connect Order Summary Input, 49.0): every order
+        here is managed by the engine's actions."""
+        return "MANAGED"
+
 
 class OrderSummary(OrderSummaryBase, table=True):
     __tablename__ = "order_summary"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, Field as PydanticField, computed_field
 from sqlalchemy import Index, String
@@ -73,7 +73,16 @@ class PaymentGatewayBase(SQLModel):
 
 
 class PaymentGatewayCreate(SalesforceShape, PaymentGatewayBase):
-    """What sObject create accepts for a PaymentGateway."""
+    """What sObject create accepts for a PaymentGateway. Salesforce's own reference fields
+    (Object Reference v67: MerchantCredentialId, a Named Credential; PaymentGatewayProviderId;
+    ExternalReference, Create) are accepted and kept nowhere: this engine configures a gateway
+    by GatewayProvider and MerchantCredentialName (a Prefect block) instead."""
+
+    IGNORED: ClassVar[set[str]] = {"merchant_credential_id", "payment_gateway_provider_id", "external_reference"}
+
+    merchant_credential_id: RecordId | None = PydanticField(default=None, description="Accepted and ignored.")
+    payment_gateway_provider_id: RecordId | None = PydanticField(default=None, description="Accepted and ignored.")
+    external_reference: str | None = PydanticField(default=None, max_length=255, description="Accepted and ignored.")
 
 
 class PaymentGatewayPublic(PublicShape, PaymentGatewayBase):

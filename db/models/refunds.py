@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from pydantic import computed_field, field_validator
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -126,7 +127,13 @@ class PaymentGatewayLogPublic(PublicShape):
     interaction_type: InteractionType
     interaction_status: InteractionStatus
     gateway_result_code: str | None
-    gateway_message: str | None
+    gateway_result_code_description: str | None = Field(
+        default=None, title="Gateway Result Code Description",
+        description="Salesforce's field (Field Reference v67, 255): the engine keeps no description apart from "
+                    "GatewayMessage, so it reads null.")
+    gateway_message: str | None = Field(
+        title="Gateway Message", description="Salesforce's 255 characters (Field Reference v67): a longer message "
+                                             "is kept whole in the log and cut to 255 here.")
     sf_result_code: str | None
     sf_ref_number: str
     gateway_ref_number: str | None
@@ -134,6 +141,18 @@ class PaymentGatewayLogPublic(PublicShape):
     response: str | None
     background_operation_id: str | None
     created_date: datetime
+
+    @field_validator("gateway_message")
+    @classmethod
+    def _salesforce_length(cls, value: str | None) -> str | None:
+        return value[:255] if value is not None else None
+
+    @computed_field(alias="GatewayDate")
+    @property
+    def gateway_date(self) -> datetime:
+        """Salesforce's GatewayDate (the gateway communication that made this log): when the
+        engine wrote the log, just before it called the gateway."""
+        return self.created_date
 
 
 class PaymentGatewayLog(SQLModel, table=True):
