@@ -274,6 +274,7 @@ def write_reservation(session: Session, funds: OrderFunds, plan: RefundPlan, ope
                 credit_memo_id=memo.id if memo else None, amount=part, currency_iso_code=order.currency_iso_code,
                 funding_source=source.value, idempotency_key=f"om-refund-{refund_id}",
                 allocation_step="+".join(steps[(summary_id, source)]), background_operation_id=operation_id,
+                processing_mode=payment.processing_mode, payment_gateway_id=payment.payment_gateway_id,
             )
             reserve_refund(session, ops, payment, part)
             if source is FundSource.CREDIT_MEMO:

@@ -201,6 +201,7 @@ def reserve_payment_refund(*, session: Session, request: RefundPaymentInput, ope
     refund = Refund(
         id=refund_id, order_payment_summary_id=ops.id, payment_id=payment.id, amount=amount, currency_iso_code=currency,
         funding_source=PAYMENT_FUNDING, idempotency_key=f"om-refund-{refund_id}", background_operation_id=operation_id,
+        processing_mode=payment.processing_mode, payment_gateway_id=payment.payment_gateway_id,
         reason=request.reason, note=request.note,
         direct_debit_override_reason=request.direct_debit_override_reason if answer.needs_override else None,
     )

@@ -102,6 +102,7 @@ def record_gateway_result(
     refund.revision += 1
     refund.gateway_ref_number = result.gateway_reference
     refund.gateway_result_code = result.result_code
+    refund.sf_result_code = sf_result_code
     refund.gateway_message = result.message
     refund.last_modified_date = utcnow()
     session.add_all([log, refund])

@@ -16,6 +16,7 @@ KEY_PREFIXES: dict[str, str] = {
     "OrderPaymentSummary": "0aP",
     "Payment": "0a3",
     "Refund": "0a4",
+    "RefundLinePayment": "0a6",  # a line's Id is its refund's with this prefix (db.models.refunds)
     "CreditMemo": "50g",
     "CreditMemoLine": "50h",
     "Invoice": "3tt",

@@ -41,8 +41,10 @@ from db.models import (
     InvoicePublic, OrderPaymentSummary, OrderPaymentSummaryCreate,
     OrderPaymentSummaryPublic, OrderSummary, OrderSummaryCreate, OrderSummaryPublic, Payment, PaymentCreate,
     PaymentGateway, PaymentGatewayCreate, PaymentGatewayLog, PaymentGatewayLogPublic, PaymentGatewayPublic,
-    PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionCreate, ProcessExceptionPublic, Refund, RefundPublic,
+    PaymentPublic, PaymentStatus, ProcessException, ProcessingMode, ProcessExceptionCreate, ProcessExceptionPublic, Refund,
+    RefundLinePaymentPublic, RefundPublic, RefundStatus,
 )
+from db.models.refunds import refund_of_line_payment
 from db.models.shapes import RecordId
 from db.record_events import sobject_created
 from domain.errors import CurrencyMismatchError, InvalidInputError, NotFoundError, RequiredFieldMissingError
@@ -190,6 +192,10 @@ class SObjectType:
     """The rows the object shows (a SQL condition on ``table``): another row is kept in the
     ledger but is not a record of Salesforce's object, so GET answers NOT_FOUND and SOQL
     leaves it out. None: every row."""
+    record_key: Callable[[str], str | None] | None = None
+    """The table's primary key of the record an Id of this object names (None: no record),
+    for an object whose Ids are not the table's own (RefundLinePayment, a view of Refund);
+    SOQL compares its Id through it. None: the Id is the key."""
 
 
 SOBJECTS: dict[str, SObjectType] = {
@@ -214,6 +220,11 @@ SOBJECTS: dict[str, SObjectType] = {
     "ReturnOrder": SObjectType(ReturnOrder, ReturnOrderPublic),
     "ReturnOrderLineItem": SObjectType(ReturnOrderLineItem, ReturnOrderLineItemPublic),
     "Refund": SObjectType(Refund, RefundPublic),
+    # One line per Processed refund, read from the refund's row (db.models.refunds): Type and
+    # HasBeenUnapplied are restricted picklists whose only documented values are Applied and No.
+    "RefundLinePayment": SObjectType(Refund, RefundLinePaymentPublic,
+                                     visible=lambda: Refund.status == RefundStatus.PROCESSED,
+                                     record_key=refund_of_line_payment),
     "PaymentGatewayLog": SObjectType(PaymentGatewayLog, PaymentGatewayLogPublic),
     "ProcessException": SObjectType(
         ProcessException, ProcessExceptionPublic, ProcessExceptionCreate, create_process_exception),
@@ -253,8 +264,9 @@ def _shows(session: Session, spec: SObjectType, record_id: str) -> bool:
 def read_sobject(*, session: Session, object_name: str, record_id: str) -> dict[str, Any]:
     """The record in Salesforce's shape (PascalCase keys, amounts quantized)."""
     spec = sobject_type(object_name)
-    record = session.get(spec.table, record_id)
-    if record is None or (spec.visible is not None and not _shows(session, spec, record_id)):
+    key = spec.record_key(record_id) if spec.record_key is not None else record_id
+    record = session.get(spec.table, key) if key is not None else None
+    if record is None or (spec.visible is not None and not _shows(session, spec, key)):
         raise NotFoundError(f"{object_name} {record_id} does not exist")
     public = spec.public.model_validate(record, from_attributes=True)
     return public.model_dump(by_alias=True)

@@ -138,6 +138,7 @@ def parse(text: str) -> Query:
 
 @dataclass(frozen=True)
 class _Object:
+    name: str
     spec: SObjectType
     columns: dict[str, str]  # Salesforce name -> attribute of the table
     computed: set[str]
@@ -157,16 +158,19 @@ def _object(name: str) -> _Object:
     # computed fields, and fields kept in no column (a Salesforce name this engine has no value for).
     computed = ({(f.alias or n) for n, f in spec.public.model_computed_fields.items()}
                 | {(f.alias or n) for n, f in spec.public.model_fields.items()} - set(columns))
+    if spec.record_key is not None:  # the Id is read through the table's key (SObjectType.record_key)
+        columns["Id"] = "id"
+        computed.discard("Id")
     table = spec.table.__table__
     indexed = {sf for sf, attr in columns.items()
                if (c := table.c[attr]).primary_key or c.index or c.unique or c.foreign_keys
                or any(attr in [col.name for col in ix.columns] for ix in table.indexes)}
-    return _Object(spec, columns, computed, indexed)
+    return _Object(name, spec, columns, computed, indexed)
 
 
 def _column(obj: _Object, name: str, use: str):
     if name not in obj.columns:
-        raise MalformedQueryError(f"No such column '{name}' on entity '{obj.spec.table.__name__}'"
+        raise MalformedQueryError(f"No such column '{name}' on entity '{obj.name}'"
                                   + (" (a computed field: select it, do not filter or sort on it)" if name in obj.computed else ""))
     if name not in obj.indexed:
         raise MalformedQueryError(f"field '{name}' can not be {use}: it is not indexed "
@@ -184,6 +188,14 @@ def _stored_id(field: str, value: Any) -> Any:
     return value
 
 
+def _keyed(obj: _Object, field: str, value: Any) -> Any:
+    """An Id compared with the Id of an object kept under another key (``SObjectType.record_key``),
+    as that key; an Id naming no record of the object, as one that matches no row."""
+    if field != "Id" or obj.spec.record_key is None or not isinstance(value, str):
+        return value
+    return obj.spec.record_key(value) or ""
+
+
 def _condition(obj: _Object, node) -> Any:
     kind = node[0]
     if kind in ("and", "or"):
@@ -198,9 +210,11 @@ def _condition(obj: _Object, node) -> Any:
             return column.is_(None) if operator == "=" else column.is_not(None)
         if operator in ("=", "!="):
             value = _stored_id(field, value)
-        return getattr(column, _OPERATORS[operator])(value)  # a bound parameter
+        return getattr(column, _OPERATORS[operator])(_keyed(obj, field, value))  # a bound parameter
     if kind == "in":
-        return column.in_([_stored_id(node[1], value) for value in node[2]])
+        return column.in_([_keyed(obj, node[1], _stored_id(node[1], value)) for value in node[2]])
+    if node[1] == "Id" and obj.spec.record_key is not None:
+        raise MalformedQueryError(f"{obj.name}.Id can not be compared with LIKE")
     return column.like(node[2])
 
 

@@ -35,7 +35,8 @@ from db.models.billing import (
 )
 from db.models.refunds import (
     REFUND_API_STATUS, InteractionStatus, InteractionType, PaymentGatewayLog, PaymentGatewayLogPublic, ProcessException,
-    ProcessExceptionCreate, ProcessExceptionPublic, Refund, RefundEvent, RefundPublic, RefundStatus, WebhookDelivery,
+    ProcessExceptionCreate, ProcessExceptionPublic, Refund, RefundEvent, RefundLinePaymentPublic, RefundPublic, RefundStatus,
+    WebhookDelivery,
 )
 from db.models.engine_bookkeeping import CompositionRun, ExecutorClaim, ExecutorHeartbeat, IdempotentRequest, OperationStep
 from domain.gateway_provider import GatewayProvider
@@ -53,7 +54,7 @@ __all__ = [
     "PaymentAuthorizationPublic", "PaymentBase", "PaymentCreate", "PaymentGateway", "PaymentGatewayBase", "PaymentGatewayCreate",
     "PaymentGatewayLog", "PaymentGatewayLogPublic", "PaymentGatewayPublic", "PaymentLineInvoice", "PaymentLineInvoicePublic",
     "PaymentMethodType", "PaymentPublic", "PaymentStatus", "ProcessingMode", "ProcessException", "ProcessExceptionCreate", "ProcessExceptionPublic", "PublicShape",
-    "RecordId", "Refund", "RefundEvent", "RefundPublic", "RefundStatus", "ReturnOrder", "ReturnOrderLineItem",
+    "RecordId", "Refund", "RefundEvent", "RefundLinePaymentPublic", "RefundPublic", "RefundStatus", "ReturnOrder", "ReturnOrderLineItem",
     "ReturnOrderLineItemPublic", "ReturnOrderLineType", "ReturnOrderPublic", "ReturnOrderStatus", "SalesforceShape",
     "WebhookDelivery", "available_to_refund",
 ]

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import computed_field, field_validator
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from db.ids import KEY_PREFIXES
+from db.models.payments import ProcessingMode
 from db.models.shapes import PublicShape, RecordId, SalesforceShape, _created_column
 from db.types import MoneyAmount, UTCDateTime
 
@@ -71,6 +74,22 @@ class RefundPublic(PublicShape):
     revision: int
     created_date: datetime
     last_modified_date: datetime
+    # Salesforce's names (Field Reference v67 `salesforce-field-reference-refund`; Object
+    # Reference `sforce_api_objects_refund`), kept on the row since migration 0017.
+    processing_mode: ProcessingMode = Field(
+        title="Processing Mode", description="The refunded payment's ProcessingMode: External when its money moved "
+                                             "outside the engine (no gateway was called), else Salesforce.")
+    payment_gateway_id: str | None = Field(
+        title="Payment Gateway ID", description="The refunded payment's gateway; None for an External payment that "
+                                                "names none.")
+    sf_result_code: str | None = Field(
+        title="Salesforce Result Code",
+        description="The Salesforce result code of the gateway's answer (Success, Decline, SystemError, Indeterminate); "
+                    "None until the gateway answers. A later reversal leaves it and sets Status Reversed.")
+    gateway_result_code_description: str | None = Field(
+        default=None, title="Gateway Result Code Description",
+        description="Salesforce's field (255): the engine keeps no description apart from GatewayMessage, so it reads "
+                    "null (as PaymentGatewayLog's does).")
 
 
 class Refund(SQLModel, table=True):
@@ -102,6 +121,16 @@ class Refund(SQLModel, table=True):
         description="Ensure Refunds: the step(s) of seed 000 that chose this refund (Sequence, CreditMemo, ExcessFunds).",
     )
     background_operation_id: str | None = Field(default=None, max_length=36, index=True)
+    processing_mode: ProcessingMode = Field(
+        default=ProcessingMode.SALESFORCE, sa_type=String(40),
+        description="The refunded payment's ProcessingMode, copied when the refund is made (migration 0017).")
+    payment_gateway_id: str | None = Field(
+        default=None, max_length=18,
+        description="The refunded payment's gateway, copied when the refund is made; None for an External payment "
+                    "naming none (migration 0017).")
+    sf_result_code: str | None = Field(
+        default=None, max_length=40,
+        description="Salesforce's SfResultCode of the gateway's answer, as on the refund's gateway log (migration 0017).")
     created_date: datetime = _created_column()
     last_modified_date: datetime = _created_column()
     resolve_attempted_at: datetime | None = Field(
@@ -111,6 +140,81 @@ class Refund(SQLModel, table=True):
 
 
 Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds
+
+
+# --- RefundLinePayment: the sObject view of a refund that moved money -----------------
+#
+# Salesforce links a refund to the payment it refunds through RefundLinePayment (Object
+# Reference v67 `sforce_api_objects_refundlinepayment`: RefundId, PaymentId, Amount, Type,
+# HasBeenUnapplied...). Each refund here refunds exactly one payment, so each Processed refund
+# is one line, read from the refund's own row: nothing else is stored and the refund paths do
+# not change. Its Id is the refund's with the line's key prefix, so the checksum stays
+# Salesforce's (both prefixes have no upper-case letter) and the refund is found from it.
+
+_REFUND_PREFIX, _LINE_PREFIX = KEY_PREFIXES["Refund"], KEY_PREFIXES["RefundLinePayment"]
+assert not any(c.isupper() for c in _REFUND_PREFIX + _LINE_PREFIX), "the checksum must not depend on the prefixes"
+
+
+def refund_line_payment_id(refund_id: str) -> str:
+    """The Id of the line of refund ``refund_id``."""
+    return _LINE_PREFIX + refund_id[3:]
+
+
+def refund_of_line_payment(record_id: str) -> str | None:
+    """The refund whose line ``record_id`` is, or None if it is no line's Id. (A refund made
+    before Ids carried key prefixes has a line too, read by SOQL; its Id does not lead back.)"""
+    return _REFUND_PREFIX + record_id[3:] if record_id.startswith(_LINE_PREFIX) and len(record_id) == 18 else None
+
+
+class RefundLinePaymentPublic(PublicShape):
+    """A Processed refund as Salesforce's RefundLinePayment. Type and HasBeenUnapplied are
+    restricted picklists whose only documented values are Applied and No (Object Reference
+    v67): a refund still Pending, Failed or Unknown moved no money and has no line; a Reversed
+    one is no longer applied (Salesforce documents no Unapplied line), so it has none either.
+    The lines of a payment therefore sum to its TotalRefundApplied."""
+
+    refund_id: str = Field(validation_alias="id", title="Refund ID", description="The refund this line is of.")
+    payment_id: str = Field(title="Payment ID", description="The payment the refund returned money from.")
+    amount: Decimal = Field(title="Amount", description="The whole refund: each refund here refunds one payment.")
+    currency_iso_code: str
+    applied_date: datetime = Field(
+        validation_alias="last_modified_date", title="Applied Date",
+        description="When the gateway's answer made the refund Processed (a Processed refund is not changed after).")
+    date: datetime = Field(validation_alias="last_modified_date", title="Date", description="As AppliedDate.")
+    effective_date: datetime = Field(validation_alias="last_modified_date", title="Effective Date",
+                                     description="As AppliedDate.")
+    created_date: datetime = Field(validation_alias="last_modified_date", title="Created Date",
+                                   description="As AppliedDate: the line exists from when the refund was applied.")
+    associated_refund_line_payment_id: str | None = Field(
+        default=None, title="Refund Line Payment ID",
+        description="Salesforce fills it on Unapplied lines only; every line here is Applied, so it reads null.")
+
+    @computed_field(alias="Id")
+    @property
+    def id(self) -> str:
+        return refund_line_payment_id(self.refund_id)
+
+    @computed_field(alias="Type")
+    @property
+    def type(self) -> Literal["Applied"]:
+        return "Applied"
+
+    @computed_field(alias="HasBeenUnapplied")
+    @property
+    def has_been_unapplied(self) -> Literal["No"]:
+        return "No"
+
+    @computed_field(alias="ImpactAmount")
+    @property
+    def impact_amount(self) -> Decimal:
+        """Positive for an Applied line (Object Reference v67): the amount."""
+        return self.amount
+
+    @computed_field(alias="EffectiveImpactAmount")
+    @property
+    def effective_impact_amount(self) -> Decimal:
+        """The amount: no Unapplied line is paired with it."""
+        return self.amount
 
 
 # --- PaymentGatewayLog / ProcessException -----------------------------------------------

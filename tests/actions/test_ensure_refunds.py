@@ -61,6 +61,9 @@ def test_credit_memo_refunded_to_largest_summary(store):
         refund = s.get(Refund, out.refunds[0].refund_id)
     assert log.interaction_status == InteractionStatus.SUCCESS and log.sf_ref_number == refund.idempotency_key
     assert refund.gateway_ref_number and refund.gateway_ref_number.startswith("re_sbx_")
+    # Salesforce's Refund fields, kept on the row (migration 0017): the payment's mode and gateway, the answer's code.
+    assert (refund.processing_mode, refund.payment_gateway_id, refund.sf_result_code) == (
+        "Salesforce", order.gateway_id, log.sf_result_code) and refund.sf_result_code == "Success"
     assert_ledger_invariants(store)
 
 
@@ -119,6 +122,7 @@ def test_decline_releases_the_reservation_and_leaves_a_process_exception(store):
     out = run_action(order.order_summary_id, EnsureRefundsInput(credit_memo_id=order.credit_memo_id), str(uuid.uuid4()))
     (refund,) = out.refunds
     assert refund.status == RefundStatus.FAILED and refund.gateway_result_code == "card_declined"
+    assert _get(store, Refund, refund.refund_id).sf_result_code == "Decline"
     assert out.failed_amount == D("13.13") and out.refunded_amount == D("0.00")
     ops = _get(store, OrderPaymentSummary, order.summaries[0])
     assert (ops.refunded_amount, ops.pending_refund_amount) == (D("0"), D("0"))

@@ -144,6 +144,8 @@ def test_ensure_refunds_to_an_external_payment_calls_no_gateway(store, no_gatewa
     assert _books(store) == books  # the sandbox booked nothing
     with session_scope(store) as s:
         assert s.get(OrderPaymentSummary, external_ops).refunded_amount == D("30.00")
+        read = read_sobject(session=s, object_name="Refund", record_id=refund.refund_id)
+        assert (read["ProcessingMode"], read["PaymentGatewayId"], read["SfResultCode"]) == ("External", None, "Success")
         assert s.exec(select(ProcessException).where(ProcessException.order_summary_id == order.order_summary_id)).all() == []
     assert_ledger_invariants(store)
 

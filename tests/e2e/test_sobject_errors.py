@@ -11,8 +11,8 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from db.engine import session_scope
-from tests.e2e.test_ensure_refunds_async import set_up_order
-from tests.ledger import snapshot
+from tests.e2e.test_ensure_refunds_async import ACTION, set_up_order, wait_for_operation
+from tests.ledger import assert_ledger_invariants, snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -178,3 +178,33 @@ def test_a_process_exception_is_created_as_salesforce_creates_one_and_names_its_
     fields = {f["name"]: f for f in sf.ProcessException.describe()["fields"]}
     assert fields["CaseId"]["createable"] and fields["CaseId"]["updateable"] and not fields["Priority"]["createable"]
     assert sf.ProcessException.describe()["createable"] is True
+
+
+def test_a_refund_reads_as_salesforce_s_refund_and_refund_line_payment(sf, engine):
+    """After Ensure Refunds, each Processed refund is a RefundLinePayment (Object Reference
+    v67): found by PaymentId or RefundId in SOQL and by its Id with GET (18 or 15 characters),
+    Type Applied; the refund reads ProcessingMode, PaymentGatewayId and SfResultCode."""
+    order, summaries, memo, _invoices = set_up_order(sf, payments=[60.00], credit_memo=25.00)
+    operation_id = sf.restful(ACTION.format(order), method="POST", json={"creditMemoId": memo})["backgroundOperationId"]
+    assert wait_for_operation(sf, operation_id)["Status"] == "Complete"
+    [payment] = sf.query(f"SELECT Id, PaymentGatewayId, TotalRefundApplied FROM Payment "
+                         f"WHERE OrderPaymentSummaryId = '{summaries[0]}'")["records"]
+    [refund] = sf.query(f"SELECT Id, Amount, Status, SfResultCode, ProcessingMode, PaymentGatewayId FROM Refund "
+                        f"WHERE PaymentId = '{payment['Id']}'")["records"]
+    assert (refund["Status"], refund["SfResultCode"], refund["ProcessingMode"], refund["PaymentGatewayId"]) == (
+        "Processed", "Success", "Salesforce", payment["PaymentGatewayId"])
+    lines = sf.query(f"SELECT Id, Amount, RefundId, Type FROM RefundLinePayment WHERE PaymentId = '{payment['Id']}'")
+    [line] = lines["records"]
+    assert (line["RefundId"], line["Type"], D(str(line["Amount"]))) == (refund["Id"], "Applied", D("25.00"))
+    assert D(str(line["Amount"])) == D(str(payment["TotalRefundApplied"]))
+    assert line["attributes"]["url"].endswith(f"/RefundLinePayment/{line['Id']}")
+    read = sf.RefundLinePayment.get(line["Id"])
+    assert (read["Id"], read["PaymentId"], read["HasBeenUnapplied"]) == (line["Id"], payment["Id"], "No")
+    assert sf.RefundLinePayment.get(line["Id"][:15])["Id"] == line["Id"]
+    [by_refund] = sf.query(f"SELECT Id FROM RefundLinePayment WHERE RefundId = '{refund['Id']}'")["records"]
+    assert by_refund["Id"] == line["Id"]
+    with pytest.raises(SalesforceResourceNotFound) as not_a_line:
+        sf.RefundLinePayment.get(refund["Id"])  # a refund's own Id names no line
+    assert only_error(not_a_line)["errorCode"] == "NOT_FOUND"
+    assert sf.RefundLinePayment.describe()["keyPrefix"] == line["Id"][:3]
+    assert_ledger_invariants(engine.store_url)
