@@ -3,6 +3,7 @@ so the shared store stays clean for every other test's invariant checks)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -97,18 +98,23 @@ def test_the_audit_finds_each_corruption(own_store, prefect_api, corrupt):
 
 def test_the_audit_flow_fails_and_publishes_the_violations(own_store, prefect_api):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
     from flows.audit_ledger import audit_ledger
 
     order = _order_with_a_processed_refund(own_store)
     assert audit_ledger().violations == []
     with session_scope(own_store) as s:
-        corrupt_refunded(s, order)
-    with pytest.raises(RuntimeError, match="ledger invariant violations"):
+        record_id, rule = corrupt_refunded(s, order)
+    started = datetime.now(UTC)
+    with pytest.raises(RuntimeError, match="ledger invariant violations") as failed:
         audit_ledger()
-    with get_client(sync_client=True) as client:
-        artifact = client.read_latest_artifacts()  # newest first, one per key
-    assert any(a.key == "ledger-violations" for a in artifact)
+    with get_client(sync_client=True) as client:  # by key: the session's server holds many other artifacts
+        published = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(
+            key=ArtifactCollectionFilterKey(any_=["ledger-violations"])))
+        assert len(published) == 1 and record_id in str(published[0].data) and rule in str(published[0].data), failed.value
+        publisher = client.read_flow_run(published[0].flow_run_id)
+    assert publisher.state.is_failed() and publisher.start_time >= started  # by the run that just failed
 
 
 def _order_with_changes(url):
