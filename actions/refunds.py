@@ -141,8 +141,9 @@ def send_refund(
     """Send one reserved refund of ``payment`` through ``gateway``; record nothing.
 
     ``gateway`` None (an External payment, ``db.ledger.gateway_of``) gets the External
-    adapter: nothing is called, the refund is approved with result code External. A gateway that cannot be configured is an error (nothing was sent), unless the run is
-    resuming an earlier one, which may have sent it: then the outcome is unknown.
+    adapter: nothing is called, the refund is approved with result code External. A gateway
+    that cannot be configured is an error (nothing was sent), unless the run is resuming an
+    earlier one, which may have sent it: then the outcome is unknown.
     """
     try:
         adapter = adapters.for_gateway(gateway)
