@@ -8,10 +8,14 @@ blind and never marks it failed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
+
+from domain.reconciliation import RecordKind, Settlement
 
 
 class GatewayOutcome(StrEnum):
@@ -88,4 +92,49 @@ class PaymentGatewayAdapter(Protocol):
 
     def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
         """The gateway's record of the capture sent with this command's key, or None if it has none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEntry:
+    """One record the gateway holds, as reconciliation reads it (``ReconcilableGateway``).
+
+    ``parent_reference`` is the charge a refund refunds or the authorization a capture
+    captured; ``aliases`` are other names of the same record (a Stripe charge's payment
+    intent); ``idempotency_key`` is the key the record was sent with, where the gateway keeps
+    one (the engine's, when the engine sent it).
+    """
+
+    kind: RecordKind
+    reference: str
+    amount: Decimal
+    currency: str
+    settlement: Settlement
+    created: datetime
+    status: str
+    parent_reference: str | None = None
+    parent_aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class ReconcilableGateway(Protocol):
+    """An adapter whose records reconciliation can read (sandbox, Stripe).
+
+    ``lists_direct_charges``: whether the gateway holds the charges the engine did not make
+    (Stripe: every charge of the account; the sandbox books only what the engine sent it,
+    refunds and captures), so whether a store payment missing there is a difference.
+    """
+
+    lists_direct_charges: bool
+
+    def list_entries(self, *, since: datetime, until: datetime) -> Iterator[GatewayEntry]:
+        """Every refund and charge or capture created in ``[since, until)``, streamed page by page."""
+        ...
+
+    def find_entry(self, kind: RecordKind, *, reference: str | None, idempotency_key: str | None,
+                   parent_reference: str | None) -> GatewayEntry | None:
+        """The one record of ``kind`` with this reference or engine key (a refund is looked
+        for among ``parent_reference``'s), or None if the gateway has none."""
         ...

@@ -20,13 +20,16 @@ from __future__ import annotations
 import functools
 import secrets
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
+from domain.reconciliation import RecordKind, Settlement
+from gateways.contract import CaptureCommand, GatewayEntry, GatewayOutcome, GatewayResult, RefundCommand
 from gateways.sandbox_engine import books_engine, books_url
 from gateways.sandbox_ledger import SandboxGatewayBooking, SandboxGatewayCapture, SandboxGatewayRefund
 
@@ -130,6 +133,39 @@ class SandboxGatewayAdapter:
             session.commit()
             return True
 
+    # --- what reconciliation reads (gateways.contract.ReconcilableGateway) ------------------
+
+    lists_direct_charges = False  # the books hold only what the engine sent: refunds and captures
+    PAGE_SIZE = 1000
+
+    def list_entries(self, *, since: datetime, until: datetime) -> Iterator[GatewayEntry]:
+        """Every refund and capture booked in ``[since, until)``, in keyset pages of PAGE_SIZE."""
+        for books in (SandboxGatewayRefund, SandboxGatewayCapture):
+            after: tuple[datetime, int] | None = None
+            while True:
+                statement = (select(books).where(books.created_date >= since, books.created_date < until)
+                             .order_by(books.created_date, books.id).limit(self.PAGE_SIZE))
+                if after is not None:
+                    statement = statement.where(tuple_(books.created_date, books.id) > tuple_(*after))
+                with Session(self._engine) as session:
+                    rows = list(session.scalars(statement))
+                yield from (_entry(row) for row in rows)
+                if len(rows) < self.PAGE_SIZE:
+                    break
+                after = (rows[-1].created_date, rows[-1].id)
+
+    def find_entry(self, kind: RecordKind, *, reference: str | None, idempotency_key: str | None,
+                   parent_reference: str | None = None) -> GatewayEntry | None:
+        books = {RecordKind.REFUND: SandboxGatewayRefund, RecordKind.PAYMENT: SandboxGatewayCapture}.get(kind)
+        if books is None or not (reference or idempotency_key):
+            return None  # the sandbox books no authorizations
+        matches = [books.gateway_reference == reference] if reference else []
+        if idempotency_key:
+            matches.append(books.idempotency_key == idempotency_key)
+        with Session(self._engine) as session:
+            row = session.scalars(select(books).where(or_(*matches)).order_by(books.id)).first()
+        return None if row is None else _entry(row)
+
     def _lookup(self, books: type[SandboxGatewayBooking], key: str) -> GatewayResult | None:
         with Session(self._engine) as session:
             row = self._first_booking(session, books, key)
@@ -160,3 +196,19 @@ class SandboxGatewayAdapter:
             request=request,
             response=response,
         )
+
+
+_SETTLEMENT = {"approve": Settlement.SUCCEEDED, "decline": Settlement.FAILED, "error": Settlement.FAILED,
+               "reversed": Settlement.REVERSED}
+
+
+def _entry(row: SandboxGatewayBooking) -> GatewayEntry:
+    kind = RecordKind.REFUND if isinstance(row, SandboxGatewayRefund) else RecordKind.PAYMENT
+    return GatewayEntry(
+        kind=kind, reference=row.gateway_reference or f"{row.__tablename__}:{row.id}", amount=row.amount,
+        currency=row.currency, settlement=_SETTLEMENT[row.outcome], created=row.created_date, status=row.outcome,
+        parent_reference=row.charge_reference, idempotency_key=row.idempotency_key,
+        raw={"id": row.gateway_reference, "idempotency_key": row.idempotency_key, "reference": row.charge_reference,
+             "amount": str(row.amount), "currency": row.currency, "outcome": row.outcome,
+             "created": row.created_date.isoformat()},
+    )

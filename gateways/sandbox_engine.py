@@ -52,6 +52,9 @@ def _engine_for(url: str) -> Engine:
             # Two processes starting on an empty database must not both create the tables.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('om-sandbox-gateway-books'))"))
         metadata.create_all(connection, checkfirst=True)
+        for table in metadata.sorted_tables:  # indexes added since the tables were made
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
     return engine
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Integer, MetaData, Numeric, String
+from sqlalchemy import DateTime, Index, Integer, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -98,3 +98,9 @@ class SandboxGatewayRefund(SandboxGatewayBooking):
 
 class SandboxGatewayCapture(SandboxGatewayBooking):
     __tablename__ = "sandbox_gateway_capture"
+
+
+for _books in (SandboxGatewayRefund, SandboxGatewayCapture):
+    # Reconciliation pages through the books by creation time and looks records up by reference.
+    Index(f"ix_{_books.__tablename__}_created", _books.created_date, _books.id)
+    Index(f"ix_{_books.__tablename__}_reference", _books.gateway_reference)

@@ -19,12 +19,16 @@ metadata among the charge's refunds instead of by sending it again.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import stripe
 
-from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
+from domain.reconciliation import RecordKind, Settlement
+from gateways.contract import CaptureCommand, GatewayEntry, GatewayOutcome, GatewayResult, RefundCommand
 
 KEY_METADATA = "om_idempotency_key"
 
@@ -152,6 +156,116 @@ class StripeGatewayAdapter:
         if not captured:
             return None
         return _capture_result(current, command, {"lookup": reference, "idempotency_key": command.idempotency_key})
+
+
+    # --- what reconciliation reads (gateways.contract.ReconcilableGateway) ------------------
+
+    lists_direct_charges = True  # every charge of the account, whoever made it
+
+    def list_entries(self, *, since: datetime, until: datetime) -> Iterator[GatewayEntry]:
+        """The account's refunds, then its charges, created in ``[since, until)``, through the
+        SDK's auto-pagination (100 a page)."""
+        for obj in self._created_between(self._client.v1.refunds, since, until):
+            yield _refund_entry(obj)
+        for obj in self._created_between(self._client.v1.charges, since, until):
+            yield _charge_entry(obj)
+
+    def find_entry(self, kind: RecordKind, *, reference: str | None, idempotency_key: str | None,
+                   parent_reference: str | None = None) -> GatewayEntry | None:
+        try:
+            if kind is RecordKind.REFUND:
+                if reference and reference.startswith("re_"):
+                    return _refund_entry(self._client.v1.refunds.retrieve(reference))
+                if not (parent_reference and idempotency_key):
+                    return None
+                params = {_reference_param(parent_reference): parent_reference, "limit": 100}
+                for refund in self._client.v1.refunds.list(params=params).auto_paging_iter():
+                    if refund.to_dict().get("metadata", {}).get(KEY_METADATA) == idempotency_key:
+                        return _refund_entry(refund)
+                return None
+            if not reference:
+                return None
+            if reference.startswith("pi_"):
+                return _intent_entry(self._client.v1.payment_intents.retrieve(reference))
+            if reference.startswith("ch_"):
+                return _charge_entry(self._client.v1.charges.retrieve(reference))
+            return None
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+
+    @staticmethod
+    def _created_between(resource: Any, since: datetime, until: datetime) -> Iterator[Any]:
+        """The objects created in ``[since, until)``, newest first. Stripe filters by
+        ``created``; where a listing refuses the filter (a test double such as localstripe
+        takes none on refunds and only ``gt`` on charges), every object is read and the
+        window applied here."""
+        window = {"gte": math.floor(since.timestamp()), "lt": math.ceil(until.timestamp())}
+        try:
+            page = resource.list(params={"created": window, "limit": 100})
+        except (stripe.InvalidRequestError, stripe.APIError):
+            page = resource.list(params={"limit": 100})
+        for obj in page.auto_paging_iter():
+            if since <= _created(obj) < until:
+                yield obj
+
+
+def _created(obj: Any) -> datetime:
+    return datetime.fromtimestamp(int(obj.created), UTC)
+
+
+_REFUND_SETTLEMENT = {"succeeded": Settlement.SUCCEEDED, "pending": Settlement.PENDING,
+                      "requires_action": Settlement.PENDING, "failed": Settlement.FAILED, "canceled": Settlement.FAILED}
+
+
+def _refund_entry(refund: Any) -> GatewayEntry:
+    data = refund.to_dict()
+    currency = str(data.get("currency") or "").upper()
+    intent = data.get("payment_intent")
+    return GatewayEntry(
+        kind=RecordKind.REFUND, reference=refund.id, amount=from_stripe_amount(int(data["amount"]), currency),
+        currency=currency, settlement=_REFUND_SETTLEMENT.get(data.get("status") or "pending", Settlement.PENDING),
+        created=_created(refund), status=data.get("status") or "pending",
+        parent_reference=data.get("charge") or intent, parent_aliases=(intent,) if intent and data.get("charge") else (),
+        idempotency_key=(data.get("metadata") or {}).get(KEY_METADATA), raw=data,
+    )
+
+
+def _charge_entry(charge: Any) -> GatewayEntry:
+    data = charge.to_dict()
+    currency = str(data.get("currency") or "").upper()
+    status = data.get("status") or "pending"
+    captured = bool(data.get("captured"))
+    if status == "failed":
+        settlement = Settlement.FAILED
+    elif status == "pending":
+        settlement = Settlement.PENDING
+    else:
+        settlement = Settlement.SUCCEEDED
+    units = data.get("amount_captured") if captured and data.get("amount_captured") else data["amount"]
+    intent = data.get("payment_intent")
+    return GatewayEntry(
+        kind=RecordKind.PAYMENT if captured else RecordKind.AUTHORIZATION, reference=charge.id,
+        amount=from_stripe_amount(int(units), currency), currency=currency, settlement=settlement,
+        created=_created(charge), status=status if captured or status != "succeeded" else "uncaptured",
+        aliases=(intent,) if intent else (), raw=data,
+    )
+
+
+def _intent_entry(intent: Any) -> GatewayEntry:
+    data = intent.to_dict()
+    currency = str(data.get("currency") or "").upper()
+    status = data.get("status") or "processing"
+    captured = status == "succeeded"
+    settlement = {"succeeded": Settlement.SUCCEEDED, "requires_capture": Settlement.SUCCEEDED,
+                  "canceled": Settlement.FAILED}.get(status, Settlement.PENDING)
+    units = data.get("amount_received") if captured and data.get("amount_received") else data["amount"]
+    return GatewayEntry(
+        kind=RecordKind.PAYMENT if captured else RecordKind.AUTHORIZATION, reference=intent.id,
+        amount=from_stripe_amount(int(units), currency), currency=currency, settlement=settlement,
+        created=_created(intent), status=status, raw=data,
+    )
 
 
 def _reference_param(reference: str) -> str:

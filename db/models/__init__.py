@@ -39,6 +39,9 @@ from db.models.refunds import (
     WebhookDelivery,
 )
 from db.models.engine_bookkeeping import CompositionRun, ExecutorClaim, ExecutorHeartbeat, IdempotentRequest, OperationStep
+from db.models.reconciliation import (
+    FindingResolution, FindingStatus, ReconciliationFinding, ReconciliationFindingPublic, ReconciliationMatch,
+)
 from domain.gateway_provider import GatewayProvider
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "PaymentAuthorizationPublic", "PaymentBase", "PaymentCreate", "PaymentGateway", "PaymentGatewayBase", "PaymentGatewayCreate",
     "PaymentGatewayLog", "PaymentGatewayLogPublic", "PaymentGatewayPublic", "PaymentLineInvoice", "PaymentLineInvoicePublic",
     "PaymentMethodType", "PaymentPublic", "PaymentStatus", "ProcessingMode", "ProcessException", "ProcessExceptionCreate", "ProcessExceptionPublic", "PublicShape",
+    "ReconciliationFinding", "ReconciliationFindingPublic", "ReconciliationMatch", "FindingResolution", "FindingStatus",
     "RecordId", "Refund", "RefundEvent", "RefundLinePaymentPublic", "RefundPublic", "RefundStatus", "ReturnOrder", "ReturnOrderLineItem",
     "ReturnOrderLineItemPublic", "ReturnOrderLineType", "ReturnOrderPublic", "ReturnOrderStatus", "SalesforceShape",
     "WebhookDelivery", "available_to_refund",

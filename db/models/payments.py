@@ -242,6 +242,8 @@ class Payment(PaymentBase, table=True):
 
 
 Index("ix_payment_status_created", Payment.status, Payment.created_date)  # resolve-captures: Draft captures, oldest first
+Index("ix_payment_gateway_ref_number", Payment.gateway_ref_number)  # reconcile-gateway: matched by the gateway's id
+Index("ix_payment_created", Payment.created_date, Payment.id)  # reconcile-gateway: the store's side, in keyset pages
 
 
 # --- PaymentAuthorization / PaymentLineInvoice -----------------------------------------
@@ -314,6 +316,9 @@ class PaymentAuthorization(PaymentAuthorizationBase, table=True):
         if self.expiration_date is not None and self.expiration_date <= utcnow():
             return ZERO  # an expired authorization holds nothing any more
         return max(ZERO, self.amount - self.captured_amount - self.pending_capture_amount)
+
+
+Index("ix_payment_authorization_gateway_ref_number", PaymentAuthorization.gateway_ref_number)  # reconcile-gateway
 
 
 class PaymentLineInvoicePublic(PublicShape):

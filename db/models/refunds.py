@@ -139,7 +139,8 @@ class Refund(SQLModel, table=True):
     )
 
 
-Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds
+Index("ix_refund_created", Refund.created_date, Refund.id)  # keyset paging of Query Refunds, reconcile-gateway
+Index("ix_refund_gateway_ref_number", Refund.gateway_ref_number)  # reconcile-gateway: matched by the gateway's id
 
 
 # --- RefundLinePayment: the sObject view of a refund that moved money -----------------
