@@ -33,7 +33,9 @@ from actions.fields import ActionModel, RecordId, ShortText, drop_default
 from db.announcements import announce
 from db.engine import session_scope
 from db.ids import new_id
-from db.ledger import add_process_exception, gateway_of, get_or_raise, lock_order_summary, moves_money_outside, process_exception_ids_of
+from db.ledger import (
+    add_process_exception, capture_key, gateway_of, get_or_raise, lock_order_summary, moves_money_outside, process_exception_ids_of,
+)
 from db.models import (
     Invoice, InteractionStatus, InteractionType, OrderPaymentSummary, OrderSummary, Payment, PaymentApplicationType,
     PaymentAuthorization, PaymentGateway, PaymentGatewayLog, PaymentLineInvoice, PaymentStatus, ProcessException,
@@ -110,8 +112,7 @@ class EnsureFundsOutput(ActionModel):
     process_exception_ids: list[str]
 
 
-def _capture_key(payment_id: str) -> str:
-    return f"om-capture-{payment_id}"
+_capture_key = capture_key
 
 
 def plan_funds_for(session: Session, order: OrderSummary, request: EnsureFundsInput, *, for_update: bool):

@@ -32,6 +32,7 @@ KEY_PREFIXES: dict[str, str] = {
     "PaymentLineInvoice": "0Xe",
     "PaymentGatewayLog": "0Xt",
     "ProcessException": "1Pe",
+    "ReconciliationFinding": "a0R",  # this engine's own object: a custom object's prefix (a0...)
 }
 
 

@@ -34,6 +34,13 @@ from domain.errors import CurrencyMismatchError, InvalidInputError, NotFoundErro
 
 T = TypeVar("T", bound=SQLModel)
 
+CAPTURE_KEY_PREFIX = "om-capture-"
+
+
+def capture_key(payment_id: str) -> str:
+    """The idempotency key a capture Payment is sent to its gateway with (and its gateway log's SfRefNumber)."""
+    return f"{CAPTURE_KEY_PREFIX}{payment_id}"
+
 
 def get_or_raise(session: Session, model: type[T], record_id: str, *, for_update: bool = False) -> T:
     """The record, locked if asked; NotFoundError naming the object if there is none."""

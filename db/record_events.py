@@ -18,13 +18,14 @@ from sqlmodel import Session, select
 from db.announcements import RecordEvent, announce
 from db.models import (
     ChangeOrder, CreditMemo, CreditMemoInvApplication, Invoice, Payment, PaymentApplicationType, PaymentLineInvoice,
-    ProcessException, Refund, ReturnOrder,
+    ProcessException, ReconciliationFinding, Refund, ReturnOrder,
 )
 from domain.money import quantize
 
 ROLE_BY_PREFIX: dict[str, str] = {
     "1Os": "order-summary", "0aP": "order-payment-summary", "0a3": "payment", "0a4": "refund",
     "50g": "credit-memo", "3tt": "invoice", "801": "change-order", "0RO": "return-order",
+    "0Xc": "payment-authorization", "0b0": "payment-gateway", "a0R": "reconciliation",
 }
 """The role of a record in an event, by its Id's key prefix (db/ids.py)."""
 
@@ -170,6 +171,38 @@ def refund_changed(refund: Refund, verb: str, *, order_summary_id: str | None = 
                  "amount": _money(refund.amount, refund.currency_iso_code),
                  "currencyIsoCode": refund.currency_iso_code, "gatewayResultCode": refund.gateway_result_code,
                  "gatewayReferenceNumber": refund.gateway_ref_number, "revision": str(refund.revision)},
+    )
+
+
+def reconciliation_difference(finding: ReconciliationFinding) -> RecordEvent:
+    """``om.reconciliation.difference``: a reconcile-gateway run found a difference between the
+    store and a gateway, once per finding (again only if it came back after it was resolved)."""
+    store_role = ROLE_BY_PREFIX.get((finding.store_record_id or "")[:3], "record")
+    related = {"payment-gateway": _ids(finding.payment_gateway_id), "order-summary": _ids(finding.order_summary_id),
+               "payment": _ids(finding.payment_id)}
+    if finding.store_record_id and store_role != "payment":
+        related[store_role] = (finding.store_record_id,)
+    if finding.recorded_refund_id:
+        related["refund"] = (finding.recorded_refund_id,)
+
+    def amount(value, currency):
+        return None if value is None or currency is None else _money(value, currency)
+
+    return RecordEvent(
+        record="reconciliation", verb="difference", record_id=finding.id, related=related,
+        payload={"findingId": finding.id, "difference": finding.difference, "recordKind": finding.record_kind,
+                 "status": str(finding.status), "resolution": None if finding.resolution is None else str(finding.resolution),
+                 "gatewayAccount": finding.gateway_account, "paymentGatewayId": finding.payment_gateway_id,
+                 "gatewayReference": finding.gateway_reference, "gatewayStatus": finding.gateway_status,
+                 "gatewayAmount": amount(finding.gateway_amount, finding.gateway_currency),
+                 "gatewayCurrency": finding.gateway_currency, "storeObject": finding.store_object,
+                 "storeRecordId": finding.store_record_id, "storeStatus": finding.store_status,
+                 "storeAmount": amount(finding.store_amount, finding.store_currency),
+                 "storeCurrency": finding.store_currency, "orderSummaryId": finding.order_summary_id,
+                 "paymentId": finding.payment_id, "recordedRefundId": finding.recorded_refund_id,
+                 "detail": finding.detail, "runId": finding.last_seen_run_id},
+        labels={"om.difference": finding.difference},
+        discriminator=str(finding.times_opened),
     )
 
 

@@ -29,7 +29,7 @@ from db.announcements import announce
 from db.ids import KEY_PREFIXES, new_id
 from db.ledger import get_or_raise
 from db.models import (
-    ReturnOrder, ReturnOrderLineItem, ReturnOrderLineItemPublic, ReturnOrderPublic,
+    ReconciliationFinding, ReconciliationFindingPublic, ReturnOrder, ReturnOrderLineItem, ReturnOrderLineItemPublic, ReturnOrderPublic,
     ChangeOrder, ChangeOrderItem, ChangeOrderItemPublic, ChangeOrderPublic, OrderItemSummary, OrderItemSummaryCreate,
     OrderItemSummaryPublic,
     PaymentApplicationType, PaymentAuthorization, PaymentAuthorizationCreate, PaymentAuthorizationPublic,
@@ -231,6 +231,8 @@ SOBJECTS: dict[str, SObjectType] = {
     "CreditMemoInvApplication": SObjectType(CreditMemoInvApplication, CreditMemoInvApplicationPublic),
     "CreditMemoLine": SObjectType(CreditMemoLine, CreditMemoLinePublic),
     "InvoiceLine": SObjectType(InvoiceLine, InvoiceLinePublic),
+    # This engine's own (Salesforce has no such object): the differences reconcile-gateway found.
+    "ReconciliationFinding": SObjectType(ReconciliationFinding, ReconciliationFindingPublic),
 }
 assert set(SOBJECTS) <= set(KEY_PREFIXES)
 

@@ -16,10 +16,11 @@ of the same money are each reduced to a ``Side``: amount, currency, and a ``Sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class RecordKind(StrEnum):
@@ -51,6 +52,30 @@ class Difference(StrEnum):
 
 
 MOVED = frozenset({Settlement.SUCCEEDED, Settlement.REVERSED})
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEntry:
+    """One record the gateway holds, as reconciliation reads it (``ReconcilableGateway``).
+
+    ``parent_reference`` is the charge a refund refunds or the authorization a capture
+    captured; ``aliases`` are other names of the same record (a Stripe charge's payment
+    intent); ``idempotency_key`` is the key the record was sent with, where the gateway keeps
+    one (the engine's, when the engine sent it).
+    """
+
+    kind: RecordKind
+    reference: str
+    amount: Decimal
+    currency: str
+    settlement: Settlement
+    created: datetime
+    status: str
+    parent_reference: str | None = None
+    parent_aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from domain.reconciliation import RecordKind, Settlement
+from domain.reconciliation import GatewayEntry, RecordKind
 
 
 class GatewayOutcome(StrEnum):
@@ -93,30 +93,6 @@ class PaymentGatewayAdapter(Protocol):
     def lookup_capture(self, command: CaptureCommand) -> GatewayResult | None:
         """The gateway's record of the capture sent with this command's key, or None if it has none."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayEntry:
-    """One record the gateway holds, as reconciliation reads it (``ReconcilableGateway``).
-
-    ``parent_reference`` is the charge a refund refunds or the authorization a capture
-    captured; ``aliases`` are other names of the same record (a Stripe charge's payment
-    intent); ``idempotency_key`` is the key the record was sent with, where the gateway keeps
-    one (the engine's, when the engine sent it).
-    """
-
-    kind: RecordKind
-    reference: str
-    amount: Decimal
-    currency: str
-    settlement: Settlement
-    created: datetime
-    status: str
-    parent_reference: str | None = None
-    parent_aliases: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
-    idempotency_key: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 class ReconcilableGateway(Protocol):

@@ -28,8 +28,8 @@ from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from domain.reconciliation import RecordKind, Settlement
-from gateways.contract import CaptureCommand, GatewayEntry, GatewayOutcome, GatewayResult, RefundCommand
+from domain.reconciliation import GatewayEntry, RecordKind, Settlement
+from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
 from gateways.sandbox_engine import books_engine, books_url
 from gateways.sandbox_ledger import SandboxGatewayBooking, SandboxGatewayCapture, SandboxGatewayRefund
 

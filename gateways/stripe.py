@@ -27,8 +27,8 @@ from typing import Any
 
 import stripe
 
-from domain.reconciliation import RecordKind, Settlement
-from gateways.contract import CaptureCommand, GatewayEntry, GatewayOutcome, GatewayResult, RefundCommand
+from domain.reconciliation import GatewayEntry, RecordKind, Settlement
+from gateways.contract import CaptureCommand, GatewayOutcome, GatewayResult, RefundCommand
 
 KEY_METADATA = "om_idempotency_key"
 

@@ -32,6 +32,7 @@ DEPLOYMENTS: tuple[str, ...] = (
     "export-refunds/export-refunds",
     "resolve-gateway-outcomes/resolve-gateway-outcomes",
     "sweep-credit-memos/sweep-credit-memos",
+    "reconcile-gateway/reconcile-gateway",
 )
 
 CORE_ACTIONS: tuple[str, ...] = (
@@ -47,6 +48,7 @@ RESOLVE_CRON = os.environ.get("OM_RESOLVE_CRON", "*/10 * * * *")  # empty: no sc
 WEBHOOK_CRON = os.environ.get("OM_WEBHOOK_CRON", "* * * * *")  # empty: no schedule
 EXPORT_CRON = os.environ.get("OM_EXPORT_CRON", "*/5 * * * *")  # empty: no schedule
 SWEEP_CRON = os.environ.get("OM_SWEEP_CRON", "30 * * * *")  # empty: no schedule
+RECONCILE_CRON = os.environ.get("OM_RECONCILE_CRON", "15 2 * * *")  # daily; empty: no schedule
 
 # Per-deployment options beyond the defaults (mirrors prefect.yaml).
 OPTIONS: dict[str, dict] = {
@@ -78,6 +80,8 @@ OPTIONS: dict[str, dict] = {
     },
     "sweep-credit-memos": {"tags": ["order-management", "refunds", "reconciliation"], "concurrency_limit": 1,
                            **({"cron": SWEEP_CRON} if SWEEP_CRON else {})},
+    "reconcile-gateway": {"tags": ["order-management", "reconciliation"], "concurrency_limit": 1,
+                          **({"cron": RECONCILE_CRON} if RECONCILE_CRON else {})},
     "resolve-gateway-outcomes": {
         "tags": ["order-management", "reconciliation"],
         "concurrency_limit": 1,

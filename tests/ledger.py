@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from actions.audit_ledger import find_violations
 from db.engine import session_scope
+from db.reconciliation import GATEWAY_FUNDING
 from db.models import GatewayProvider, Payment, PaymentGateway, Refund, RefundStatus
 from gateways.sandbox_ledger import SandboxGatewayRefund
 
@@ -20,7 +21,9 @@ def assert_ledger_invariants(store_url: str) -> None:
     keeps them): each approved gateway refund is one of our refunds (Processed, or Unknown
     after a timeout) for the same amount, once. Refunds and captures of External payments
     and authorizations are in no gateway's books (their money moves outside the engine):
-    they are not looked for there, and finding one there fails."""
+    they are not looked for there, and finding one there fails. A refund made at the gateway
+    outside the engine and recorded by reconciliation (funding source Gateway) is matched by
+    the gateway's id, since it was never sent with a key of ours."""
     with session_scope(store_url) as session:
         _checked, violations = find_violations(session)
         assert violations == [], violations
@@ -36,12 +39,14 @@ def assert_ledger_invariants(store_url: str) -> None:
                                          .where(_external(Payment))))
         refunds = {r.idempotency_key: r for r in session.exec(select(Refund))
                    if r.idempotency_key not in stripe_keys | external_keys}
+        recorded = {r.gateway_ref_number: r for r in refunds.values() if r.funding_source == GATEWAY_FUNDING}
         gateway_rows = list(session.exec(select(SandboxGatewayRefund)))
     keys = Counter(row.idempotency_key for row in gateway_rows)
     assert all(count == 1 for count in keys.values())
     assert not external_keys & set(keys), f"refunds of External payments reached a gateway: {external_keys & set(keys)}"
+    booked_references = Counter(row.gateway_reference for row in gateway_rows if row.gateway_reference)
     for row in gateway_rows:
-        ours = refunds.get(row.idempotency_key)
+        ours = refunds.get(row.idempotency_key) or recorded.get(row.gateway_reference)
         assert ours is not None, f"gateway refund {row.idempotency_key} has no Refund row"
         assert ours.amount == row.amount
         if row.outcome == "approve":
@@ -51,7 +56,9 @@ def assert_ledger_invariants(store_url: str) -> None:
         else:
             assert ours.status == RefundStatus.FAILED, (ours.id, ours.status)
     for key, refund in refunds.items():
-        if refund.status == RefundStatus.PROCESSED:
+        if refund.status == RefundStatus.PROCESSED and refund.funding_source == GATEWAY_FUNDING:
+            assert booked_references.get(refund.gateway_ref_number) == 1, f"recorded refund {refund.id} not at the gateway"
+        elif refund.status == RefundStatus.PROCESSED:
             assert keys.get(key) == 1, f"processed refund {refund.id} not booked by the gateway"
     _assert_captures_agree_with_the_gateway(store_url)
     _assert_stripe_agrees(through_stripe)
@@ -101,8 +108,11 @@ def _assert_stripe_agrees(through_stripe: list[tuple[Refund, str, str]]) -> None
             assert from_stripe_amount(booked["amount"], booked["currency"]) == refund.amount
             if booked["status"] == "succeeded":
                 assert refund.status in (RefundStatus.PROCESSED, RefundStatus.UNKNOWN), (refund.id, refund.status)
+        stripe_ids = {booked["id"] for booked in at_stripe}
         for refund in ours:
-            if refund.status == RefundStatus.PROCESSED:
+            if refund.status == RefundStatus.PROCESSED and refund.funding_source == GATEWAY_FUNDING:
+                assert refund.gateway_ref_number in stripe_ids, f"recorded refund {refund.id} not at Stripe"
+            elif refund.status == RefundStatus.PROCESSED:
                 assert keys.get(refund.idempotency_key) == 1, f"processed refund {refund.id} not at Stripe"
 
 

@@ -1,0 +1,157 @@
+"""The reconcile-gateway flow on the real Prefect server, against the sandbox gateway's books,
+on both backends, each test on a store of its own (the differences are made on purpose)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+from prefect.client.orchestration import get_client
+from sqlalchemy import update
+from sqlmodel import select
+
+from actions.audit_ledger import find_violations
+from actions.reconcile_gateway import ReconcileGatewayInput
+from actions.payment_refunds import RefundPaymentInput
+from db.engine import session_scope
+from db.ids import new_id
+from db.models import (
+    FindingResolution, FindingStatus, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGatewayLog,
+    ReconciliationFinding, Refund, RefundStatus,
+)
+from db.reconciliation import GATEWAY_FUNDING
+from db.types import utcnow
+from domain.errors import InvalidInputError
+from flows.reconcile_gateway import reconcile_gateway
+from flows.refund_payment import refund_payment
+from gateways.contract import RefundCommand
+from gateways.sandbox import SandboxGatewayAdapter
+from gateways.sandbox_ledger import SandboxGatewayRefund
+from tests.factories import make_order
+from tests.ledger import assert_ledger_invariants
+
+
+def _reconcile(since, **options):
+    return reconcile_gateway(ReconcileGatewayInput(window_start=since, window_end=utcnow() + timedelta(seconds=5),
+                                                   **options))
+
+
+def _findings(store) -> dict[str, ReconciliationFinding]:
+    with session_scope(store) as s:
+        return {f.fingerprint: f for f in s.exec(select(ReconciliationFinding))}
+
+
+def _difference_events(finding_id: str, *, at_least: int) -> list[dict]:
+    body = {"filter": {"resource": {"id": [f"om.reconciliation.{finding_id}"]}, "event": {"name": ["om.reconciliation.difference"]},
+                       "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
+    deadline = time.monotonic() + 20
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client._client.post("/events/filter", json=body).raise_for_status().json()["events"]
+            if len(events) >= at_least or time.monotonic() > deadline:
+                return events
+            time.sleep(0.3)
+
+
+def _an_order(store, amount="100.00"):
+    with session_scope(store) as s:
+        order = make_order(s, payments=[amount])
+        payment = s.get(Payment, order.payments[order.summaries[0]][0])
+        return order, payment
+
+
+def test_a_refund_made_at_the_gateway_is_recorded_once_and_cannot_be_refunded_again(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    order, payment = _an_order(own_store)
+    refund_payment(RefundPaymentInput(charge_id=payment.id, amount=D("30.00")))
+    # Someone refunds 50.00 in the gateway's dashboard: the engine never hears of it.
+    outside = SandboxGatewayAdapter().refund(RefundCommand(
+        idempotency_key="dashboard-refund-1", charge_reference=payment.gateway_ref_number, amount=D("50.00"), currency="USD"))
+
+    first = _reconcile(since)
+
+    [account] = first.accounts
+    assert account.gateway_account == "Sandbox" and len(account.recorded_refund_ids) == 1
+    with session_scope(own_store) as s:
+        recorded = s.get(Refund, account.recorded_refund_ids[0])
+        assert (recorded.status, recorded.amount, recorded.funding_source) == (RefundStatus.PROCESSED, D("50.00"), GATEWAY_FUNDING)
+        assert recorded.gateway_ref_number == outside.gateway_reference and recorded.payment_id == payment.id
+        assert s.get(Payment, payment.id).refunded_amount == D("80.00")
+        assert s.get(OrderPaymentSummary, order.summaries[0]).available_to_refund_amount == D("20.00")
+        log = s.exec(select(PaymentGatewayLog).where(PaymentGatewayLog.sf_ref_number == recorded.idempotency_key)).one()
+        assert (log.interaction_type, log.interaction_status) == (InteractionType.REFUND, InteractionStatus.SUCCESS)
+    [finding] = _findings(own_store).values()
+    assert (finding.difference, finding.status, finding.resolution) == ("MissingInStore", FindingStatus.RESOLVED,
+                                                                         FindingResolution.RECORDED)
+    assert finding.recorded_refund_id == recorded.id and finding.order_summary_id == order.order_summary_id
+
+    # What is left is 20.00: a refund of 30.00 more is refused, nothing is paid out twice.
+    with pytest.raises(Exception, match="outside what payment"):
+        refund_payment(RefundPaymentInput(charge_id=payment.id, amount=D("30.00")))
+
+    second = _reconcile(since)
+    assert second.accounts[0].recorded_refund_ids == [] and second.accounts[0].new_findings == 0
+    assert second.accounts[0].differences == {}
+    assert len(_findings(own_store)) == 1
+    assert_ledger_invariants(own_store)
+
+
+def test_an_altered_amount_and_a_refund_never_sent_are_each_reported_once_across_two_runs(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    order, payment = _an_order(own_store)
+    sent = refund_payment(RefundPaymentInput(charge_id=payment.id, amount=D("30.00")))
+    with session_scope(own_store) as s:  # the gateway's books say 31.00 (altered at the gateway)
+        key = s.get(Refund, sent.id).idempotency_key
+        s.execute(update(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == key).values(amount=D("31.00")))
+    with session_scope(own_store) as s:  # a refund row that says it moved money, whose gateway call never happened
+        phantom = Refund(id=new_id("Refund"), order_payment_summary_id=order.summaries[0], payment_id=payment.id,
+                         amount=D("5.00"), currency_iso_code="USD", status=RefundStatus.PROCESSED,
+                         funding_source="Payment", idempotency_key=f"om-refund-phantom-{payment.id}",
+                         payment_gateway_id=payment.payment_gateway_id)
+        s.add_all([phantom, PaymentGatewayLog(
+            id=new_id("PaymentGatewayLog"), payment_gateway_id=payment.payment_gateway_id, reference_entity_id=phantom.id,
+            interaction_type=InteractionType.REFUND, interaction_status=InteractionStatus.SUCCESS,
+            sf_ref_number=phantom.idempotency_key)])
+        for record in (s.get(Payment, payment.id), s.get(OrderPaymentSummary, order.summaries[0])):
+            record.refunded_amount += D("5.00")
+            s.add(record)
+    with session_scope(own_store) as s:
+        assert find_violations(s)[1] == []  # the store agrees with itself: only the gateway can tell
+
+    first, second = _reconcile(since), _reconcile(since)
+
+    findings = _findings(own_store)
+    by_difference = {f.difference: f for f in findings.values()}
+    assert sorted(by_difference) == ["AmountDiffers", "MissingAtGateway"] and len(findings) == 2
+    altered, missing = by_difference["AmountDiffers"], by_difference["MissingAtGateway"]
+    assert (altered.store_record_id, altered.gateway_amount, altered.store_amount) == (sent.id, D("31.00"), D("30.00"))
+    assert (missing.store_record_id, missing.store_amount, missing.gateway_reference) == (phantom.id, D("5.00"), None)
+    assert first.accounts[0].new_findings == 2 and first.accounts[0].differences == {"AmountDiffers": 1, "MissingAtGateway": 1}
+    assert second.accounts[0].new_findings == 0 and second.accounts[0].still_open == 2
+    for finding in (altered, missing):
+        assert finding.status == FindingStatus.OPEN and finding.first_seen_run_id != finding.last_seen_run_id
+        [event] = _difference_events(finding.id, at_least=1)
+        assert event["payload"]["difference"] == finding.difference
+        roles = {r["prefect.resource.role"]: r["prefect.resource.id"] for r in event["related"]}
+        assert roles["order-summary"] == f"om.order-summary.{order.order_summary_id}"
+        assert roles["refund"] == f"om.refund.{finding.store_record_id}"
+    time.sleep(2)  # an event a second run sent would have arrived by now
+    assert all(len(_difference_events(f.id, at_least=0)) == 1 for f in (altered, missing))
+
+    # Put the gateway's amount right: the next run over the window resolves that finding, and only it.
+    with session_scope(own_store) as s:
+        s.execute(update(SandboxGatewayRefund).where(SandboxGatewayRefund.idempotency_key == key).values(amount=D("30.00")))
+    third = _reconcile(since)
+    assert third.accounts[0].resolved == 1
+    after = {f.difference: f for f in _findings(own_store).values()}
+    assert after["AmountDiffers"].status == FindingStatus.RESOLVED
+    assert after["AmountDiffers"].resolution == FindingResolution.NOT_FOUND_AGAIN
+    assert after["MissingAtGateway"].status == FindingStatus.OPEN
+
+
+def test_a_gateway_that_names_nothing_is_refused(own_store, prefect_api):
+    with pytest.raises(InvalidInputError, match="no Stripe or sandbox PaymentGateway"):
+        _reconcile(utcnow() - timedelta(hours=1), gateway="no-such-block")
+    assert _findings(own_store) == {}
