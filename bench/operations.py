@@ -268,7 +268,7 @@ def measure(results: Results, *, executor: str, repeats: int, samples: int, conc
     """Every figure of one executor, named ``<figure> [<executor label>]``."""
     from blocks import SandboxGateway
 
-    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON"):
+    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON", "OM_RECONCILE_CRON"):
         os.environ[schedule] = ""  # no scheduled runs competing with the measured ones
     label = LABELS[executor]
     latency_samples = max(3, samples // 2)

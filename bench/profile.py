@@ -70,7 +70,7 @@ def profile_one_operation(out: Path, *, operations: int = 5) -> Results:
     from flows.ensure_refunds_async import ensure_refunds_async
     from runtime.executor.inprocess import prepare_run_thread
 
-    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON"):
+    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON", "OM_RECONCILE_CRON"):
         os.environ[schedule] = ""
     results = Results(machine=machine())
     with tempfile.TemporaryDirectory(prefix="om-profile-") as scratch:
