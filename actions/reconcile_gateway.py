@@ -161,6 +161,8 @@ def reconcile_gateway_records(reconcile_input: ReconcileGatewayInput, run_id: st
     """
     since, until = reconcile_input.window(utcnow())
     accounts = gateway_accounts(reconcile_input.gateway)
+    with session_scope() as session:
+        forget_matches(session, run_id, other_runs=True)
     adapters = GatewayAdapters()
     results = []
     for account, gateways in accounts.items():

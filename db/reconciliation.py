@@ -178,8 +178,12 @@ def remember_matches(session: Session, run_id: str, record_ids: Iterable[str]) -
         session.execute(insert(ReconciliationMatch), rows)
 
 
-def forget_matches(session: Session, run_id: str) -> None:
-    session.execute(delete(ReconciliationMatch).where(col(ReconciliationMatch.run_id) == run_id))
+def forget_matches(session: Session, run_id: str, *, other_runs: bool = False) -> None:
+    """Delete this run's notes (``other_runs``: every other run's, left by a run that was
+    killed; harmless for one still going, whose unmatched records are each looked up at the
+    gateway before anything is reported)."""
+    run = col(ReconciliationMatch.run_id)
+    session.execute(delete(ReconciliationMatch).where(run != run_id if other_runs else run == run_id))
 
 
 def unmatched_store_records(

@@ -200,14 +200,15 @@ class StripeGatewayAdapter:
         """The objects created in ``[since, until)``, newest first. Stripe filters by
         ``created``; where a listing refuses the filter (a test double such as localstripe
         takes none on refunds and only ``gt`` on charges), every object is read and the
-        window applied here."""
+        window applied here. ``created`` counts whole seconds, so the window is held in whole
+        seconds too: a record made in its first second, after ``since``, is listed."""
         window = {"gte": math.floor(since.timestamp()), "lt": math.ceil(until.timestamp())}
         try:
             page = resource.list(params={"created": window, "limit": 100})
         except (stripe.InvalidRequestError, stripe.APIError):
             page = resource.list(params={"limit": 100})
         for obj in page.auto_paging_iter():
-            if since <= _created(obj) < until:
+            if window["gte"] <= int(obj.created) < window["lt"]:
                 yield obj
 
 
