@@ -21,7 +21,7 @@ from db.models import (
     FindingResolution, FindingStatus, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGatewayLog,
     ReconciliationFinding, Refund, RefundStatus,
 )
-from db.reconciliation import GATEWAY_FUNDING
+from db.reconciliation import GATEWAY_FUNDING, record_gateway_refund
 from db.types import utcnow
 from domain.errors import InvalidInputError
 from flows.reconcile_gateway import reconcile_gateway
@@ -155,3 +155,56 @@ def test_a_gateway_that_names_nothing_is_refused(own_store, prefect_api):
     with pytest.raises(InvalidInputError, match="no Stripe or sandbox PaymentGateway"):
         _reconcile(utcnow() - timedelta(hours=1), gateway="no-such-block")
     assert _findings(own_store) == {}
+
+
+def test_recording_a_gateway_refund_twice_records_it_once(own_store, prefect_api):
+    _order_fixture, payment = _an_order(own_store)
+    outside = SandboxGatewayAdapter().refund(RefundCommand(
+        idempotency_key="dashboard-twice", charge_reference=payment.gateway_ref_number, amount=D("10.00"), currency="USD"))
+    [entry] = [e for e in SandboxGatewayAdapter().list_entries(since=utcnow() - timedelta(minutes=5), until=utcnow())
+               if e.reference == outside.gateway_reference]
+
+    with session_scope(own_store) as s:
+        first = record_gateway_refund(s, entry, payment.id, run_id="run-1")
+    with session_scope(own_store) as s:
+        again = record_gateway_refund(s, entry, payment.id, run_id="run-2")
+
+    assert isinstance(first, Refund) and again.id == first.id
+    with session_scope(own_store) as s:
+        assert s.get(Payment, payment.id).refunded_amount == D("10.00")
+        assert len(s.exec(select(Refund).where(Refund.payment_id == payment.id)).all()) == 1
+    assert_ledger_invariants(own_store)
+
+
+def test_a_gateway_refund_larger_than_what_is_left_is_reported_not_recorded(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    _order_fixture, payment = _an_order(own_store, amount="40.00")
+    refund_payment(RefundPaymentInput(charge_id=payment.id, amount=D("30.00")))
+    SandboxGatewayAdapter().refund(RefundCommand(  # 20.00 more than the 10.00 left: the gateway let it through
+        idempotency_key="dashboard-too-much", charge_reference=payment.gateway_ref_number, amount=D("20.00"), currency="USD"))
+
+    out = _reconcile(since)
+
+    assert out.accounts[0].recorded_refund_ids == []
+    [finding] = _findings(own_store).values()
+    assert (finding.difference, finding.status, finding.payment_id) == ("MissingInStore", FindingStatus.OPEN, payment.id)
+    assert "more than the payment has left to refund" in finding.detail
+    with session_scope(own_store) as s:  # the store agrees with itself; the gateway's extra 20.00 waits for a person
+        assert s.get(Payment, payment.id).refunded_amount == D("30.00")
+        assert find_violations(s)[1] == []
+
+
+def test_with_recording_off_an_external_refund_is_only_reported(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    _order_fixture, payment = _an_order(own_store)
+    SandboxGatewayAdapter().refund(RefundCommand(
+        idempotency_key="dashboard-off", charge_reference=payment.gateway_ref_number, amount=D("15.00"), currency="USD"))
+
+    out = _reconcile(since, record_external_refunds=False)
+
+    assert out.accounts[0].recorded_refund_ids == [] and out.accounts[0].differences == {"MissingInStore": 1}
+    [finding] = _findings(own_store).values()
+    assert finding.status == FindingStatus.OPEN and "Record External Refunds is off" in finding.detail
+    with session_scope(own_store) as s:
+        assert s.get(Payment, payment.id).refunded_amount == D("0.00")
+        assert find_violations(s)[1] == []
