@@ -119,24 +119,27 @@ class ReconcileGatewayOutput(ActionModel):
 
 def gateway_accounts(gateway: str | None) -> dict[str, list[PaymentGateway]]:
     """The PaymentGateway records to reconcile, by account: a Stripe block is one account;
-    every sandbox gateway books in the one sandbox ledger. InvalidInputError if ``gateway``
-    names none."""
+    every sandbox gateway books in the one sandbox ledger, so naming one reconciles them all
+    (the named one first: its block configures the adapter). InvalidInputError if
+    ``gateway`` names none."""
     with session_scope() as session:
-        statement = select(PaymentGateway).where(
-            col(PaymentGateway.gateway_provider).in_([GatewayProvider.STRIPE, GatewayProvider.SANDBOX]))
-        if gateway:
-            statement = statement.where((PaymentGateway.id == gateway) | (PaymentGateway.merchant_credential_name == gateway))
-        records = list(session.exec(statement.order_by(col(PaymentGateway.created_date), col(PaymentGateway.id))))
-    if gateway and not records:
-        raise InvalidInputError(f"no Stripe or sandbox PaymentGateway has Id or MerchantCredentialName '{gateway}'")
+        records = list(session.exec(
+            select(PaymentGateway)
+            .where(col(PaymentGateway.gateway_provider).in_([GatewayProvider.STRIPE, GatewayProvider.SANDBOX]))
+            .order_by(col(PaymentGateway.created_date), col(PaymentGateway.id))))
+
+    def named(record: PaymentGateway) -> bool:
+        return gateway in (record.id, record.merchant_credential_name)
+
     accounts: dict[str, list[PaymentGateway]] = {}
-    for record in records:
+    for record in sorted(records, key=lambda r: not named(r)) if gateway else records:
         account = ("Sandbox" if record.gateway_provider == GatewayProvider.SANDBOX
                    else f"Stripe:{record.merchant_credential_name}")
         accounts.setdefault(account, []).append(record)
-    if gateway:  # a sandbox gateway's account is the whole sandbox ledger: reconcile every sandbox gateway with it
-        if "Sandbox" in accounts:
-            accounts["Sandbox"] = gateway_accounts(None).get("Sandbox", accounts["Sandbox"])
+    if gateway:
+        accounts = {account: members for account, members in accounts.items() if named(members[0])}
+        if not accounts:
+            raise InvalidInputError(f"no Stripe or sandbox PaymentGateway has Id or MerchantCredentialName '{gateway}'")
     return accounts
 
 

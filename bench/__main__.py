@@ -3,6 +3,7 @@
 
     python -m bench                                   # everything (about 40 minutes here)
     python -m bench --parts operations --executors warm --concurrent 1,10
+    python -m bench --parts reconcile --reconcile-records 100000   # or OM_BENCH_RECONCILE_RECORDS
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False)
 
-PARTS = ("operations", "profile", "sweep", "store-scale", "faults", "soak")
+PARTS = ("operations", "profile", "sweep", "store-scale", "faults", "soak", "reconcile")
 
 
 @app.command()
@@ -33,6 +34,8 @@ def main(
     callers: int = typer.Option(40, min=1, help="faults: concurrent callers, each asking for one 10.00 refund."),
     soak_minutes: float = typer.Option(30, min=0.1, help="soak: how long the steady load runs."),
     soak_rate: float = typer.Option(2.0, min=0.1, help="soak: operations started per second."),
+    reconcile_records: int = typer.Option(100_000, min=100, envvar="OM_BENCH_RECONCILE_RECORDS",
+                                          help="reconcile: gateway records seeded and reconciled."),
     out: Path = typer.Option(Path("bench/results.json"), help="Where the JSON figures go."),
 ) -> None:
     from bench.operations import Results, machine
@@ -42,10 +45,16 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
     results = Results(machine=machine())
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    own_keys: dict[str, dict] = {}  # parts that keep their figures under a key of their own (reconcile)
 
     def save() -> None:  # after every part: a later part failing keeps what was measured
+        document = dict(previous)  # other keys stay as they were
+        if results.figures or "figures" not in document:  # a reconcile-only run leaves the other figures alone
+            document.update(machine=results.machine, figures=results.figures)
+        document.update(own_keys)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": results.machine, "figures": results.figures}, indent=2))
+        out.write_text(json.dumps(document, indent=2))
 
     if "operations" in chosen:
         from bench.operations import run
@@ -97,6 +106,18 @@ def main(
         results.add("soak: operations completed", soaked.completed, "operations", note=note)
         results.add("soak: operations failed", soaked.failed, "operations", note=note)
         save()
+    if "reconcile" in chosen:
+        from bench.reconcile import KEY, print_table
+        from bench.reconcile import run as reconcile
+
+        reconciled = reconcile(reconcile_records)  # fails unless the run found exactly the planted differences
+        own_keys[KEY] = reconciled.as_json()
+        save()
+        print_table(reconciled)
+    if not results.figures:
+        save()
+        Console().print(f"figures written to {out} (machine: {results.machine})")
+        return
     table = Table(title="Order Management engine: background operations")
     for column in ("figure", "value", "unit", "floor", "note"):
         table.add_column(column)

@@ -52,7 +52,8 @@ class SandboxGatewayAdapter:
             creates its tables there if they are missing.
         default_outcome: one of approve, decline, error, timeout, unavailable (a 5xx: nothing booked).
         outcomes_by_amount: amount (as a decimal string) -> outcome, overriding the default.
-        latency_seconds: simulated time the gateway takes to answer.
+        latency_seconds: simulated time the gateway takes to answer each call (a refund, a capture,
+            a page of its records, a lookup).
     """
 
     def __init__(
@@ -73,6 +74,11 @@ class SandboxGatewayAdapter:
     @functools.cached_property
     def _engine(self) -> Engine:
         return books_engine(self._books_url)
+
+    def _wait(self) -> None:
+        """The time the gateway takes to answer a call (``latency_seconds``)."""
+        if self._latency:
+            time.sleep(self._latency)
 
     def _scripted(self, amount: Decimal) -> str:
         return self._by_amount.get(amount, self._default)
@@ -95,8 +101,7 @@ class SandboxGatewayAdapter:
               currency: str, metadata: dict[str, str]) -> GatewayResult:
         request = {"idempotency_key": key, "reference": reference, "amount": str(amount), "currency": currency,
                    "metadata": dict(metadata)}
-        if self._latency:
-            time.sleep(self._latency)
+        self._wait()
         scripted = self._scripted(amount)
         outcome, code, message = _SCRIPT[scripted]
         if scripted == "unavailable":  # it never reached the books
@@ -147,6 +152,7 @@ class SandboxGatewayAdapter:
                              .order_by(books.created_date, books.id).limit(self.PAGE_SIZE))
                 if after is not None:
                     statement = statement.where(tuple_(books.created_date, books.id) > tuple_(*after))
+                self._wait()
                 with Session(self._engine) as session:
                     rows = list(session.scalars(statement))
                 yield from (_entry(row) for row in rows)
@@ -162,6 +168,7 @@ class SandboxGatewayAdapter:
         matches = [books.gateway_reference == reference] if reference else []
         if idempotency_key:
             matches.append(books.idempotency_key == idempotency_key)
+        self._wait()
         with Session(self._engine) as session:
             row = session.scalars(select(books).where(or_(*matches)).order_by(books.id)).first()
         return None if row is None else _entry(row)
