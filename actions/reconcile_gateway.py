@@ -198,9 +198,14 @@ class AccountRun:
             after = None
             while records := self._store_page(after):
                 after = (records[-1].object_name, records[-1].created, records[-1].id)
-            with session_scope() as session:
-                resolved = close_findings(session, account=self.account, since=self.since, until=self.until,
-                                          run_id=self.run_id)
+            resolved = 0
+            if self.lookups_failed:  # some records went unread: what was not found again may still be there
+                self.logger.warning("%s: %d lookups failed; no finding is resolved by this run", self.account,
+                                    self.lookups_failed)
+            else:
+                with session_scope() as session:
+                    resolved = close_findings(session, account=self.account, since=self.since, until=self.until,
+                                              run_id=self.run_id)
         finally:
             with session_scope() as session:
                 forget_matches(session, self.run_id)
