@@ -23,6 +23,7 @@ twice. Nothing else moves money; the other differences wait for a person.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -52,6 +53,9 @@ from gateways.registry import GatewayAdapters
 
 PAGE_SIZE = 500
 """Gateway records matched per store transaction, and store records read per page."""
+
+PROGRESS_SECONDS = 2.0
+"""How often the progress artifact moves while the gateway's records are read."""
 
 SAMPLE_ROWS = 20
 """Findings shown per difference in the run's table artifacts."""
@@ -191,9 +195,12 @@ class AccountRun:
     def run(self) -> AccountReconciliation:
         progress = Progress(f"Reconciling {self.account} from {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC")
         try:
+            shown = time.monotonic()
             for page in _pages(self.adapter.list_entries(since=self.since, until=self.until), PAGE_SIZE):
                 self._gateway_page(page)
-                progress.update(self._covered(page[-1]), 2)
+                if time.monotonic() - shown >= PROGRESS_SECONDS:  # a Prefect API call: not one per page
+                    progress.update(self._covered(page[-1]), 2)
+                    shown = time.monotonic()
             progress.update(1, 2)
             after = None
             while records := self._store_page(after):

@@ -16,7 +16,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, tuple_, update
+from sqlalchemy import and_, delete, exists, or_, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from db.announcements import announce
@@ -99,6 +101,18 @@ def _of_refund(row) -> StoreRecord:
     )
 
 
+def _refund_records(session: Session, refunds: list[Refund]) -> list[StoreRecord]:
+    """The refunds with their payments' gateway ids and their orders, read by primary key (a
+    join here makes PostgreSQL scan both tables whole for every page)."""
+    if not refunds:
+        return []
+    charges = dict(session.exec(select(Payment.id, Payment.gateway_ref_number)
+                                .where(col(Payment.id).in_({r.payment_id for r in refunds}))).all())
+    orders = dict(session.exec(select(OrderPaymentSummary.id, OrderPaymentSummary.order_summary_id)
+                               .where(col(OrderPaymentSummary.id).in_({r.order_payment_summary_id for r in refunds}))).all())
+    return [_of_refund((r, charges.get(r.payment_id), orders.get(r.order_payment_summary_id))) for r in refunds]
+
+
 def _of_payment(row) -> StoreRecord:
     payment, authorization, order_summary_id = row
     key = f"{CAPTURE_KEY_PREFIX}{payment.id}" if payment.payment_authorization_id else None
@@ -134,10 +148,10 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     charge_entries = [e for e in entries if e.kind is not RecordKind.REFUND]
     keys = {e.idempotency_key for e in refund_entries if e.idempotency_key}
     references = {e.reference for e in refund_entries}
-    refunds = [_of_refund(row) for row in session.exec(_refunds().where(or_(
+    refunds = _refund_records(session, list(session.exec(select(Refund).where(or_(
         col(Refund.idempotency_key).in_(keys),
         and_(col(Refund.gateway_ref_number).in_(references), col(Refund.payment_gateway_id).in_(gateway_ids)),
-    )))] if refund_entries else []
+    ))))) if refund_entries else []
     charge_references = {name for e in charge_entries for name in (e.reference, *e.aliases)}
     capture_ids = {e.idempotency_key[len(CAPTURE_KEY_PREFIX):] for e in charge_entries
                    if e.idempotency_key and e.idempotency_key.startswith(CAPTURE_KEY_PREFIX)}
@@ -170,12 +184,9 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
 def remember_matches(session: Session, run_id: str, record_ids: Iterable[str]) -> None:
     """Note the store records this run matched, so the store's side skips them."""
     rows = [{"run_id": run_id, "record_id": record_id} for record_id in sorted(set(record_ids))]
-    if rows:
-        known = set(session.exec(select(ReconciliationMatch.record_id).where(
-            ReconciliationMatch.run_id == run_id, col(ReconciliationMatch.record_id).in_([r["record_id"] for r in rows]))))
-        rows = [row for row in rows if row["record_id"] not in known]
-    if rows:
-        session.execute(insert(ReconciliationMatch), rows)
+    if rows:  # a resumed run notes again what its first attempt noted
+        dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(dialect_insert(ReconciliationMatch).on_conflict_do_nothing(), rows)
 
 
 def forget_matches(session: Session, run_id: str, *, other_runs: bool = False) -> None:
