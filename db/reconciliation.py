@@ -101,9 +101,9 @@ def _of_refund(row) -> StoreRecord:
     )
 
 
-def _refund_records(session: Session, refunds: list[Refund]) -> list[StoreRecord]:
-    """The refunds with their payments' gateway ids and their orders, read by primary key (a
-    join here makes PostgreSQL scan both tables whole for every page)."""
+def _refund_records(session: Session, refunds: list) -> list[StoreRecord]:
+    """The refunds (plain rows) with their payments' gateway ids and their orders, read by
+    primary key (a join here makes PostgreSQL scan both tables whole for every page)."""
     if not refunds:
         return []
     charges = dict(session.exec(select(Payment.id, Payment.gateway_ref_number)
@@ -148,7 +148,7 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     charge_entries = [e for e in entries if e.kind is not RecordKind.REFUND]
     keys = {e.idempotency_key for e in refund_entries if e.idempotency_key}
     references = {e.reference for e in refund_entries}
-    refunds = _refund_records(session, list(session.exec(select(Refund).where(or_(
+    refunds = _refund_records(session, list(session.execute(select(Refund.__table__).where(or_(
         col(Refund.idempotency_key).in_(keys),
         and_(col(Refund.gateway_ref_number).in_(references), col(Refund.payment_gateway_id).in_(gateway_ids)),
     ))))) if refund_entries else []

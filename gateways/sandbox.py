@@ -148,14 +148,15 @@ class SandboxGatewayAdapter:
         for books in (SandboxGatewayRefund, SandboxGatewayCapture):
             after: tuple[datetime, int] | None = None
             while True:
-                statement = (select(books).where(books.created_date >= since, books.created_date < until)
+                table = books.__table__  # plain rows: a page of entries needs no ORM objects
+                statement = (select(table).where(books.created_date >= since, books.created_date < until)
                              .order_by(books.created_date, books.id).limit(self.PAGE_SIZE))
                 if after is not None:
                     statement = statement.where(tuple_(books.created_date, books.id) > tuple_(*after))
                 self._wait()
-                with Session(self._engine) as session:
-                    rows = list(session.scalars(statement))
-                yield from (_entry(row) for row in rows)
+                with self._engine.connect() as connection:
+                    rows = connection.execute(statement).all()
+                yield from (_entry(row, books) for row in rows)
                 if len(rows) < self.PAGE_SIZE:
                     break
                 after = (rows[-1].created_date, rows[-1].id)
@@ -171,7 +172,7 @@ class SandboxGatewayAdapter:
         self._wait()
         with Session(self._engine) as session:
             row = session.scalars(select(books).where(or_(*matches)).order_by(books.id)).first()
-        return None if row is None else _entry(row)
+        return None if row is None else _entry(row, books)
 
     def _lookup(self, books: type[SandboxGatewayBooking], key: str) -> GatewayResult | None:
         with Session(self._engine) as session:
@@ -209,10 +210,11 @@ _SETTLEMENT = {"approve": Settlement.SUCCEEDED, "decline": Settlement.FAILED, "e
                "reversed": Settlement.REVERSED}
 
 
-def _entry(row: SandboxGatewayBooking) -> GatewayEntry:
-    kind = RecordKind.REFUND if isinstance(row, SandboxGatewayRefund) else RecordKind.PAYMENT
+def _entry(row, books: type[SandboxGatewayBooking]) -> GatewayEntry:
+    """A booking (an ORM row or a plain one) as reconciliation reads it."""
+    kind = RecordKind.REFUND if books is SandboxGatewayRefund else RecordKind.PAYMENT
     return GatewayEntry(
-        kind=kind, reference=row.gateway_reference or f"{row.__tablename__}:{row.id}", amount=row.amount,
+        kind=kind, reference=row.gateway_reference or f"{books.__tablename__}:{row.id}", amount=row.amount,
         currency=row.currency, settlement=_SETTLEMENT[row.outcome], created=row.created_date, status=row.outcome,
         parent_reference=row.charge_reference, idempotency_key=row.idempotency_key,
         raw={"id": row.gateway_reference, "idempotency_key": row.idempotency_key, "reference": row.charge_reference,
