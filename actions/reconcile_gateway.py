@@ -42,7 +42,7 @@ from db.models import (
 )
 from db.reconciliation import (
     StoreRecord, charge_of_refund, close_findings, fingerprint, forget_matches, match_entries, record_gateway_refund,
-    remember_matches, save_findings, unmatched_store_records,
+    releases_authorization, remember_matches, save_findings, unmatched_store_records,
 )
 from db.types import utcnow
 from domain.errors import InvalidInputError
@@ -169,7 +169,7 @@ def reconcile_gateway_records(reconcile_input: ReconcileGatewayInput, run_id: st
     since, until = reconcile_input.window(utcnow())
     accounts = gateway_accounts(reconcile_input.gateway)
     with session_scope() as session:
-        forget_matches(session, run_id, other_runs=True)
+        forget_matches(session, run_id, stale=True)
     adapters = GatewayAdapters()
     results = []
     for account, gateways in accounts.items():
@@ -240,15 +240,18 @@ class AccountRun:
         with session_scope() as session:
             records = match_entries(session, entries, self.gateway_ids)
             findings = []
+            pairs = [(entry, record) for entry, record in zip(entries, records, strict=True) if record is not None]
+            first_of = remember_matches(session, self.run_id, [(record.id, entry.reference) for entry, record in pairs])
             for entry, record in zip(entries, records, strict=True):
                 found = self._compare(entry, record)
+                if record is not None and _another_record(entry, record, first_of.get(record.id)):
+                    found.append(Difference.DUPLICATE_AT_GATEWAY)
                 if record is not None:
                     self.matched += not found
                 elif found == [Difference.MISSING_IN_STORE] and entry.kind is RecordKind.REFUND:
                     unknown_refunds.append(entry)
                     continue
                 findings += [self._finding(d, entry, record) for d in found]
-            remember_matches(session, self.run_id, [r.id for r in records if r is not None])
             self._save(session, findings)
         for entry in unknown_refunds:  # each in a transaction of its own: it may lock its order to record it
             self._refund_not_in_store(entry)
@@ -264,7 +267,12 @@ class AccountRun:
         return differences(gateway=gateway, store=store, now=self.now, pending_limit=self.pending_limit)
 
     def _refund_not_in_store(self, entry: GatewayEntry) -> None:
+        """Report a gateway refund the store lacks and, when it may, record it: the refund and
+        its finding in one transaction, so a killed run leaves both or neither."""
         with session_scope() as session:
+            if releases_authorization(session, entry, self.gateway_ids):
+                self.matched += 1  # the authorization's release, as the store holds it: no difference
+                return
             payment = charge_of_refund(session, entry, self.gateway_ids)
             payment_id = payment.id if payment else None
             outcome: Refund | str | None = None
@@ -277,20 +285,19 @@ class AccountRun:
             else:
                 outcome = record_gateway_refund(session, entry, payment_id, run_id=self.run_id)
                 why = outcome if isinstance(outcome, str) else ""
-        with session_scope() as session:
             finding = self._finding(Difference.MISSING_IN_STORE, entry, None, payment_id=payment_id)
+            finding.update(order_summary_id=self._order_of(session, payment_id))
             if isinstance(outcome, Refund):
-                self.recorded.append(outcome.id)
                 finding.update(status=FindingStatus.RESOLVED, resolution=FindingResolution.RECORDED,
                                resolved_date=utcnow(), resolved_run_id=self.run_id, recorded_refund_id=outcome.id,
-                               order_summary_id=self._order_of(session, payment_id),
                                detail=f"{finding['detail']}; recorded as refund {outcome.id}")
-                self.logger.info("recorded refund %s of %s %s made at the gateway outside the engine (%s) on payment %s",
-                                 outcome.id, entry.amount, entry.currency, entry.reference, payment_id)
             else:
-                finding.update(detail=f"{finding['detail']}; not recorded: {why}",
-                               order_summary_id=self._order_of(session, payment_id) if payment_id else None)
+                finding.update(detail=f"{finding['detail']}; not recorded: {why}")
             self._save(session, [finding])
+        if isinstance(outcome, Refund):
+            self.recorded.append(outcome.id)
+            self.logger.info("recorded refund %s of %s %s made at the gateway outside the engine (%s) on payment %s",
+                             outcome.id, entry.amount, entry.currency, entry.reference, payment_id)
 
     @staticmethod
     def _order_of(session, payment_id: str | None) -> str | None:
@@ -330,8 +337,13 @@ class AccountRun:
                  *, payment_id: str | None = None) -> dict:
         kind = (entry or record).kind
         gateway_id = record.payment_gateway_id if record else None
+        # One finding per difference and store record (the gateway may name one record two
+        # ways: a Stripe charge and its payment intent); by the gateway's id when the store
+        # has no record, and by both for a second gateway record of one store record.
+        by_gateway = entry is not None and (record is None or difference is Difference.DUPLICATE_AT_GATEWAY)
         return {
-            "fingerprint": fingerprint(difference, kind, entry.reference if entry else None, record.id if record else None),
+            "fingerprint": fingerprint(difference, kind, entry.reference if by_gateway else None,
+                                       record.id if record else None),
             "difference": difference.value, "record_kind": kind.value, "status": FindingStatus.OPEN,
             "gateway_account": self.account,
             "payment_gateway_id": gateway_id or (self.gateway_ids[0] if len(self.gateway_ids) == 1 else None),
@@ -344,7 +356,10 @@ class AccountRun:
             "order_summary_id": record.order_summary_id if record else None,
             "payment_id": (record.payment_id if record else None) or payment_id,
             "detail": _detail(difference, entry, record)[:1000],
-            "occurred_date": entry.created if entry else record.created,
+            # The store record's time when there is one (every store record of a window is read, so
+            # a run over it may resolve the finding), else the gateway record's (every one of the
+            # window is listed).
+            "occurred_date": record.created if record else entry.created,
         }
 
     def _save(self, session, findings: list[dict]) -> None:
@@ -352,6 +367,18 @@ class AccountRun:
         opened, seen = save_findings(session, findings, run_id=self.run_id)
         self.opened += opened
         self.seen += seen
+
+
+def _another_record(entry: GatewayEntry, record: StoreRecord, first_reference: str | None) -> bool:
+    """Whether ``entry`` is a second gateway record of ``record``: the run matched another one
+    to it first, or the store knows it by another gateway id (a refund the gateway refused
+    moved nothing and is no second one)."""
+    if entry.settlement is Settlement.FAILED:
+        return False
+    if first_reference is not None and first_reference != entry.reference:
+        return True
+    names = {entry.reference, *entry.aliases}
+    return record.kind is entry.kind and record.gateway_reference is not None and record.gateway_reference not in names
 
 
 def _detail(difference: Difference, entry: GatewayEntry | None, record: StoreRecord | None) -> str:
@@ -368,6 +395,8 @@ def _detail(difference: Difference, entry: GatewayEntry | None, record: StoreRec
             return f"{at_gateway} at the gateway is not in the store{held}"
         case Difference.MISSING_AT_GATEWAY:
             return f"{in_store} in the store; the gateway has no record of it"
+        case Difference.DUPLICATE_AT_GATEWAY:
+            return f"{at_gateway} is a second gateway record of {in_store}: the money may have moved twice"
         case _:
             side = in_store or at_gateway
             return f"Pending for longer than the limit: {side}" + (f"; gateway: {at_gateway}" if entry and record else "")

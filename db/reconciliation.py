@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,12 +26,13 @@ from db.ids import new_id
 from db.ledger import CAPTURE_KEY_PREFIX, lock_order_summary
 from db.models import (
     FindingResolution, FindingStatus, InteractionStatus, InteractionType, OrderPaymentSummary, Payment,
-    PaymentAuthorization, PaymentGatewayLog, PaymentStatus, ReconciliationFinding, ReconciliationMatch, Refund,
-    RefundStatus,
+    PaymentAuthorization, PaymentGatewayLog, PaymentStatus, ProcessingMode, ReconciliationFinding, ReconciliationMatch,
+    Refund, RefundStatus,
 )
 from db.outbox import CREATED, record_refund_event
 from db.record_events import reconciliation_difference, refund_changed
 from db.types import utcnow
+from domain.errors import InvalidInputError
 from domain.money import quantize
 from domain.reconciliation import GatewayEntry, RecordKind, Settlement, Side
 
@@ -150,7 +151,8 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     references = {e.reference for e in refund_entries}
     refunds = _refund_records(session, list(session.execute(select(Refund.__table__).where(or_(
         col(Refund.idempotency_key).in_(keys),
-        and_(col(Refund.gateway_ref_number).in_(references), col(Refund.payment_gateway_id).in_(gateway_ids)),
+        and_(col(Refund.gateway_ref_number).in_(references), col(Refund.payment_gateway_id).in_(gateway_ids),
+             Refund.processing_mode != ProcessingMode.EXTERNAL),
     ))))) if refund_entries else []
     charge_references = {name for e in charge_entries for name in (e.reference, *e.aliases)}
     capture_ids = {e.idempotency_key[len(CAPTURE_KEY_PREFIX):] for e in charge_entries
@@ -158,14 +160,20 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     payments, authorizations = [], []
     if charge_entries:
         payments = [_of_payment(row) for row in session.exec(_payments().where(
-            col(Payment.payment_gateway_id).in_(gateway_ids),
-            or_(col(Payment.gateway_ref_number).in_(charge_references), col(Payment.id).in_(capture_ids))))]
+            col(Payment.payment_gateway_id).in_(gateway_ids), Payment.processing_mode != ProcessingMode.EXTERNAL,
+            or_(col(Payment.gateway_ref_number).in_(charge_references), col(Payment.id).in_(capture_ids)),
+        ).order_by(col(Payment.created_date), col(Payment.id)))]
         authorizations = [_of_authorization(row) for row in session.exec(_authorizations().where(
             col(PaymentAuthorization.payment_gateway_id).in_(gateway_ids),
-            col(PaymentAuthorization.gateway_ref_number).in_(charge_references)))]
+            PaymentAuthorization.processing_mode != ProcessingMode.EXTERNAL,
+            col(PaymentAuthorization.gateway_ref_number).in_(charge_references),
+        ).order_by(col(PaymentAuthorization.created_date), col(PaymentAuthorization.id)))]
     by_key = {r.idempotency_key: r for r in [*refunds, *payments] if r.idempotency_key}
     by_reference: dict[tuple[bool, str], StoreRecord] = {}
-    for record in [*authorizations, *payments, *refunds]:  # a payment wins over the authorization it captured
+    # A payment wins over the authorization it captured; a Processed payment over a Canceled
+    # or Draft one of the same charge; else the oldest.
+    processed_last = sorted(payments, key=lambda p: p.settlement is Settlement.SUCCEEDED)
+    for record in [*authorizations, *processed_last, *refunds]:
         if record.gateway_reference:
             by_reference[(record.kind is RecordKind.REFUND, record.gateway_reference)] = record
 
@@ -181,20 +189,44 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     return [store_record(entry) for entry in entries]
 
 
-def remember_matches(session: Session, run_id: str, record_ids: Iterable[str]) -> None:
-    """Note the store records this run matched, so the store's side skips them."""
-    rows = [{"run_id": run_id, "record_id": record_id} for record_id in sorted(set(record_ids))]
-    if rows:  # a resumed run notes again what its first attempt noted
+def remember_matches(session: Session, run_id: str, matches: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Note the store records this run matched, each with the gateway record it matched
+    (``(record_id, gateway_reference)``), so the store's side skips them. Returns the
+    duplicates: a store record already noted with another gateway record (in this page or
+    an earlier one) -> the reference of the first. A resumed run notes again what its first
+    attempt noted, with the same references: no duplicate."""
+    first: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    for record_id, reference in matches:
+        if first.setdefault(record_id, reference) != reference:
+            duplicates[record_id] = first[record_id]
+    if not first:
+        return duplicates
+    noted = dict(session.exec(select(ReconciliationMatch.record_id, ReconciliationMatch.gateway_reference).where(
+        ReconciliationMatch.run_id == run_id, col(ReconciliationMatch.record_id).in_(list(first)))).all())
+    for record_id, reference in first.items():
+        if record_id in noted and noted[record_id] != reference:
+            duplicates[record_id] = noted[record_id]
+    rows = [{"run_id": run_id, "record_id": record_id, "gateway_reference": reference, "noted_date": utcnow()}
+            for record_id, reference in sorted(first.items()) if record_id not in noted]
+    if rows:
         dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(dialect_insert(ReconciliationMatch).on_conflict_do_nothing(), rows)
+    return duplicates
 
 
-def forget_matches(session: Session, run_id: str, *, other_runs: bool = False) -> None:
-    """Delete this run's notes (``other_runs``: every other run's, left by a run that was
-    killed; harmless for one still going, whose unmatched records are each looked up at the
-    gateway before anything is reported)."""
-    run = col(ReconciliationMatch.run_id)
-    session.execute(delete(ReconciliationMatch).where(run != run_id if other_runs else run == run_id))
+STALE_NOTES = timedelta(days=1)
+"""A run's match notes older than this are a killed run's (no run takes a day)."""
+
+
+def forget_matches(session: Session, run_id: str, *, stale: bool = False) -> None:
+    """Delete this run's notes (``stale``: other runs' notes older than ``STALE_NOTES``, which
+    a killed run left; a run still going that lost them would only ask the gateway again)."""
+    if stale:
+        session.execute(delete(ReconciliationMatch).where(
+            col(ReconciliationMatch.run_id) != run_id, col(ReconciliationMatch.noted_date) < utcnow() - STALE_NOTES))
+    else:
+        session.execute(delete(ReconciliationMatch).where(col(ReconciliationMatch.run_id) == run_id))
 
 
 def unmatched_store_records(
@@ -202,10 +234,11 @@ def unmatched_store_records(
     direct_charges: bool, after: tuple[str, datetime, str] | None, limit: int,
 ) -> list[StoreRecord]:
     """The next page of the store's refunds, then payments, of ``gateway_ids`` made in
-    ``[since, until)`` that this run matched to no gateway record, and that say money moved
-    or may have (Processed, Reversed, Pending, Unknown refunds; Processed and Draft
-    payments: captures only unless the gateway lists ``direct_charges``). ``after`` is the
-    last record of the previous page: (object name, created, id)."""
+    ``[since, until)`` that this run matched to no gateway record, whatever their status
+    (every store record of the window is read, so a run may resolve any finding about one);
+    captures only unless the gateway lists ``direct_charges``; never an External record,
+    whose money moved outside the gateways. ``after`` is the last record of the previous
+    page: (object name, created, id)."""
     def not_matched(record_id):
         return ~exists().where(ReconciliationMatch.run_id == run_id, col(ReconciliationMatch.record_id) == record_id)
 
@@ -213,8 +246,7 @@ def unmatched_store_records(
     if after is None or after[0] == "Refund":
         statement = _refunds().where(
             col(Refund.payment_gateway_id).in_(gateway_ids), Refund.created_date >= since, Refund.created_date < until,
-            col(Refund.status).in_([RefundStatus.PROCESSED, RefundStatus.REVERSED, RefundStatus.PENDING, RefundStatus.UNKNOWN]),
-            not_matched(col(Refund.id)),
+            Refund.processing_mode != ProcessingMode.EXTERNAL, not_matched(col(Refund.id)),
         ).order_by(col(Refund.created_date), col(Refund.id)).limit(limit)
         if after is not None:
             statement = statement.where(tuple_(Refund.created_date, Refund.id) > tuple_(after[1], after[2]))
@@ -224,8 +256,7 @@ def unmatched_store_records(
         after = None
     statement = _payments().where(
         col(Payment.payment_gateway_id).in_(gateway_ids), Payment.created_date >= since, Payment.created_date < until,
-        col(Payment.status).in_([PaymentStatus.PROCESSED, PaymentStatus.DRAFT]),
-        not_matched(col(Payment.id)),
+        Payment.processing_mode != ProcessingMode.EXTERNAL, not_matched(col(Payment.id)),
     ).order_by(col(Payment.created_date), col(Payment.id)).limit(limit)
     if not direct_charges:
         statement = statement.where(col(Payment.payment_authorization_id).is_not(None))
@@ -298,9 +329,29 @@ def charge_of_refund(session: Session, entry: GatewayEntry, gateway_ids: Sequenc
     references = [r for r in (entry.parent_reference, *entry.parent_aliases) if r]
     if not references:
         return None
-    return session.exec(select(Payment).where(col(Payment.payment_gateway_id).in_(gateway_ids),
-                                              col(Payment.gateway_ref_number).in_(references))
-                        .order_by(col(Payment.created_date), col(Payment.id))).first()
+    return session.exec(select(Payment).where(
+        col(Payment.payment_gateway_id).in_(gateway_ids), col(Payment.gateway_ref_number).in_(references),
+        Payment.processing_mode != ProcessingMode.EXTERNAL,
+    ).order_by(col(Payment.status) != PaymentStatus.PROCESSED, col(Payment.created_date), col(Payment.id))).first()
+
+
+def releases_authorization(session: Session, entry: GatewayEntry, gateway_ids: Sequence[str]) -> bool:
+    """Whether a gateway refund the store lacks, sent with no key, is the gateway releasing
+    the uncaptured part of an authorization the store holds (Stripe makes a refund of the
+    rest when less than the authorized amount is captured, and of all of it when an
+    uncaptured charge is released), not money paid back: its amount is exactly what the
+    authorization holds beyond its Processed captures."""
+    references = [r for r in (entry.parent_reference, *entry.parent_aliases) if r]
+    if entry.idempotency_key is not None or not references:
+        return False
+    authorization = session.exec(select(PaymentAuthorization).where(
+        col(PaymentAuthorization.payment_gateway_id).in_(gateway_ids),
+        col(PaymentAuthorization.gateway_ref_number).in_(references))).first()
+    if authorization is None:
+        return False
+    captured = sum(session.exec(select(Payment.amount).where(
+        Payment.payment_authorization_id == authorization.id, Payment.status == PaymentStatus.PROCESSED)).all(), Decimal(0))
+    return entry.amount == authorization.amount - captured
 
 
 def recorded_key(entry: GatewayEntry) -> str:
@@ -334,7 +385,7 @@ def record_gateway_refund(session: Session, entry: GatewayEntry, payment_id: str
         return f"the payment is {payment.status}"
     try:
         amount = quantize(entry.amount, payment.currency_iso_code)
-    except ValueError as exc:
+    except InvalidInputError as exc:  # more places than the currency has: a person decides
         return str(exc)
     if amount > payment.refundable_amount:
         return (f"{amount} {payment.currency_iso_code} is more than the payment has left to refund "

@@ -12,6 +12,9 @@ of the same money are each reduced to a ``Side``: amount, currency, and a ``Sett
   dashboard); a record the gateway refused moved nothing and is no difference;
 * the store says money moved and the gateway has no record of it;
 * either side pending for longer than ``pending_limit``.
+
+A second gateway record of one store record (money moved twice at the gateway) is told by
+the caller, which sees every match (``Difference.DUPLICATE_AT_GATEWAY``).
 """
 
 from __future__ import annotations
@@ -49,9 +52,14 @@ class Difference(StrEnum):
     MISSING_IN_STORE = "MissingInStore"
     MISSING_AT_GATEWAY = "MissingAtGateway"
     PENDING_TOO_LONG = "PendingTooLong"
+    DUPLICATE_AT_GATEWAY = "DuplicateAtGateway"  # a second gateway record of one store record: money moved twice
 
 
 MOVED = frozenset({Settlement.SUCCEEDED, Settlement.REVERSED})
+
+# (gateway, store) settlements that say the same thing: a gateway that keeps no "reversed"
+# status (Stripe) shows a refund that failed after it succeeded as failed.
+_AGREE = frozenset({(Settlement.FAILED, Settlement.REVERSED)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +130,9 @@ def differences(*, gateway: Side | None, store: Side | None, now: datetime, pend
         found.append(Difference.CURRENCY)
     elif gateway.amount != store.amount:
         found.append(Difference.AMOUNT)
-    if gateway.settlement == store.settlement:
+    if (gateway.settlement, store.settlement) in _AGREE:
+        pass
+    elif gateway.settlement == store.settlement:
         if gateway.settlement is Settlement.PENDING and (overdue(store) or overdue(gateway)):
             found.append(Difference.PENDING_TOO_LONG)
     elif store.settlement is Settlement.PENDING:

@@ -165,8 +165,9 @@ class StripeGatewayAdapter:
     def list_entries(self, *, since: datetime, until: datetime) -> Iterator[GatewayEntry]:
         """The account's refunds, then its charges, created in ``[since, until)``, through the
         SDK's auto-pagination (100 a page)."""
-        for obj in self._created_between(self._client.v1.refunds, since, until):
-            yield _refund_entry(obj)
+        for obj in self._created_between(self._client.v1.refunds, since, until, expand=("data.charge",)):
+            if not _releases_authorization(obj):
+                yield _refund_entry(obj)
         for obj in self._created_between(self._client.v1.charges, since, until):
             yield _charge_entry(obj)
 
@@ -196,20 +197,51 @@ class StripeGatewayAdapter:
             raise
 
     @staticmethod
-    def _created_between(resource: Any, since: datetime, until: datetime) -> Iterator[Any]:
-        """The objects created in ``[since, until)``, newest first. Stripe filters by
-        ``created``; where a listing refuses the filter (a test double such as localstripe
-        takes none on refunds and only ``gt`` on charges), every object is read and the
-        window applied here. ``created`` counts whole seconds, so the window is held in whole
-        seconds too: a record made in its first second, after ``since``, is listed."""
+    def _created_between(resource: Any, since: datetime, until: datetime, expand: tuple[str, ...] = ()) -> Iterator[Any]:
+        """The objects created in ``[since, until)``. ``created`` counts whole seconds, so the
+        window is held in whole seconds: a record made in its first second, after ``since``,
+        is listed. Stripe filters by ``created[gte]`` and ``[lt]``; a listing that refuses the
+        filter (a test double such as localstripe takes only ``gt`` on charges and nothing on
+        refunds) is asked with less of it, and the window applied here. A 5xx is asked again
+        once before it counts as a refusal, so a passing outage does not widen the listing."""
         window = {"gte": math.floor(since.timestamp()), "lt": math.ceil(until.timestamp())}
-        try:
-            page = resource.list(params={"created": window, "limit": 100})
-        except (stripe.InvalidRequestError, stripe.APIError):
-            page = resource.list(params={"limit": 100})
+        attempts = ({"created": window}, {"created": {"gt": window["gte"] - 1}}, {})
+        extra = {"limit": 100, **({"expand": list(expand)} if expand else {})}
+        for number, filters in enumerate(attempts, start=1):
+            try:
+                page = _list_retried(resource, {**filters, **extra})
+                break
+            except (stripe.InvalidRequestError, stripe.APIError):
+                if number == len(attempts):
+                    raise
         for obj in page.auto_paging_iter():
             if window["gte"] <= int(obj.created) < window["lt"]:
                 yield obj
+
+
+def _list_retried(resource: Any, params: dict[str, Any]) -> Any:
+    try:
+        return resource.list(params=params)
+    except stripe.APIError:
+        return resource.list(params=params)
+
+
+def _releases_authorization(refund: Any) -> bool:
+    """Whether a refund is Stripe releasing what was never captured, not money paid back: a
+    refund of an uncaptured charge, or one of exactly a partly captured charge's uncaptured
+    part that the engine did not send (Stripe makes one when less than the authorized amount
+    is captured). Only a refund listed with its charge (``expand``) can be told; the store's
+    side checks again against the authorization it holds (``db.reconciliation``)."""
+    data = refund.to_dict()
+    charge = data.get("charge")
+    if not isinstance(charge, dict):
+        return False
+    if not charge.get("captured"):
+        return True
+    captured = charge.get("amount_captured")
+    if not captured or KEY_METADATA in (data.get("metadata") or {}):
+        return False
+    return 0 < charge["amount"] - captured == data["amount"]
 
 
 def _created(obj: Any) -> datetime:
@@ -222,6 +254,8 @@ _REFUND_SETTLEMENT = {"succeeded": Settlement.SUCCEEDED, "pending": Settlement.P
 
 def _refund_entry(refund: Any) -> GatewayEntry:
     data = refund.to_dict()
+    if isinstance(data.get("charge"), dict):  # listed with its charge
+        data["charge"] = data["charge"]["id"]
     currency = str(data.get("currency") or "").upper()
     intent = data.get("payment_intent")
     return GatewayEntry(
@@ -238,7 +272,8 @@ def _charge_entry(charge: Any) -> GatewayEntry:
     currency = str(data.get("currency") or "").upper()
     status = data.get("status") or "pending"
     captured = bool(data.get("captured"))
-    if status == "failed":
+    released = not captured and bool(data.get("refunded"))  # an authorization released uncaptured
+    if status == "failed" or released:
         settlement = Settlement.FAILED
     elif status == "pending":
         settlement = Settlement.PENDING
@@ -249,7 +284,8 @@ def _charge_entry(charge: Any) -> GatewayEntry:
     return GatewayEntry(
         kind=RecordKind.PAYMENT if captured else RecordKind.AUTHORIZATION, reference=charge.id,
         amount=from_stripe_amount(int(units), currency), currency=currency, settlement=settlement,
-        created=_created(charge), status=status if captured or status != "succeeded" else "uncaptured",
+        created=_created(charge),
+        status="released" if released else status if captured or status != "succeeded" else "uncaptured",
         aliases=(intent,) if intent else (), raw=data,
     )
 

@@ -88,8 +88,11 @@ Index("ix_reconciliation_finding_window", ReconciliationFinding.gateway_account,
 
 class ReconciliationMatch(SQLModel, table=True):
     """The store records one run matched to gateway records (deleted when the run ends), so
-    the store's side is read as an anti-join, in pages, whatever the number of records."""
+    the store's side is read as an anti-join, in pages, whatever the number of records, and
+    a second gateway record of the same store record is seen wherever it is listed."""
 
     __tablename__ = "reconciliation_match"
     run_id: str = Field(primary_key=True, max_length=36)
     record_id: str = Field(primary_key=True, max_length=18)
+    gateway_reference: str = Field(max_length=255, description="The gateway record matched to it (a second one is a duplicate).")
+    noted_date: datetime = _created_column()

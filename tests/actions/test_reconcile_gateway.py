@@ -4,32 +4,40 @@ on both backends, each test on a store of its own (the differences are made on p
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
+import stripe
 from prefect.client.orchestration import get_client
 from sqlalchemy import update
 from sqlmodel import select
 
 from actions.audit_ledger import find_violations
+from actions.ensure_funds import EnsureFundsInput
 from actions.reconcile_gateway import ReconcileGatewayInput
 from actions.payment_refunds import RefundPaymentInput
 from db.engine import session_scope
 from db.ids import new_id
+from blocks import StripeGateway
 from db.models import (
-    FindingResolution, FindingStatus, InteractionStatus, InteractionType, OrderPaymentSummary, Payment, PaymentGatewayLog,
-    ReconciliationFinding, Refund, RefundStatus,
+    FindingResolution, FindingStatus, GatewayProvider, InteractionStatus, InteractionType, OrderPaymentSummary,
+    OrderPaymentSummaryCreate, Payment, PaymentAuthorizationCreate, PaymentCreate, PaymentGateway, PaymentGatewayLog,
+    ProcessingMode, ReconciliationFinding, Refund, RefundStatus,
 )
+from db.sobjects import create_order_payment_summary, create_payment, create_payment_authorization
 from db.reconciliation import GATEWAY_FUNDING, record_gateway_refund
 from db.types import utcnow
 from domain.errors import InvalidInputError
+from flows.ensure_funds_async import ensure_funds_async
 from flows.reconcile_gateway import reconcile_gateway
 from flows.refund_payment import refund_payment
 from gateways.contract import RefundCommand
 from gateways.sandbox import SandboxGatewayAdapter
 from gateways.sandbox_ledger import SandboxGatewayRefund
 from tests.factories import make_order
+from tests.gateways.test_stripe_adapter import API_KEY, charge
 from tests.ledger import assert_ledger_invariants
 
 
@@ -208,3 +216,96 @@ def test_with_recording_off_an_external_refund_is_only_reported(own_store, prefe
     with session_scope(own_store) as s:
         assert s.get(Payment, payment.id).refunded_amount == D("0.00")
         assert find_violations(s)[1] == []
+
+
+def test_a_second_gateway_record_of_one_refund_is_reported_once(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    _order_fixture, payment = _an_order(own_store)
+    sent = refund_payment(RefundPaymentInput(charge_id=payment.id, amount=D("12.00")))
+    with session_scope(own_store) as s:
+        key = s.get(Refund, sent.id).idempotency_key
+    # A gateway that ignores idempotency keys books the same request a second time.
+    twice = SandboxGatewayAdapter(honour_idempotency_keys=False).refund(RefundCommand(
+        idempotency_key=key, charge_reference=payment.gateway_ref_number, amount=D("12.00"), currency="USD"))
+
+    first, second = _reconcile(since), _reconcile(since)
+
+    [finding] = _findings(own_store).values()
+    assert (finding.difference, finding.store_record_id, finding.gateway_reference) == (
+        "DuplicateAtGateway", sent.id, twice.gateway_reference)
+    assert first.accounts[0].new_findings == 1 and second.accounts[0].new_findings == 0
+    assert first.accounts[0].recorded_refund_ids == []  # never taken for a refund made outside the engine
+    assert len(_difference_events(finding.id, at_least=1)) == 1
+
+
+def test_a_refund_in_more_places_than_the_currency_has_is_reported_and_the_run_goes_on(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    _order_fixture, payment = _an_order(own_store)
+    SandboxGatewayAdapter().refund(RefundCommand(
+        idempotency_key="dashboard-sub-cent", charge_reference=payment.gateway_ref_number, amount=D("10.005"),
+        currency="USD"))
+
+    out = _reconcile(since)
+
+    assert out.accounts[0].recorded_refund_ids == []
+    [finding] = _findings(own_store).values()
+    assert finding.status == FindingStatus.OPEN and "not recorded" in finding.detail
+    assert finding.gateway_amount == D("10.005")
+    with session_scope(own_store) as s:
+        assert s.get(Payment, payment.id).refunded_amount == D("0.00")
+
+
+def test_an_external_payments_refunds_are_not_looked_for_at_its_gateway(own_store, prefect_api):
+    since = utcnow() - timedelta(seconds=1)
+    with session_scope(own_store) as s:
+        order = make_order(s, payments=[])
+        ops = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(
+            order_summary_id=order.order_summary_id))
+        s.flush()
+        external = create_payment(session=s, obj_in=PaymentCreate(  # names a gateway, but its money moves outside
+            order_payment_summary_id=ops.id, payment_gateway_id=order.gateway_id, amount=D("30.00"),
+            processing_mode=ProcessingMode.EXTERNAL))
+    refund_payment(RefundPaymentInput(charge_id=external.id, amount=D("30.00")))  # moves money outside: no gateway
+
+    out = _reconcile(since)
+
+    assert out.accounts[0].differences == {} and _findings(own_store) == {}
+    assert_ledger_invariants(own_store)
+
+
+def test_the_release_of_an_uncaptured_remainder_at_stripe_is_not_a_refund(own_store, prefect_api, localstripe):
+    """Stripe (and localstripe) makes a refund of the uncaptured rest when less than the
+    authorized amount is captured: reconciliation must not take it for money paid back."""
+    since = utcnow() - timedelta(seconds=1)
+    block = f"reconcile-stripe-{uuid.uuid4().hex[:6]}"
+    StripeGateway(api_key=API_KEY, api_base=localstripe, timeout_seconds=10).save(block, overwrite=True)
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": localstripe}, max_network_retries=0)
+    reference = charge(client, 10000, capture=False)
+    with session_scope(own_store) as s:
+        order = make_order(s, payments=[], invoices=["60.00"], gateway_block=block)
+        gateway = s.get(PaymentGateway, order.gateway_id)
+        gateway.gateway_provider = GatewayProvider.STRIPE
+        s.add(gateway)
+        ops = create_order_payment_summary(session=s, obj_in=OrderPaymentSummaryCreate(
+            order_summary_id=order.order_summary_id))
+        s.flush()
+        create_payment_authorization(session=s, obj_in=PaymentAuthorizationCreate(
+            order_payment_summary_id=ops.id, payment_gateway_id=order.gateway_id, amount=D("100.00"),
+            gateway_ref_number=reference))
+    ensure_funds_async(order.order_summary_id, EnsureFundsInput(invoice_id=order.invoice_ids[0]))  # captures 60.00
+    assert [r.amount for r in client.v1.refunds.list(params={"charge": reference}).auto_paging_iter()] == [4000]
+
+    out = _reconcile(since, gateway=block)
+
+    # (localstripe keeps no amount_captured, so its charge shows the authorized 100.00 against
+    # the store's 60.00 capture: an AmountDiffers that Stripe itself would not give.)
+    assert out.accounts[0].recorded_refund_ids == [] and "MissingInStore" not in out.accounts[0].differences
+    with session_scope(own_store) as s:
+        assert s.exec(select(Refund)).all() == []
+    # A real refund of that charge, made outside the engine, is still recorded.
+    client.v1.refunds.create(params={"charge": reference, "amount": 1500})
+    again = _reconcile(since, gateway=block)
+    [recorded_id] = again.accounts[0].recorded_refund_ids
+    with session_scope(own_store) as s:
+        assert s.get(Refund, recorded_id).amount == D("15.00")
+    assert_ledger_invariants(own_store)

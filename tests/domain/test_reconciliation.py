@@ -35,11 +35,16 @@ def test_amounts_compare_exactly_and_a_currency_difference_hides_the_amount():
     assert found(side(currency="usd"), side(currency="USD")) == []
 
 
+def test_a_refund_the_gateway_shows_failed_after_it_succeeded_agrees_with_a_reversed_one():
+    assert found(side(settlement=Settlement.FAILED), side(settlement=Settlement.REVERSED)) == []
+
+
 @pytest.mark.parametrize(("gateway", "store"), [
     (Settlement.SUCCEEDED, Settlement.FAILED),
     (Settlement.FAILED, Settlement.SUCCEEDED),
     (Settlement.REVERSED, Settlement.SUCCEEDED),
     (Settlement.SUCCEEDED, Settlement.REVERSED),
+    (Settlement.REVERSED, Settlement.FAILED),
 ])
 def test_settled_sides_that_disagree_are_a_status_difference(gateway, store):
     assert found(side(settlement=gateway), side(settlement=store)) == [Difference.STATUS]

@@ -69,6 +69,8 @@ def upgrade() -> None:
         'reconciliation_match',
         sa.Column('run_id', sa.String(length=36), nullable=False),
         sa.Column('record_id', sa.String(length=18), nullable=False),
+        sa.Column('gateway_reference', sa.String(length=255), nullable=False),
+        sa.Column('noted_date', UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('run_id', 'record_id'),
     )
     op.create_index('ix_refund_gateway_ref_number', 'refund', ['gateway_ref_number'], unique=False)
