@@ -27,11 +27,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from prefect import get_run_logger, task
 from pydantic import AwareDatetime, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from actions.artifacts import Progress
 from actions.fields import ActionModel, ShortText, drop_default
@@ -94,6 +95,7 @@ class ReconcileGatewayInput(ActionModel):
         return self
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """``[From, To)``: To defaults to ``now``, From to Lookback Hours before To."""
         end = self.window_end or now
         return self.window_start or end - timedelta(hours=self.lookback_hours), end
 
@@ -116,6 +118,8 @@ class AccountReconciliation(ActionModel):
 
 
 class ReconcileGatewayOutput(ActionModel):
+    """What one run found, account by account, over the window it read."""
+
     window_start: datetime
     window_end: datetime
     accounts: list[AccountReconciliation]
@@ -300,7 +304,7 @@ class AccountRun:
                              outcome.id, entry.amount, entry.currency, entry.reference, payment_id)
 
     @staticmethod
-    def _order_of(session, payment_id: str | None) -> str | None:
+    def _order_of(session: Session, payment_id: str | None) -> str | None:
         if payment_id is None:
             return None
         return session.exec(select(OrderPaymentSummary.order_summary_id).join(
@@ -308,7 +312,7 @@ class AccountRun:
 
     # --- the store's side -----------------------------------------------------------------
 
-    def _store_page(self, after) -> list[StoreRecord]:
+    def _store_page(self, after: tuple[str, datetime, str] | None) -> list[StoreRecord]:
         with session_scope() as session:
             records = unmatched_store_records(
                 session, run_id=self.run_id, gateway_ids=self.gateway_ids, since=self.since, until=self.until,
@@ -334,7 +338,7 @@ class AccountRun:
     # --- findings -------------------------------------------------------------------------
 
     def _finding(self, difference: Difference, entry: GatewayEntry | None, record: StoreRecord | None,
-                 *, payment_id: str | None = None) -> dict:
+                 *, payment_id: str | None = None) -> dict[str, Any]:
         kind = (entry or record).kind
         gateway_id = record.payment_gateway_id if record else None
         # One finding per difference and store record (the gateway may name one record two
@@ -362,7 +366,7 @@ class AccountRun:
             "occurred_date": record.created if record else entry.created,
         }
 
-    def _save(self, session, findings: list[dict]) -> None:
+    def _save(self, session: Session, findings: list[dict[str, Any]]) -> None:
         self.found.update(f["difference"] for f in findings)
         opened, seen = save_findings(session, findings, run_id=self.run_id)
         self.opened += opened

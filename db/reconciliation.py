@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, tuple_, update
+from sqlalchemy import Row, Select, and_, delete, exists, or_, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -73,25 +73,25 @@ class StoreRecord:
         return Side(amount=self.amount, currency=self.currency, settlement=self.settlement, since=self.since)
 
 
-def _refunds():
+def _refunds() -> Select:
     return (select(Refund, Payment.gateway_ref_number, OrderPaymentSummary.order_summary_id)
             .join(Payment, col(Refund.payment_id) == col(Payment.id))
             .join(OrderPaymentSummary, col(Refund.order_payment_summary_id) == col(OrderPaymentSummary.id)))
 
 
-def _payments():
+def _payments() -> Select:
     return (select(Payment, PaymentAuthorization.gateway_ref_number, OrderPaymentSummary.order_summary_id)
             .outerjoin(PaymentAuthorization, col(Payment.payment_authorization_id) == col(PaymentAuthorization.id))
             .outerjoin(OrderPaymentSummary, col(Payment.order_payment_summary_id) == col(OrderPaymentSummary.id)))
 
 
-def _authorizations():
+def _authorizations() -> Select:
     return (select(PaymentAuthorization, OrderPaymentSummary.order_summary_id)
             .outerjoin(OrderPaymentSummary,
                        col(PaymentAuthorization.order_payment_summary_id) == col(OrderPaymentSummary.id)))
 
 
-def _of_refund(row) -> StoreRecord:
+def _of_refund(row: Row | tuple) -> StoreRecord:
     refund, charge, order_summary_id = row
     return StoreRecord(
         object_name="Refund", id=refund.id, kind=RecordKind.REFUND, amount=refund.amount, currency=refund.currency_iso_code,
@@ -114,7 +114,7 @@ def _refund_records(session: Session, refunds: list) -> list[StoreRecord]:
     return [_of_refund((r, charges.get(r.payment_id), orders.get(r.order_payment_summary_id))) for r in refunds]
 
 
-def _of_payment(row) -> StoreRecord:
+def _of_payment(row: Row | tuple) -> StoreRecord:
     payment, authorization, order_summary_id = row
     key = f"{CAPTURE_KEY_PREFIX}{payment.id}" if payment.payment_authorization_id else None
     return StoreRecord(
@@ -127,7 +127,7 @@ def _of_payment(row) -> StoreRecord:
     )
 
 
-def _of_authorization(row) -> StoreRecord:
+def _of_authorization(row: Row | tuple) -> StoreRecord:
     authorization, order_summary_id = row
     return StoreRecord(
         object_name="PaymentAuthorization", id=authorization.id, kind=RecordKind.AUTHORIZATION,

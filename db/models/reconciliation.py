@@ -20,11 +20,15 @@ from db.types import MoneyAmount, UTCDateTime
 
 
 class FindingStatus(StrEnum):
+    """Open until a person or a later run settles it."""
+
     OPEN = "Open"
     RESOLVED = "Resolved"
 
 
 class FindingResolution(StrEnum):
+    """Why a finding was resolved."""
+
     RECORDED = "RecordedExternalRefund"  # the run recorded the gateway's refund in the store
     NOT_FOUND_AGAIN = "NoLongerFound"  # a later run over the same records found no difference
 
