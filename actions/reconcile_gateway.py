@@ -43,7 +43,8 @@ from db.models import (
 )
 from db.reconciliation import (
     StoreRecord, charge_of_refund, close_findings, fingerprint, forget_matches, match_entries, record_gateway_refund,
-    releases_authorization, remember_matches, save_findings, unmatched_store_records,
+    refresh_match_statistics, releases_authorization, remember_matches, save_findings, unmatched_store_records,
+    with_context,
 )
 from db.types import utcnow
 from domain.errors import InvalidInputError
@@ -206,6 +207,8 @@ class AccountRun:
                     progress.update(self._covered(page[-1]), 2)
                     shown = time.monotonic()
             progress.update(1, 2)
+            with session_scope() as session:
+                refresh_match_statistics(session)
             after = None
             while records := self._store_page(after):
                 after = (records[-1].object_name, records[-1].created, records[-1].id)
@@ -246,6 +249,7 @@ class AccountRun:
             findings = []
             pairs = [(entry, record) for entry, record in zip(entries, records, strict=True) if record is not None]
             first_of = remember_matches(session, self.run_id, [(record.id, entry.reference) for entry, record in pairs])
+            differing = []
             for entry, record in zip(entries, records, strict=True):
                 found = self._compare(entry, record)
                 if record is not None and _another_record(entry, record, first_of.get(record.id)):
@@ -255,6 +259,12 @@ class AccountRun:
                 elif found == [Difference.MISSING_IN_STORE] and entry.kind is RecordKind.REFUND:
                     unknown_refunds.append(entry)
                     continue
+                if found:
+                    differing.append((entry, record, found))
+            described = with_context(session, [record for _entry, record, _found in differing if record is not None])
+            by_id = {record.id: record for record in described}
+            for entry, record, found in differing:
+                record = by_id[record.id] if record is not None else None
                 findings += [self._finding(d, entry, record) for d in found]
             self._save(session, findings)
         for entry in unknown_refunds:  # each in a transaction of its own: it may lock its order to record it

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, delete, exists, or_, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, Select, and_, delete, exists, insert, or_, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.announcements import announce
@@ -102,16 +101,19 @@ def _of_refund(row: Row | tuple) -> StoreRecord:
     )
 
 
-def _refund_records(session: Session, refunds: list) -> list[StoreRecord]:
-    """The refunds (plain rows) with their payments' gateway ids and their orders, read by
-    primary key (a join here makes PostgreSQL scan both tables whole for every page)."""
+def with_context(session: Session, records: Sequence[StoreRecord]) -> list[StoreRecord]:
+    """``records`` with what ``match_entries`` leaves out of a refund, read by primary key for
+    the few that need it (a finding): its payment's gateway id and its order summary."""
+    refunds = [r for r in records if r.object_name == "Refund" and r.order_summary_id is None]
     if not refunds:
-        return []
-    charges = dict(session.exec(select(Payment.id, Payment.gateway_ref_number)
-                                .where(col(Payment.id).in_({r.payment_id for r in refunds}))).all())
-    orders = dict(session.exec(select(OrderPaymentSummary.id, OrderPaymentSummary.order_summary_id)
-                               .where(col(OrderPaymentSummary.id).in_({r.order_payment_summary_id for r in refunds}))).all())
-    return [_of_refund((r, charges.get(r.payment_id), orders.get(r.order_payment_summary_id))) for r in refunds]
+        return list(records)
+    rows = session.exec(select(Refund.id, Payment.gateway_ref_number, OrderPaymentSummary.order_summary_id)
+                        .join(Payment, col(Refund.payment_id) == col(Payment.id))
+                        .join(OrderPaymentSummary, col(Refund.order_payment_summary_id) == col(OrderPaymentSummary.id))
+                        .where(col(Refund.id).in_([r.id for r in refunds]))).all()
+    context = {refund_id: (charge, order) for refund_id, charge, order in rows}
+    return [replace(r, parent_reference=context[r.id][0], order_summary_id=context[r.id][1]) if r.id in context else r
+            for r in records]
 
 
 def _of_payment(row: Row | tuple) -> StoreRecord:
@@ -140,7 +142,8 @@ def _of_authorization(row: Row | tuple) -> StoreRecord:
 
 
 def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids: Sequence[str]) -> list[StoreRecord | None]:
-    """The store's record of each gateway record (None where it has none), in three queries:
+    """The store's record of each gateway record (None where it has none), in three queries
+    (a refund without its payment's gateway id and order: ``with_context`` adds them):
     a refund by the key it was sent with or by the gateway's id; a charge or capture by the
     gateway's id (or an alias: a charge's payment intent) or, for a capture, by its key;
     else an authorization by the gateway's id. Only records of ``gateway_ids`` are matched
@@ -149,11 +152,11 @@ def match_entries(session: Session, entries: Sequence[GatewayEntry], gateway_ids
     charge_entries = [e for e in entries if e.kind is not RecordKind.REFUND]
     keys = {e.idempotency_key for e in refund_entries if e.idempotency_key}
     references = {e.reference for e in refund_entries}
-    refunds = _refund_records(session, list(session.execute(select(Refund.__table__).where(or_(
+    refunds = [_of_refund((row, None, None)) for row in session.execute(select(Refund.__table__).where(or_(
         col(Refund.idempotency_key).in_(keys),
         and_(col(Refund.gateway_ref_number).in_(references), col(Refund.payment_gateway_id).in_(gateway_ids),
              Refund.processing_mode != ProcessingMode.EXTERNAL),
-    ))))) if refund_entries else []
+    )))] if refund_entries else []
     charge_references = {name for e in charge_entries for name in (e.reference, *e.aliases)}
     capture_ids = {e.idempotency_key[len(CAPTURE_KEY_PREFIX):] for e in charge_entries
                    if e.idempotency_key and e.idempotency_key.startswith(CAPTURE_KEY_PREFIX)}
@@ -202,17 +205,29 @@ def remember_matches(session: Session, run_id: str, matches: Iterable[tuple[str,
             duplicates[record_id] = first[record_id]
     if not first:
         return duplicates
+    rows = [{"run_id": run_id, "record_id": record_id, "gateway_reference": reference, "noted_date": utcnow()}
+            for record_id, reference in sorted(first.items())]
+    try:
+        with session.begin_nested():  # the common case: none noted before, one plain executemany
+            session.execute(insert(ReconciliationMatch), rows)
+        return duplicates
+    except IntegrityError:  # a resumed run, or a store record the gateway holds twice
+        pass
     noted = dict(session.exec(select(ReconciliationMatch.record_id, ReconciliationMatch.gateway_reference).where(
         ReconciliationMatch.run_id == run_id, col(ReconciliationMatch.record_id).in_(list(first)))).all())
     for record_id, reference in first.items():
         if record_id in noted and noted[record_id] != reference:
             duplicates[record_id] = noted[record_id]
-    rows = [{"run_id": run_id, "record_id": record_id, "gateway_reference": reference, "noted_date": utcnow()}
-            for record_id, reference in sorted(first.items()) if record_id not in noted]
-    if rows:
-        dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(dialect_insert(ReconciliationMatch).on_conflict_do_nothing(), rows)
+    if rows := [row for row in rows if row["record_id"] not in noted]:
+        session.execute(insert(ReconciliationMatch), rows)
     return duplicates
+
+
+def refresh_match_statistics(session: Session) -> None:
+    """Tell PostgreSQL's planner how many notes there now are (the table starts each run
+    nearly empty, and a plan made for that walks every store record of the window)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE reconciliation_match"))
 
 
 STALE_NOTES = timedelta(days=1)

@@ -24,10 +24,10 @@ from blocks import StripeGateway
 from db.models import (
     FindingResolution, FindingStatus, GatewayProvider, InteractionStatus, InteractionType, OrderPaymentSummary,
     OrderPaymentSummaryCreate, Payment, PaymentAuthorizationCreate, PaymentCreate, PaymentGateway, PaymentGatewayLog,
-    ProcessingMode, ReconciliationFinding, Refund, RefundStatus,
+    ProcessingMode, ReconciliationFinding, ReconciliationMatch, Refund, RefundStatus,
 )
 from db.sobjects import create_order_payment_summary, create_payment, create_payment_authorization
-from db.reconciliation import GATEWAY_FUNDING, record_gateway_refund
+from db.reconciliation import GATEWAY_FUNDING, forget_matches, record_gateway_refund, remember_matches
 from db.types import utcnow
 from domain.errors import InvalidInputError
 from flows.ensure_funds_async import ensure_funds_async
@@ -309,3 +309,18 @@ def test_the_release_of_an_uncaptured_remainder_at_stripe_is_not_a_refund(own_st
     with session_scope(own_store) as s:
         assert s.get(Refund, recorded_id).amount == D("15.00")
     assert_ledger_invariants(own_store)
+
+
+def test_match_notes_tell_a_second_gateway_record_from_a_resumed_run(own_store):
+    with session_scope(own_store) as s:
+        assert remember_matches(s, "run-a", [("0a4000000000001AAA", "re_1"), ("0a4000000000002AAA", "re_2")]) == {}
+    with session_scope(own_store) as s:  # the run resumed: it notes the same again
+        assert remember_matches(s, "run-a", [("0a4000000000001AAA", "re_1")]) == {}
+    with session_scope(own_store) as s:  # a later page: another gateway record of the same store record
+        assert remember_matches(s, "run-a", [("0a4000000000002AAA", "re_9"), ("0a4000000000003AAA", "re_3")]) == {
+            "0a4000000000002AAA": "re_2"}
+    with session_scope(own_store) as s:  # in one page, too; another run's notes are its own
+        assert remember_matches(s, "run-b", [("0a4000000000002AAA", "re_2"), ("0a4000000000002AAA", "re_8")]) == {
+            "0a4000000000002AAA": "re_2"}
+        forget_matches(s, "run-a")
+        assert s.exec(select(ReconciliationMatch.run_id).distinct()).all() == ["run-b"]
