@@ -224,8 +224,8 @@ class AccountRun:
             with session_scope() as session:
                 forget_matches(session, self.run_id)
         progress.update(2, 2)
-        self.logger.info("%s: %d gateway records, %d matched, %d store records checked; %d new differences, %d still "
-                         "open, %d resolved, %d external refunds recorded", self.account, self.listed, self.matched,
+        self.logger.info("%s: %d gateway records, %d matched, %d store records checked; new differences %d, still "
+                         "open %d, resolved %d; external refunds recorded %d", self.account, self.listed, self.matched,
                          self.checked, self.opened, self.seen, resolved, len(self.recorded))
         return AccountReconciliation(
             gateway_account=self.account, payment_gateway_ids=self.gateway_ids, gateway_records=self.listed,
