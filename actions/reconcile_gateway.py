@@ -84,7 +84,7 @@ class ReconcileGatewayInput(ActionModel):
         default=True, title="Record External Refunds",
         description="Record a refund made at the gateway outside the engine, on a charge the store knows, as a "
                     "Processed refund at once (so it cannot be refunded again). Nothing else is changed.")
-    pending_limit_hours: float = Field(
+    pending_limit_hours: int = Field(
         default=24, ge=0, le=24 * 400, title="Pending Limit (hours)",
         description="A record still pending on either side after this long is reported (PendingTooLong, or "
                     "StatusDiffers when the other side has settled).")

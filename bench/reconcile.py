@@ -313,6 +313,7 @@ def seed(store_url: str, records: int, planted: Planted = Planted(), *, window_e
 # --- the run and the floor, each in a process of its own -----------------------------------
 
 _MEMORY = """
+import contextlib
 import resource
 import psutil
 
@@ -320,11 +321,8 @@ import psutil
 def reset_peak():
     \"\"\"Start the peak RSS afresh (Linux: /proc/self/clear_refs, 5). After a fork-and-exec
     the process's ru_maxrss may still hold its parent's peak, so VmHWM of its own memory is read.\"\"\"
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     return psutil.Process().memory_info().rss
 
 

@@ -10,6 +10,7 @@ so a run's memory does not grow with the number of records.
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -207,12 +208,11 @@ def remember_matches(session: Session, run_id: str, matches: Iterable[tuple[str,
         return duplicates
     rows = [{"run_id": run_id, "record_id": record_id, "gateway_reference": reference, "noted_date": utcnow()}
             for record_id, reference in sorted(first.items())]
-    try:
-        with session.begin_nested():  # the common case: none noted before, one plain executemany
-            session.execute(insert(ReconciliationMatch), rows)
+    # The common case: none noted before, one plain executemany. A conflict (a resumed run, or a
+    # store record the gateway holds twice) falls through to comparing with what was noted.
+    with suppress(IntegrityError), session.begin_nested():
+        session.execute(insert(ReconciliationMatch), rows)
         return duplicates
-    except IntegrityError:  # a resumed run, or a store record the gateway holds twice
-        pass
     noted = dict(session.exec(select(ReconciliationMatch.record_id, ReconciliationMatch.gateway_reference).where(
         ReconciliationMatch.run_id == run_id, col(ReconciliationMatch.record_id).in_(list(first)))).all())
     for record_id, reference in first.items():

@@ -131,8 +131,8 @@ def differences(*, gateway: Side | None, store: Side | None, now: datetime, pend
     elif gateway.amount != store.amount:
         found.append(Difference.AMOUNT)
     if (gateway.settlement, store.settlement) in _AGREE:
-        pass
-    elif gateway.settlement == store.settlement:
+        return found
+    if gateway.settlement == store.settlement:
         if gateway.settlement is Settlement.PENDING and (overdue(store) or overdue(gateway)):
             found.append(Difference.PENDING_TOO_LONG)
     elif store.settlement is Settlement.PENDING:

@@ -10,7 +10,6 @@ from decimal import Decimal as D
 
 import pytest
 import stripe
-from prefect.client.orchestration import get_client
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -36,6 +35,7 @@ from flows.refund_payment import refund_payment
 from gateways.contract import RefundCommand
 from gateways.sandbox import SandboxGatewayAdapter
 from gateways.sandbox_ledger import SandboxGatewayRefund
+from tests.e2e.test_record_triggered_flows import events_of
 from tests.factories import make_order
 from tests.gateways.test_stripe_adapter import API_KEY, charge
 from tests.ledger import assert_ledger_invariants
@@ -52,15 +52,7 @@ def _findings(store) -> dict[str, ReconciliationFinding]:
 
 
 def _difference_events(finding_id: str, *, at_least: int) -> list[dict]:
-    body = {"filter": {"resource": {"id": [f"om.reconciliation.{finding_id}"]}, "event": {"name": ["om.reconciliation.difference"]},
-                       "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
-    deadline = time.monotonic() + 20
-    with get_client(sync_client=True) as client:
-        while True:
-            events = client._client.post("/events/filter", json=body).raise_for_status().json()["events"]
-            if len(events) >= at_least or time.monotonic() > deadline:
-                return events
-            time.sleep(0.3)
+    return events_of(f"om.reconciliation.{finding_id}", "om.reconciliation.difference", wait_for=at_least, timeout=20)
 
 
 def _an_order(store, amount="100.00"):

@@ -12,18 +12,7 @@ from gateways.contract import CaptureCommand, GatewayOutcome, RefundCommand
 from gateways.stripe import KEY_METADATA, StripeGatewayAdapter, _refund_result, from_stripe_amount, to_stripe_amount
 from runtime.processes import free_port
 
-API_KEY = "sk_test_om_engine"
-
-
-@pytest.fixture
-def stripe_client(localstripe) -> stripe.StripeClient:
-    """The account as a merchant's own code sees it (to make charges and read refunds)."""
-    return stripe.StripeClient(API_KEY, base_addresses={"api": localstripe}, max_network_retries=0)
-
-
-@pytest.fixture
-def adapter(localstripe) -> StripeGatewayAdapter:
-    return StripeGatewayAdapter(api_key=API_KEY, api_base=localstripe, timeout_seconds=10)
+from tests.gateways.conftest import API_KEY
 
 
 def card(client: stripe.StripeClient) -> str:

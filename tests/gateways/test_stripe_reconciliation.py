@@ -16,19 +16,8 @@ import pytest
 from domain.reconciliation import RecordKind, Settlement
 from gateways.contract import GatewayOutcome, RefundCommand
 from gateways.stripe import KEY_METADATA, StripeGatewayAdapter
-from tests.gateways.test_stripe_adapter import API_KEY, charge
+from tests.gateways.test_stripe_adapter import charge
 
-import stripe
-
-
-@pytest.fixture
-def stripe_client(localstripe) -> stripe.StripeClient:
-    return stripe.StripeClient(API_KEY, base_addresses={"api": localstripe}, max_network_retries=0)
-
-
-@pytest.fixture
-def adapter(localstripe) -> StripeGatewayAdapter:
-    return StripeGatewayAdapter(api_key=API_KEY, api_base=localstripe, timeout_seconds=10)
 
 
 def _next_second() -> None:
