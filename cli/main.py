@@ -21,6 +21,8 @@ from rich.console import Console
 
 from runtime.executor.__main__ import main as run_executor  # imports nothing heavy until it runs
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
 app = typer.Typer(help="Order Management money engine on Prefect.", no_args_is_help=True)
 console = Console()
 
@@ -42,18 +44,41 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Address the facade and the Prefect server listen on (loopback unless told otherwise)."),
     notify_url: str = typer.Option(None, envvar="OM_NOTIFY_WEBHOOK_URL",
                                    help="Webhook the ProcessException automation posts {subject, body} to."),
+    prefect_workers: int = typer.Option(1, min=1, help="Run Prefect's API in this many processes (needs Redis; "
+                                        f"{DEFAULT_REDIS_URL} unless --redis-url)."),
+    redis_url: str = typer.Option(None, envvar="OM_REDIS_URL",
+                                  help="Put Prefect's messaging on this Redis database (redis://host:port/db) and run "
+                                       "its services in a process apart; one Redis database per Prefect database."),
+    prefect_services: bool = typer.Option(True, help="Run Prefect's background services here (with Redis: on exactly "
+                                          "one host of a Prefect database)."),
+    prefect_database_url: str = typer.Option(None, envvar="OM_PREFECT_DATABASE_URL",
+                                             help="Prefect's database elsewhere (PostgreSQL), shared by the API "
+                                                  "processes of several hosts (default: the embedded PostgreSQL)."),
+    prefect_auth_string: str = typer.Option(None, envvar="OM_PREFECT_AUTH_STRING",
+                                            help="The Prefect API's auth string, the same on every host of one server "
+                                                 "(default: one kept in the data directory)."),
+    executors: int = typer.Option(1, min=1, help="Warm executors: one beside the facade, the rest in processes of "
+                                  "their own."),
 ) -> None:
     """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
     from rich.markup import escape
 
+    from runtime.prefect_server import RedisDatabaseInUse
     from runtime.stack import ChildKeepsDying, Stack, StackConfig
 
-    config = StackConfig(
-        data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
-        certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24), host=host,
-        prefect_api_url=os.environ.get("PREFECT_API_URL"), store_url=os.environ.get("OM_DATABASE_URL"),
-        automations="on" if demo else "off", notify_webhook_url=notify_url,
-    )
+    if prefect_workers > 1 and redis_url is None:
+        redis_url = DEFAULT_REDIS_URL
+    try:
+        config = StackConfig(
+            data_dir=data_dir.resolve(), prefect_port=prefect_port, api_port=api_port,
+            certfile=certfile, keyfile=keyfile, token=token or secrets.token_urlsafe(24), host=host,
+            prefect_api_url=os.environ.get("PREFECT_API_URL"), store_url=os.environ.get("OM_DATABASE_URL"),
+            automations="on" if demo else "off", notify_webhook_url=notify_url, prefect_workers=prefect_workers,
+            redis_url=redis_url, prefect_services=prefect_services, prefect_database_url=prefect_database_url,
+            prefect_auth_string=prefect_auth_string, executors=executors,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     stack = Stack(config)
     stopping = False
 
@@ -65,7 +90,11 @@ def up(
     signal.signal(signal.SIGINT, _stop)
     try:
         with console.status("starting the engine..."):
-            stack.start(log=console.log)
+            try:
+                stack.start(log=console.log)
+            except (RedisDatabaseInUse, ValueError) as exc:  # a setting that cannot work: say which, no traceback
+                console.print(f"[red]{escape(str(exc))}[/red]")
+                raise typer.Exit(2) from exc
             demo_order = stack.load_demo() if demo else None
         _print_welcome(stack, demo_order)
         while not stopping:
@@ -96,6 +125,11 @@ def _print_welcome(stack, demo_order) -> None:
     say(f"  REST facade:  {stack.facade_url}  (OpenAPI: {stack.facade_url}/openapi.json with the bearer token;"
         " OM_PUBLIC_DOCS=true serves it and /docs to anyone)")
     say(f"  Store:        {stack.store_url_display}")
+    if c.redis_url:
+        say(f"  Scaled out:   Prefect API in {c.prefect_workers} process(es), messaging on {c.redis_url},"
+            f" services {'in a process apart' if c.prefect_services else 'on another host'}; {c.executors} executor(s)")
+    elif c.executors > 1:
+        say(f"  Executors:    {c.executors}")
     say(f"  Bearer token: {c.token}")
     if demo_order is None:
         say("Ctrl-C stops everything.")

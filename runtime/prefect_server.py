@@ -133,24 +133,76 @@ def redis_messaging_env(redis_url: str) -> dict[str, str]:
     }
 
 
-def start_scaled_prefect_server(
-    *, port: int, home: Path, database_url: str, redis_url: str, workers: int, log_dir: Path, timeout: float = 120,
-    auth_string: str | None = None, host: str = "127.0.0.1",
-) -> tuple[ManagedProcess, ManagedProcess, str]:
-    """Prefect's API in ``workers`` processes and its background services in one process
-    apart, sharing PostgreSQL (``database_url``, asyncpg) and Redis (``redis_url``).
+class RedisDatabaseInUse(RuntimeError):
+    """The Redis database holds another Prefect database's messages (or something else's
+    keys): a server that shared it would consume them."""
 
-    Measured on 3.8.8: workers that start on a fresh database race to migrate it and to
-    register the block types, and the loser stops the whole server; the services fail on a
-    database not yet migrated. So the database is migrated and the block types registered
-    once, first, and neither is done again on start. Returns (API, services, API URL).
-    """
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
+
+REDIS_OWNER_KEY = "om:prefect-database"
+
+
+def prefect_database_url(url: str) -> str:
+    """A PostgreSQL URL in the driver Prefect's server uses (asyncpg); API processes
+    that share one database need PostgreSQL, not SQLite."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"Prefect's API in several processes needs PostgreSQL, not {parsed.get_backend_name()}")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def prefect_database_identity(database_url: str) -> str:
+    """What tells one Prefect database from another, even at the same address: the
+    PostgreSQL cluster's system identifier (new at each initdb), the database's name and oid."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, connect_timeout=10) as connection:
+        system, name, oid = connection.execute(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), current_database(),"
+            " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+    return f"{system}/{name}/{oid}"
+
+
+def claim_redis_database(redis_url: str, owner: str) -> None:
+    """Mark the Redis database as the messaging of the Prefect database ``owner``, or
+    refuse it (:class:`RedisDatabaseInUse`) when another database, or anything else, uses
+    it: Redis streams outlive a Prefect database, and a new server would consume what an
+    old one left (measured: an old run's events replayed into a new database). The hosts
+    of one server share the mark."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        if client.set(REDIS_OWNER_KEY, owner, nx=True):
+            if client.dbsize() == 1:
+                return
+            client.delete(REDIS_OWNER_KEY)
+            raise RedisDatabaseInUse(
+                f"Redis database {redis_url} already holds {client.dbsize()} keys of something else;"
+                " give this Prefect server a Redis database of its own (redis://host:port/<db>), or empty that one")
+        current = (client.get(REDIS_OWNER_KEY) or b"").decode()
+    except redis.ConnectionError as exc:
+        raise RedisDatabaseInUse(f"no Redis answers at {redis_url} ({exc})") from exc
+    finally:
+        client.close()
+    if current != owner:
+        raise RedisDatabaseInUse(
+            f"Redis database {redis_url} carries the messages of another Prefect database ({current});"
+            " give this one a Redis database of its own, or empty that one if the other is gone for good")
+
+
+def scaled_server_env(
+    *, port: int, home: Path, database_url: str, redis_url: str, auth_string: str | None = None,
+    host: str = "127.0.0.1",
+) -> dict[str, str]:
+    """The environment of every process of a scaled-out Prefect server (API and services):
+    one PostgreSQL database (asyncpg URL), messaging on Redis, this host's API port."""
     api_url = f"http://127.0.0.1:{port}/api"
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
     env = prefect_env(api_url)
     for name in (*_DATABASE_ENV, "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"):
         env.pop(name, None)
@@ -161,21 +213,63 @@ def start_scaled_prefect_server(
     if auth_string:
         env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
         env["PREFECT_API_AUTH_STRING"] = auth_string
+    return env
+
+
+def prepare_prefect_database(env: dict[str, str], *, timeout: float = 120) -> None:
+    """Migrate Prefect's database and register its block types, once, before any API
+    process starts (3.8.8's workers race on both on a fresh database, and the loser stops
+    the whole server). Both are no-ops on a database another host prepared."""
     for step in ([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
                  [sys.executable, "-c", _REGISTER_BLOCK_TYPES]):
         done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"preparing Prefect's database failed ({' '.join(step[:5])}):\n{done.stderr[-3000:]}")
-    env.update(PREFECT_SERVER_DATABASE_MIGRATE_ON_START="false", PREFECT_SERVER_REGISTER_BLOCKS_ON_START="false")
+
+
+def start_prefect_api(
+    env: dict[str, str], *, workers: int, log_path: Path, timeout: float = 120,
+) -> ManagedProcess:
+    """``prefect server start --workers N --no-services`` on a prepared database, once its
+    health check answers (stopped, never left half-started, if it does not)."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    env = env | {"PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false", "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false"}
+    host, port = env["PREFECT_SERVER_API_HOST"], env["PREFECT_SERVER_API_PORT"]
     api = ManagedProcess.start(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port), "--workers",
-         str(workers), "--no-services"], env=env, log_path=log_dir / "prefect-api.log", name=f"prefect api :{port}")
-    services = None
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port, "--workers",
+         str(workers), "--no-services"], env=env, log_path=log_path, name=f"prefect api :{port}")
     try:
-        wait_for_http(f"{api_url}/health", timeout=timeout, process=api)
-        services = ManagedProcess.start([sys.executable, "-m", "prefect", "server", "services", "start"], env=env,
-                                        log_path=log_dir / "prefect-services.log", name="prefect services")
+        wait_for_http(f"{env['PREFECT_API_URL']}/health", timeout=timeout, process=api)
     except BaseException:
         api.stop()
         raise
-    return api, services, api_url
+    return api
+
+
+def start_prefect_services(env: dict[str, str], *, log_path: Path) -> ManagedProcess:
+    """Prefect's background services (scheduler, event persister, triggers, ...) in one
+    process: one per Prefect database, on any host."""
+    env = env | {"PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false"}
+    return ManagedProcess.start([sys.executable, "-m", "prefect", "server", "services", "start"], env=env,
+                                log_path=log_path, name="prefect services")
+
+
+def start_scaled_prefect_server(
+    *, port: int, home: Path, database_url: str, redis_url: str, workers: int, log_dir: Path, timeout: float = 120,
+    auth_string: str | None = None, host: str = "127.0.0.1",
+) -> tuple[ManagedProcess, ManagedProcess, str]:
+    """Prefect's API in ``workers`` processes and its background services in one process
+    apart, sharing PostgreSQL (``database_url``, asyncpg) and Redis (``redis_url``).
+    Returns (API, services, API URL)."""
+    env = scaled_server_env(port=port, home=home, database_url=database_url, redis_url=redis_url,
+                            auth_string=auth_string, host=host)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    prepare_prefect_database(env, timeout=timeout)
+    api = start_prefect_api(env, workers=workers, log_path=log_dir / "prefect-api.log", timeout=timeout)
+    try:
+        services = start_prefect_services(env, log_path=log_dir / "prefect-services.log")
+    except BaseException:
+        api.stop()
+        raise
+    return api, services, env["PREFECT_API_URL"]

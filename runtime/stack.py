@@ -53,6 +53,9 @@ class StackConfig:
     # process, polling; "serve": stock prefect.serve beside the facade (for comparison).
     executor: str = "warm"
     executor_limit: int = 10
+    # Executors in all: the warm one beside the facade, and the rest in processes of their
+    # own, each taking due runs of the work pool ("warm" and "warm-separate" only).
+    executors: int = 1
     # On stop, how long the executor's held runs may take to finish (its SIGTERM drain);
     # the stack waits that long and a little more before it kills the process.
     executor_drain_seconds: float = 30.0
@@ -61,12 +64,34 @@ class StackConfig:
     # A Prefect server of the stack's own requires an auth string (kept in the data directory),
     # so reaching its port is not enough to start a refund deployment behind the facade's back.
     prefect_auth: bool = True
+    # The auth string itself, when the API processes of several hosts share one; None: the
+    # one kept in the data directory (made on first start).
+    prefect_auth_string: str | None = None
     # The shipped record-triggered automations (prefect.yaml's triggers:): "on" creates the
     # missing ones switched on, "off" switched off, None leaves automations alone.
     automations: str | None = None
     # Where the ProcessException automation posts (a custom-webhook block named om-operations
     # is made for it); without it, only an om-operations notification block made in the UI is used.
     notify_webhook_url: str | None = None
+    # Prefect's API in this many processes (uvicorn workers); more than one needs redis_url.
+    prefect_workers: int = 1
+    # Prefect's messaging, event ordering and concurrency leases on Redis (redis://host:port/db),
+    # its background services in a process apart: what lets API processes on several hosts
+    # share one Prefect database. None: one process, in-memory messaging (the default).
+    redis_url: str | None = None
+    # This host runs Prefect's background services (exactly one host of a Prefect database should).
+    prefect_services: bool = True
+    # Prefect's database elsewhere (PostgreSQL), shared by the API processes of several hosts;
+    # None: a database "prefect" on the embedded PostgreSQL.
+    prefect_database_url: str | None = None
+
+    def __post_init__(self):
+        if self.prefect_workers < 1 or self.executors < 1:
+            raise ValueError("prefect_workers and executors are at least 1")
+        if self.prefect_workers > 1 and self.redis_url is None:
+            raise ValueError("Prefect's API in several processes shares its messaging through Redis: give redis_url")
+        if self.executors > 1 and self.executor == "serve":
+            raise ValueError("several executors need a warm executor, not stock serve")
 
 
 class Stack:
@@ -103,11 +128,12 @@ class Stack:
         return make_url(self.store_url).render_as_string(hide_password=True) if self.store_url else ""
 
     def start(self, log: Callable[[str], None] = print) -> None:
-        from runtime.prefect_server import prefect_env, start_prefect_server
+        from runtime.prefect_server import prefect_env
 
         cfg = self.config
         self.logs.mkdir(parents=True, exist_ok=True)
-        if self.api_url is None or self.store_url is None:
+        own_prefect_on_embedded = self.api_url is None and cfg.prefect_database_url is None
+        if own_prefect_on_embedded or self.store_url is None:
             from runtime.postgres import EmbeddedPostgres
 
             started = time.monotonic()
@@ -115,20 +141,21 @@ class Stack:
             log(f"embedded PostgreSQL up in {time.monotonic() - started:.1f}s")
         if self.api_url is None:
             started = time.monotonic()
-            self.postgres.ensure_database("prefect")
-
-            self.prefect_auth_string = _auth_string(cfg.data_dir / "prefect") if cfg.prefect_auth else None
-
-            def start_server() -> ManagedProcess:
-                server, self.api_url = start_prefect_server(
-                    port=cfg.prefect_port, home=cfg.data_dir / "prefect",
-                    database_url=self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg"),
-                    log_path=self.logs / "prefect-server.log", auth_string=self.prefect_auth_string, host=cfg.host,
-                )
-                return server
-
-            self._supervise(start_server)
-            log(f"Prefect server up at {self.api_url} in {time.monotonic() - started:.1f}s")
+            self.prefect_auth_string = (
+                (cfg.prefect_auth_string or _auth_string(cfg.data_dir / "prefect")) if cfg.prefect_auth else None)
+            if cfg.prefect_database_url is None:
+                self.postgres.ensure_database("prefect")
+                database_url = self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg")
+            else:
+                database_url = cfg.prefect_database_url
+            if cfg.redis_url is None:
+                self._start_prefect_server(database_url)
+                log(f"Prefect server up at {self.api_url} in {time.monotonic() - started:.1f}s")
+            else:
+                self._start_scaled_prefect_server(database_url)
+                log(f"Prefect API up at {self.api_url} in {cfg.prefect_workers} process(es) in"
+                    f" {time.monotonic() - started:.1f}s, messaging on Redis {cfg.redis_url}"
+                    + ("; its services in a process apart" if cfg.prefect_services else "; services on another host"))
         if self.store_url is None:
             self.postgres.ensure_database("orders")
             self.store_url = self.postgres.sqlalchemy_url("orders")
@@ -157,6 +184,38 @@ class Stack:
                 log(f"automations: {', '.join(created) or 'none missing'} created ({cfg.automations})")
             except Exception as exc:  # noqa: BLE001 - the engine runs without them; say so
                 log(f"automations not applied ({type(exc).__name__}: {exc}); the deployments run without them")
+
+    def _start_prefect_server(self, database_url: str) -> None:
+        from runtime.prefect_server import start_prefect_server
+
+        cfg = self.config
+
+        def start_server() -> ManagedProcess:
+            server, self.api_url = start_prefect_server(
+                port=cfg.prefect_port, home=cfg.data_dir / "prefect", database_url=database_url,
+                log_path=self.logs / "prefect-server.log", auth_string=self.prefect_auth_string, host=cfg.host,
+            )
+            return server
+
+        self._supervise(start_server)
+
+    def _start_scaled_prefect_server(self, database_url: str) -> None:
+        """Prefect's API in N processes and, unless another host runs them, its services
+        apart; messaging on Redis. Each is supervised on its own: an API restart leaves the
+        services running and the other way round."""
+        from runtime import prefect_server as ps
+
+        cfg = self.config
+        database_url = ps.prefect_database_url(database_url)
+        ps.claim_redis_database(cfg.redis_url, ps.prefect_database_identity(database_url))
+        env = ps.scaled_server_env(port=cfg.prefect_port, home=cfg.data_dir / "prefect", database_url=database_url,
+                                   redis_url=cfg.redis_url, auth_string=self.prefect_auth_string, host=cfg.host)
+        ps.prepare_prefect_database(env)
+        self.api_url = env["PREFECT_API_URL"]
+        self._supervise(lambda: ps.start_prefect_api(env, workers=cfg.prefect_workers,
+                                                     log_path=self.logs / "prefect-api.log"))
+        if cfg.prefect_services:
+            self._supervise(lambda: ps.start_prefect_services(env, log_path=self.logs / "prefect-services.log"))
 
     def apply_automations(self, *, enabled: bool) -> list[str]:
         """Create the shipped automations that are missing (runtime/automations.py)."""
@@ -199,19 +258,31 @@ class Stack:
                                                         verify=False))
 
         self._supervise(start_engine)
+        self._start_executors(range(2, self.config.executors + 1))
 
     def _start_executor_and_facade(self) -> None:
+        self._start_executors(range(1, self.config.executors + 1))
+        self._start_facade()
+
+    def _start_executors(self, numbers: range) -> None:
+        """Executors in processes of their own (executor.log, executor-2.log, ...): they
+        take due runs of the work pool, each claimed by exactly one of them."""
         args = [sys.executable, "-m", "runtime.executor", *self._executor_args()]
 
-        def start_executor() -> ManagedProcess:
-            log_path = self.logs / "executor.log"
-            written = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to the last one's log
-            executor = ManagedProcess.start(args, env=self.env, log_path=log_path, name="executor",
-                                            stop_seconds=self._executor_stop_seconds())
-            return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90, after=written))
+        def starter(number: int) -> Callable[[], ManagedProcess]:
+            suffix = "" if number == 1 else f"-{number}"
 
-        self._supervise(start_executor)
-        self._start_facade()
+            def start_executor() -> ManagedProcess:
+                log_path = self.logs / f"executor{suffix}.log"
+                written = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to the last one's log
+                executor = ManagedProcess.start(args, env=self.env, log_path=log_path, name=f"executor{suffix}",
+                                                stop_seconds=self._executor_stop_seconds())
+                return _ready(executor, lambda: wait_for_log_line(executor, "warm executor", timeout=90, after=written))
+
+            return start_executor
+
+        for number in numbers:
+            self._supervise(starter(number))
 
     def _start_facade(self) -> None:
         facade_args = [sys.executable, "-m", "api", "--port", str(self.config.api_port), *self._facade_args()]
