@@ -4,6 +4,7 @@
     python -m bench                                   # everything (about 40 minutes here)
     python -m bench --parts operations --executors warm --concurrent 1,10
     python -m bench --parts reconcile --reconcile-records 100000   # or OM_BENCH_RECONCILE_RECORDS
+    python -m bench --parts scale --scale-callers 1,10,50,200      # stock serve, default, scaled out
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False)
 
-PARTS = ("operations", "profile", "sweep", "store-scale", "faults", "soak", "reconcile")
+PARTS = ("operations", "profile", "sweep", "store-scale", "faults", "soak", "reconcile", "scale")
 
 
 @app.command()
@@ -36,6 +37,11 @@ def main(
     soak_rate: float = typer.Option(2.0, min=0.1, help="soak: operations started per second."),
     reconcile_records: int = typer.Option(100_000, min=100, envvar="OM_BENCH_RECONCILE_RECORDS",
                                           help="reconcile: gateway records seeded and reconciled."),
+    scale_settings: str = typer.Option("stock serve,default,scaled out", help="scale: which settings, side by side."),
+    scale_callers: str = typer.Option("1,10,50,200", help="scale: concurrent callers at each level."),
+    scale_sizes: str = typer.Option("1000,100000,1000000",
+                                    help="scale: order summaries the default's store is grown to, in this order ('' for none)."),
+    scale_per_level: int = typer.Option(20, min=1, help="scale: operations per level at least (callers x rounds)."),
     out: Path = typer.Option(Path("bench/results.json"), help="Where the JSON figures go."),
 ) -> None:
     from bench.operations import Results, machine
@@ -114,6 +120,18 @@ def main(
         own_keys[KEY] = reconciled.as_json()
         save()
         print_table(reconciled)
+    if "scale" in chosen:
+        from bench.scale import KEY as SCALE_KEY
+        from bench.scale import print_table as print_scale
+        from bench.scale import run as scale
+
+        scaled = scale(settings=tuple(x for x in scale_settings.split(",") if x),
+                       callers=tuple(int(c) for c in scale_callers.split(",")),
+                       sizes=tuple(int(x) for x in scale_sizes.split(",") if x), per_level=scale_per_level,
+                       samples=samples)
+        own_keys[SCALE_KEY] = scaled.as_json()
+        save()
+        print_scale(scaled)
     if not results.figures:
         save()
         Console().print(f"figures written to {out} (machine: {results.machine})")
