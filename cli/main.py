@@ -63,7 +63,7 @@ def up(
     """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
     from rich.markup import escape
 
-    from runtime.prefect_server import RedisDatabaseInUse
+    from runtime.prefect_server import RedisDatabaseRefused
     from runtime.stack import ChildKeepsDying, Stack, StackConfig
 
     if prefect_workers > 1 and redis_url is None:
@@ -92,7 +92,7 @@ def up(
         with console.status("starting the engine..."):
             try:
                 stack.start(log=console.log)
-            except (RedisDatabaseInUse, ValueError) as exc:  # a setting that cannot work: say which, no traceback
+            except (RedisDatabaseRefused, ValueError) as exc:  # a setting that cannot work: say which, no traceback
                 console.print(f"[red]{escape(str(exc))}[/red]")
                 raise typer.Exit(2) from exc
             demo_order = stack.load_demo() if demo else None

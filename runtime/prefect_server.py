@@ -133,7 +133,7 @@ def redis_messaging_env(redis_url: str) -> dict[str, str]:
     }
 
 
-class RedisDatabaseInUse(RuntimeError):
+class RedisDatabaseRefused(RuntimeError):
     """The Redis database holds another Prefect database's messages (or something else's
     keys): a server that shared it would consume them."""
 
@@ -168,7 +168,7 @@ def prefect_database_identity(database_url: str) -> str:
 
 def claim_redis_database(redis_url: str, owner: str) -> None:
     """Mark the Redis database as the messaging of the Prefect database ``owner``, or
-    refuse it (:class:`RedisDatabaseInUse`) when another database, or anything else, uses
+    refuse it (:class:`RedisDatabaseRefused`) when another database, or anything else, uses
     it: Redis streams outlive a Prefect database, and a new server would consume what an
     old one left (measured: an old run's events replayed into a new database). The hosts
     of one server share the mark."""
@@ -180,16 +180,16 @@ def claim_redis_database(redis_url: str, owner: str) -> None:
             if client.dbsize() == 1:
                 return
             client.delete(REDIS_OWNER_KEY)
-            raise RedisDatabaseInUse(
+            raise RedisDatabaseRefused(
                 f"Redis database {redis_url} already holds {client.dbsize()} keys of something else;"
                 " give this Prefect server a Redis database of its own (redis://host:port/<db>), or empty that one")
         current = (client.get(REDIS_OWNER_KEY) or b"").decode()
     except redis.ConnectionError as exc:
-        raise RedisDatabaseInUse(f"no Redis answers at {redis_url} ({exc})") from exc
+        raise RedisDatabaseRefused(f"no Redis answers at {redis_url} ({exc})") from exc
     finally:
         client.close()
     if current != owner:
-        raise RedisDatabaseInUse(
+        raise RedisDatabaseRefused(
             f"Redis database {redis_url} carries the messages of another Prefect database ({current});"
             " give this one a Redis database of its own, or empty that one if the other is gone for good")
 
