@@ -81,3 +81,71 @@ def test_two_api_processes_and_services_apart_run_flows_and_keep_their_events(
         services.stop()
         api.stop()
         drop_postgres_database(database)
+
+
+def test_a_redis_database_carries_one_prefect_database_and_refuses_another(redis_database):
+    import redis
+
+    from runtime.prefect_server import REDIS_OWNER_KEY, RedisDatabaseRefused, claim_redis_database
+
+    claim_redis_database(redis_database, "cluster-1/prefect/16384")
+    claim_redis_database(redis_database, "cluster-1/prefect/16384")  # a second host of the same database
+    with pytest.raises(RedisDatabaseRefused, match="another Prefect database"):
+        claim_redis_database(redis_database, "cluster-2/prefect/16384")  # same name, another cluster
+    client = redis.Redis.from_url(redis_database)
+    assert client.get(REDIS_OWNER_KEY) == b"cluster-1/prefect/16384"  # the refusal changed nothing
+    client.flushdb()
+    client.set("someone-elses-key", "x")
+    with pytest.raises(RedisDatabaseRefused, match="already holds 1 keys of something else"):
+        claim_redis_database(redis_database, "cluster-1/prefect/16384")
+    assert client.keys("*") == [b"someone-elses-key"]
+
+
+def test_no_redis_answering_is_a_clear_refusal():
+    from runtime.prefect_server import RedisDatabaseRefused, claim_redis_database
+
+    with pytest.raises(RedisDatabaseRefused, match="no Redis answers at redis://127.0.0.1:1/0"):
+        claim_redis_database("redis://127.0.0.1:1/0", "cluster-1/prefect/16384")
+
+
+def test_several_api_processes_need_redis_and_several_executors_a_warm_executor(tmp_path):
+    from runtime.stack import StackConfig
+
+    with pytest.raises(ValueError, match="give redis_url"):
+        StackConfig(data_dir=tmp_path, prefect_workers=2)
+    with pytest.raises(ValueError, match="not stock serve"):
+        StackConfig(data_dir=tmp_path, executors=2, executor="serve")
+    with pytest.raises(ValueError, match="at least 1"):
+        StackConfig(data_dir=tmp_path, executors=0)
+
+
+def test_prefect_database_url_takes_postgresql_in_asyncpg_and_refuses_sqlite():
+    from runtime.prefect_server import prefect_database_url
+
+    assert prefect_database_url("postgresql://postgres@db:5432/prefect") == "postgresql+asyncpg://postgres@db:5432/prefect"
+    assert prefect_database_url("postgresql+psycopg://u:p@db/prefect") == "postgresql+asyncpg://u:p@db/prefect"
+    with pytest.raises(ValueError, match="needs PostgreSQL"):
+        prefect_database_url("sqlite:///prefect.db")
+
+
+def test_om_up_refuses_a_redis_database_of_another_prefect_database_and_leaves_nothing_running(
+        redis_database, tmp_path):
+    import os
+
+    import redis
+
+    from runtime.prefect_server import PROJECT_ROOT, REDIS_OWNER_KEY
+    from runtime.processes import free_port
+
+    redis.Redis.from_url(redis_database).set(REDIS_OWNER_KEY, "another-cluster/prefect/16384")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OM_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "up", "--data-dir", str(tmp_path / "data"), "--redis-url", redis_database,
+         "--prefect-workers", "2", "--prefect-port", str(free_port()), "--api-port", str(free_port())],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = " ".join((done.stdout + done.stderr).split())  # rich wraps lines
+    assert done.returncode == 2, output[-3000:]
+    assert "carries the messages of another Prefect database (another-cluster/prefect/16384)" in output
+    assert output.endswith("stopped.")
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not (tmp_path / "data" / "logs" / "prefect-api.log").exists()  # no API process was started
