@@ -31,6 +31,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger
+from prefect.results import get_default_result_storage
 from prefect.states import Cancelled, Crashed
 
 from actions.effects import effects_summary
@@ -43,6 +44,7 @@ from runtime.executor.inprocess import (
     prepare_run_thread,
     request_suspension,
     run_flow_in_thread,
+    with_default_result_storage,
 )
 
 logger = get_logger("om.executor")  # under "prefect.": Prefect's console handler shows it
@@ -120,9 +122,10 @@ class WarmExecutor:
     def start(self) -> None:
         with get_client(sync_client=True) as client:
             self._ensure_work_pool(client)
+        storage = get_default_result_storage(_sync=True)  # once, not at the start of every run
         for flow, deployment in self._served:
             deployment_id = deployment.apply(work_pool_name=self.settings.work_pool)
-            self._flows[deployment_id] = flow
+            self._flows[deployment_id] = with_default_result_storage(flow, storage)
             self._deployment_ids[f"{flow.name}/{deployment.name}"] = deployment_id
             self._deployment_of_flow[flow.name] = deployment_id
         with get_client(sync_client=True) as client:

@@ -147,7 +147,8 @@ def test_an_order_changed_returned_and_credited_through_the_core_action_deployme
     by_key = {a.key: a for a in artifacts}
     table = json.loads(by_key[f"credit-memo-{memo.id.lower()}"].data)
     assert [(row["Charge"], row["Tax"]) for row in table] == [("20.00 USD", "2.00 USD")]
-    assert f"/sobjects/CreditMemo/{memo.id}" in by_key[f"credit-memo-{memo.id.lower()}-summary"].data
+    assert f"/sobjects/CreditMemo/{memo.id}" in by_key[f"credit-memo-{memo.id.lower()}"].description  # its summary
+    assert [a.type for a in artifacts if a.type in ("table", "markdown")] == ["table"]  # summary: its description
     check()
 
     returning = _run("create-return-order", {"create_return_order_input": {
@@ -193,7 +194,8 @@ def test_an_order_changed_returned_and_credited_through_the_core_action_deployme
     received_rows = json.loads(artifacts_of(received)[f"return-order-items-{return_order.id.lower()}"].data)
     assert {row["Kind"] for row in received_rows} == {"Return", "Fee"}
     assert invoiced.state.result() == {"invoice_id": fee_invoice.id, "total_amount": "4.99"}
-    assert f"/sobjects/Invoice/{fee_invoice.id}" in artifacts_of(invoiced)[f"invoice-{fee_invoice.id.lower()}-summary"].data
+    summary = artifacts_of(invoiced)[f"invoice-{fee_invoice.id.lower()}"].description  # markdown, shown with the table
+    assert summary.startswith("### Invoice") and f"/sobjects/Invoice/{fee_invoice.id}" in summary
 
     # Each run announced exactly its records, once, after its commit, related by role.
     def one(resource: str, name: str) -> dict:

@@ -414,3 +414,28 @@ def test_a_run_whose_concurrency_slot_the_server_lost_before_it_started_is_run_a
     cancelled = history.index(StateType.CANCELLED)
     assert history[cancelled + 1] == StateType.SCHEDULED and history[-1] == StateType.COMPLETED
     assert history.count(StateType.RUNNING) == 1  # it never ran before it was cancelled
+
+
+def test_a_flow_that_persists_its_result_takes_the_default_storage_read_once(tmp_path):
+    from pathlib import Path
+
+    from prefect import flow
+    from prefect.filesystems import LocalFileSystem
+
+    from runtime.executor.inprocess import with_default_result_storage
+
+    @flow(persist_result=True)
+    def persisting() -> int:
+        return 1
+
+    @flow
+    def unspecified() -> int:
+        return 1
+
+    default = LocalFileSystem(basepath=str(tmp_path / "results"))  # unsaved: Prefect takes it only as a path
+    taken = with_default_result_storage(persisting, default)
+    assert taken.result_storage == Path(tmp_path / "results") and taken.persist_result is True
+    assert persisting.result_storage is None  # the original is left as it was
+    assert with_default_result_storage(unspecified, default) is unspecified  # storage would switch persistence on
+    named = persisting.with_options(result_storage=tmp_path / "own")
+    assert with_default_result_storage(named, default) is named
