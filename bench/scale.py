@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 KEY = "scale"
 SETTINGS = ("stock serve", "default", "scaled out")
 REDIS_URL = "redis://127.0.0.1:6379/10"  # the scaled-out bench's own: flushed before and after
@@ -53,6 +55,7 @@ class Level:
     prefect_commits_per_op: float
     prefect_rows_per_op: float
     store_size: int | None = None  # order summaries in the store beforehand (the growth rows)
+    error_samples: list[str] = field(default_factory=list)  # what the first few errors were
 
 
 @dataclass
@@ -128,14 +131,15 @@ def _level(bench, setting: str, callers: int, pids: dict[str, int], prefect_db, 
     time.sleep(1)  # the last level's logs and events land first
     before = _snapshot(pids, prefect_db)
     accepts: list[float] = []
-    ids, errors = [], 0
+    ids, errors, samples = [], 0, []
 
     def caller(_):
         made = []
         for _ in range(rounds):
             try:
                 made.append(bench.accept())
-            except Exception:  # noqa: BLE001 - an accept that failed is an error of the level, counted
+            except Exception as exc:  # noqa: BLE001 - an accept that failed is an error of the level, counted
+                samples.append(f"accept: {type(exc).__name__}: {exc}"[:400])
                 made.append(None)
         return made
 
@@ -151,6 +155,7 @@ def _level(bench, setting: str, callers: int, pids: dict[str, int], prefect_db, 
     runs = bench.finished(ids)
     completed = [r for r in runs if r.state.is_completed()]
     errors += len(ids) - len(completed)
+    samples += [f"run {r.id}: {r.state.type.value}: {r.state.message}"[:400] for r in runs if not r.state.is_completed()]
     time.sleep(1.5)
     after = _snapshot(pids, prefect_db)
     n = len(ids) or 1
@@ -164,7 +169,7 @@ def _level(bench, setting: str, callers: int, pids: dict[str, int], prefect_db, 
         cpu_per_op={name.removeprefix("CPU "): (after[name] - before[name]) / n for name in after
                     if name.startswith("CPU ")},
         prefect_commits_per_op=(after["commits"] - before["commits"]) / n,
-        prefect_rows_per_op=(after["rows"] - before["rows"]) / n, store_size=store_size,
+        prefect_rows_per_op=(after["rows"] - before["rows"]) / n, store_size=store_size, error_samples=samples[:5],
     )
 
 
@@ -198,6 +203,9 @@ class _Bench:
         from bench.operations import Bench
 
         self.inner = Bench(stack, orders)
+        # a connection per caller: httpx's default pool (100) would queue the 200 callers in the client
+        self.inner.http = httpx.Client(base_url=self.inner.http.base_url, headers=self.inner.http.headers, timeout=120,
+                                       limits=httpx.Limits(max_connections=400, max_keepalive_connections=400))
         self.accept, self.create_floor = self.inner.accept, self.inner.create_floor
 
     def finished(self, ids: list, timeout: float = 1800) -> list:
