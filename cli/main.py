@@ -63,7 +63,7 @@ def up(
     """Start everything and keep it running (a child that dies is restarted); Ctrl-C stops it all."""
     from rich.markup import escape
 
-    from runtime.prefect_server import RedisDatabaseRefused
+    from runtime.prefect_server import SetupRefused
     from runtime.stack import ChildKeepsDying, Stack, StackConfig
 
     if prefect_workers > 1 and redis_url is None:
@@ -92,7 +92,7 @@ def up(
         with console.status("starting the engine..."):
             try:
                 stack.start(log=console.log)
-            except (RedisDatabaseRefused, ValueError) as exc:  # a setting that cannot work: say which, no traceback
+            except SetupRefused as exc:  # a setting that cannot work: say which, no traceback
                 console.print(f"[red]{escape(str(exc))}[/red]")
                 raise typer.Exit(2) from exc
             demo_order = stack.load_demo() if demo else None
@@ -115,6 +115,8 @@ def up(
 def _print_welcome(stack, demo_order) -> None:
     # soft_wrap: never break a URL, token or curl command with inserted newlines (rich wraps
     # at the terminal width, 80 columns when piped), so they can be copied or parsed as printed.
+    from runtime.prefect_server import redacted_url
+
     say = functools.partial(console.print, soft_wrap=True)
     c = stack.config
     say("[bold green]Order Management engine is up[/bold green]")
@@ -126,7 +128,7 @@ def _print_welcome(stack, demo_order) -> None:
         " OM_PUBLIC_DOCS=true serves it and /docs to anyone)")
     say(f"  Store:        {stack.store_url_display}")
     if c.redis_url:
-        say(f"  Scaled out:   Prefect API in {c.prefect_workers} process(es), messaging on {c.redis_url},"
+        say(f"  Scaled out:   Prefect API in {c.prefect_workers} process(es), messaging on {redacted_url(c.redis_url)},"
             f" services {'in a process apart' if c.prefect_services else 'on another host'}; {c.executors} executor(s)")
     elif c.executors > 1:
         say(f"  Executors:    {c.executors}")

@@ -115,27 +115,36 @@ asyncio.run(main())
 """
 
 
+class SetupRefused(ValueError):
+    """A scale-out setting that cannot work, said before anything is started."""
+
+
 def redis_messaging_env(redis_url: str) -> dict[str, str]:
     """Prefect's settings that put its messaging, event ordering and concurrency leases on
-    Redis (prefect-redis), which processes of one server share: ``redis://host:port/db``.
-    Redis streams outlive a Prefect database: give each server a database of its own."""
-    parsed = urlparse(redis_url)
-    if parsed.scheme != "redis":
-        raise ValueError(f"a Redis URL is redis://host:port/db, not {redis_url!r}")
+    Redis (prefect-redis), which processes of one server share: ``redis://[user:password@]host:port/db``
+    (or ``rediss://``). Redis streams outlive a Prefect database: give each server a database of its own."""
+    if urlparse(redis_url).scheme not in ("redis", "rediss"):
+        raise SetupRefused(f"a Redis URL is redis://host:port/db, not {redacted_url(redis_url)!r}")
     return {
         "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
         "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
         "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
-        "PREFECT_REDIS_MESSAGING_HOST": parsed.hostname or "127.0.0.1",
-        "PREFECT_REDIS_MESSAGING_PORT": str(parsed.port or 6379),
-        "PREFECT_REDIS_MESSAGING_DB": parsed.path.lstrip("/") or "0",
+        "PREFECT_REDIS_MESSAGING_URL": redis_url,  # the whole URL: its password and TLS too
     }
 
 
-class RedisDatabaseRefused(RuntimeError):
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (for logs and messages)."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)).geturl()
+
+
+class RedisDatabaseRefused(SetupRefused):
     """The Redis database holds another Prefect database's messages (or something else's
-    keys): a server that shared it would consume them."""
+    keys), or no Redis answers: a server that shared it would consume them."""
 
 
 REDIS_OWNER_KEY = "om:prefect-database"
@@ -148,7 +157,7 @@ def prefect_database_url(url: str) -> str:
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
-        raise ValueError(f"Prefect's API in several processes needs PostgreSQL, not {parsed.get_backend_name()}")
+        raise SetupRefused(f"Prefect's API in several processes needs PostgreSQL, not {parsed.get_backend_name()}")
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
@@ -181,16 +190,16 @@ def claim_redis_database(redis_url: str, owner: str) -> None:
                 return
             client.delete(REDIS_OWNER_KEY)
             raise RedisDatabaseRefused(
-                f"Redis database {redis_url} already holds {client.dbsize()} keys of something else;"
+                f"Redis database {redacted_url(redis_url)} already holds {client.dbsize()} keys of something else;"
                 " give this Prefect server a Redis database of its own (redis://host:port/<db>), or empty that one")
         current = (client.get(REDIS_OWNER_KEY) or b"").decode()
-    except redis.ConnectionError as exc:
-        raise RedisDatabaseRefused(f"no Redis answers at {redis_url} ({exc})") from exc
+    except redis.RedisError as exc:  # not answering, too slow, or no such database number
+        raise RedisDatabaseRefused(f"no Redis answers at {redacted_url(redis_url)} ({exc})") from exc
     finally:
         client.close()
     if current != owner:
         raise RedisDatabaseRefused(
-            f"Redis database {redis_url} carries the messages of another Prefect database ({current});"
+            f"Redis database {redacted_url(redis_url)} carries the messages of another Prefect database ({current});"
             " give this one a Redis database of its own, or empty that one if the other is gone for good")
 
 
@@ -206,6 +215,8 @@ def scaled_server_env(
     env = prefect_env(api_url)
     for name in (*_DATABASE_ENV, "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"):
         env.pop(name, None)
+    for name in [name for name in env if name.startswith("PREFECT_REDIS_MESSAGING_")]:
+        env.pop(name)  # an inherited host, port or URL would point Prefect at another Redis than the one claimed
     env.update(redis_messaging_env(redis_url), PREFECT_HOME=str(home), PREFECT_SERVER_UI_API_URL=api_url,
                PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port), PREFECT_SERVER_UI_V2_ENABLED="false",
                PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url)

@@ -92,6 +92,17 @@ class StackConfig:
             raise ValueError("Prefect's API in several processes shares its messaging through Redis: give redis_url")
         if self.executors > 1 and self.executor == "serve":
             raise ValueError("several executors need a warm executor, not stock serve")
+        own_server_only = {"--prefect-workers": self.prefect_workers > 1, "--redis-url": self.redis_url is not None,
+                           "--no-prefect-services": not self.prefect_services,
+                           "--prefect-database-url": self.prefect_database_url is not None,
+                           "--prefect-auth-string": self.prefect_auth_string is not None}
+        given = [name for name, set_ in own_server_only.items() if set_]
+        if self.prefect_api_url is not None and given:
+            raise ValueError(f"{', '.join(given)} shape a Prefect server of om up's own; PREFECT_API_URL names"
+                             " another one, which this host only uses")
+        if not self.prefect_services and self.redis_url is None:
+            raise ValueError("--no-prefect-services leaves the services to another host, which hears this host's"
+                             " events only through Redis: give --redis-url")
 
 
 class Stack:
@@ -147,14 +158,18 @@ class Stack:
                 self.postgres.ensure_database("prefect")
                 database_url = self.postgres.sqlalchemy_url("prefect", driver="postgresql+asyncpg")
             else:
-                database_url = cfg.prefect_database_url
+                from runtime.prefect_server import prefect_database_url
+
+                database_url = prefect_database_url(cfg.prefect_database_url)
             if cfg.redis_url is None:
                 self._start_prefect_server(database_url)
                 log(f"Prefect server up at {self.api_url} in {time.monotonic() - started:.1f}s")
             else:
                 self._start_scaled_prefect_server(database_url)
+                from runtime.prefect_server import redacted_url
+
                 log(f"Prefect API up at {self.api_url} in {cfg.prefect_workers} process(es) in"
-                    f" {time.monotonic() - started:.1f}s, messaging on Redis {cfg.redis_url}"
+                    f" {time.monotonic() - started:.1f}s, messaging on Redis {redacted_url(cfg.redis_url)}"
                     + ("; its services in a process apart" if cfg.prefect_services else "; services on another host"))
         if self.store_url is None:
             self.postgres.ensure_database("orders")
@@ -206,7 +221,6 @@ class Stack:
         from runtime import prefect_server as ps
 
         cfg = self.config
-        database_url = ps.prefect_database_url(database_url)
         ps.claim_redis_database(cfg.redis_url, ps.prefect_database_identity(database_url))
         env = ps.scaled_server_env(port=cfg.prefect_port, home=cfg.data_dir / "prefect", database_url=database_url,
                                    redis_url=cfg.redis_url, auth_string=self.prefect_auth_string, host=cfg.host)

@@ -31,7 +31,6 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger
-from prefect.results import get_default_result_storage
 from prefect.states import Cancelled, Crashed
 
 from actions.effects import effects_summary
@@ -44,6 +43,7 @@ from runtime.executor.inprocess import (
     prepare_run_thread,
     request_suspension,
     run_flow_in_thread,
+    server_default_result_storage,
     with_default_result_storage,
 )
 
@@ -122,7 +122,7 @@ class WarmExecutor:
     def start(self) -> None:
         with get_client(sync_client=True) as client:
             self._ensure_work_pool(client)
-        storage = get_default_result_storage(_sync=True)  # once, not at the start of every run
+            storage = server_default_result_storage(client)  # once, not at the start of every run
         for flow, deployment in self._served:
             deployment_id = deployment.apply(work_pool_name=self.settings.work_pool)
             self._flows[deployment_id] = with_default_result_storage(flow, storage)

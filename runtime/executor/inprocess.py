@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,9 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Flow
-from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from prefect.filesystems import WritableFileSystem
+from prefect.results import resolve_result_storage
+from prefect.settings import get_current_settings
 from prefect._flow_run_suspension import (
     FlowRunSuspensionRequest,
     mark_flow_run_suspension_requested,
@@ -111,19 +114,29 @@ def _settings_without_heartbeats() -> SettingsContext:
     )
 
 
-def with_default_result_storage(flow: Flow, storage: WritableFileSystem) -> Flow:
-    """``flow`` with the server's default result storage (``storage``, read once by the
-    executor) as its own, unless it names one or leaves persistence to Prefect's default.
+def server_default_result_storage(client) -> WritableFileSystem | Path | None:
+    """The result storage Prefect's engine would look up at the start of every run
+    (``GET /admin/storage``, about 3 ms of the server's CPU), read once: the server's default
+    block, or the local path when it has none. None when the engine asks nothing (a default
+    block in the settings) or the server did not answer: then runs look it up as usual."""
+    if get_current_settings().results.default_storage_block is not None:
+        return None
+    try:
+        block_id = client.read_server_default_result_storage().default_result_storage_block_id
+        if block_id is None:
+            return Path(get_current_settings().results.local_storage_path)  # Prefect takes an unsaved block as a path
+        return resolve_result_storage(block_id, _sync=True)
+    except Exception as exc:  # noqa: BLE001 - not knowing it only costs the per-run lookup
+        logging.getLogger(__name__).warning("default result storage not read (%s): each run reads it", exc)
+        return None
 
-    Prefect's engine otherwise asks the server for its default result storage at the start
-    of every run (``GET /admin/storage``, about 3 ms of the server's CPU). A default changed
-    on the server applies from the executor's next start. Prefect takes an unsaved block
-    only as a path, which is what the default local storage is.
-    """
-    if flow.result_storage is not None or flow.persist_result is None:  # None: storage would switch it on
+
+def with_default_result_storage(flow: Flow, storage: WritableFileSystem | Path | None) -> Flow:
+    """``flow`` with ``storage`` (:func:`server_default_result_storage`) as its own, unless it
+    names one, leaves persistence to Prefect's default (storage would switch it on), or
+    ``storage`` is None. A default changed on the server applies from the executor's next start."""
+    if storage is None or flow.result_storage is not None or flow.persist_result is None:
         return flow
-    if isinstance(storage, LocalFileSystem) and getattr(storage, "_block_document_id", None) is None:
-        return flow.with_options(result_storage=Path(storage.basepath))
     return flow.with_options(result_storage=storage)
 
 

@@ -420,9 +420,9 @@ def test_a_flow_that_persists_its_result_takes_the_default_storage_read_once(tmp
     from pathlib import Path
 
     from prefect import flow
-    from prefect.filesystems import LocalFileSystem
+    from prefect.settings import get_current_settings
 
-    from runtime.executor.inprocess import with_default_result_storage
+    from runtime.executor.inprocess import server_default_result_storage, with_default_result_storage
 
     @flow(persist_result=True)
     def persisting() -> int:
@@ -432,10 +432,25 @@ def test_a_flow_that_persists_its_result_takes_the_default_storage_read_once(tmp
     def unspecified() -> int:
         return 1
 
-    default = LocalFileSystem(basepath=str(tmp_path / "results"))  # unsaved: Prefect takes it only as a path
-    taken = with_default_result_storage(persisting, default)
-    assert taken.result_storage == Path(tmp_path / "results") and taken.persist_result is True
+    with get_client(sync_client=True) as client:
+        storage = server_default_result_storage(client)  # the session's server has no default block
+    assert storage == Path(get_current_settings().results.local_storage_path)
+    taken = with_default_result_storage(persisting, storage)
+    assert taken.result_storage == storage and taken.persist_result is True
     assert persisting.result_storage is None  # the original is left as it was
-    assert with_default_result_storage(unspecified, default) is unspecified  # storage would switch persistence on
+    assert with_default_result_storage(unspecified, storage) is unspecified  # storage would switch persistence on
     named = persisting.with_options(result_storage=tmp_path / "own")
-    assert with_default_result_storage(named, default) is named
+    assert with_default_result_storage(named, storage) is named
+    assert with_default_result_storage(persisting, None) is persisting  # not read: each run reads it
+
+
+def test_a_server_that_does_not_answer_leaves_the_lookup_to_each_run():
+    from prefect.client.orchestration import get_client as client_for
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from runtime.executor.inprocess import server_default_result_storage
+    from runtime.processes import free_port
+
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+        with client_for(sync_client=True, httpx_settings={"timeout": 2}) as client:
+            assert server_default_result_storage(client) is None

@@ -117,6 +117,23 @@ def test_several_api_processes_need_redis_and_several_executors_a_warm_executor(
         StackConfig(data_dir=tmp_path, executors=2, executor="serve")
     with pytest.raises(ValueError, match="at least 1"):
         StackConfig(data_dir=tmp_path, executors=0)
+    with pytest.raises(ValueError, match="--prefect-workers, --redis-url shape a Prefect server of om up's own"):
+        StackConfig(data_dir=tmp_path, prefect_api_url="http://elsewhere:4200/api", prefect_workers=2,
+                    redis_url=REDIS_URL)
+    with pytest.raises(ValueError, match="give --redis-url"):
+        StackConfig(data_dir=tmp_path, prefect_services=False)
+    StackConfig(data_dir=tmp_path, prefect_api_url="http://elsewhere:4200/api", executors=3)  # executors only: fine
+
+
+def test_prefect_gets_the_whole_redis_url_and_messages_never_show_its_password():
+    from runtime.prefect_server import SetupRefused, redacted_url, redis_messaging_env
+
+    url = "rediss://om:s3cret@redis.internal:6380/4"
+    assert redis_messaging_env(url)["PREFECT_REDIS_MESSAGING_URL"] == url  # password and TLS reach Prefect
+    assert redacted_url(url) == "rediss://om:***@redis.internal:6380/4"
+    assert redacted_url(REDIS_URL) == REDIS_URL
+    with pytest.raises(SetupRefused, match="not 'http://om:\\*\\*\\*@redis:6379/0'"):
+        redis_messaging_env("http://om:s3cret@redis:6379/0")
 
 
 def test_prefect_database_url_takes_postgresql_in_asyncpg_and_refuses_sqlite():
