@@ -250,6 +250,27 @@ class Bench:
         return elapsed
 
 
+def floors_and_accepts(bench, samples: int) -> tuple[list[float], list[float], list[float], list[float], list[UUID]]:
+    """create_flow_run and accept alternating, ``samples`` of each at 1 caller, then at 5:
+    (floors at 1, accepts at 1, floors at 5, accepts at 5, the accepted operations)."""
+    floors_1, accept_1, floors_5, accept_5, accepted = [], [], [], [], []
+    for _ in range(samples):
+        floors_1.append(bench.create_floor())
+        elapsed, operation = bench.accept()
+        accept_1.append(elapsed)
+        accepted.append(operation)
+
+    def caller(_):
+        return bench.create_floor(), bench.accept()
+
+    with ThreadPoolExecutor(5) as pool:
+        for floor, (elapsed, operation) in pool.map(caller, range(samples)):
+            floors_5.append(floor)
+            accept_5.append(elapsed)
+            accepted.append(operation)
+    return floors_1, accept_1, floors_5, accept_5, accepted
+
+
 def _cancelled():
     from prefect.states import Cancelled
 
@@ -264,12 +285,20 @@ def _stack(executor: str, scratch: Path):
                              token=secrets.token_urlsafe(16), executor=executor))
 
 
+SCHEDULES = ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON", "OM_RECONCILE_CRON")
+
+
+def without_schedules() -> None:
+    """No scheduled runs competing with the measured ones (in the stacks started from here on)."""
+    for schedule in SCHEDULES:
+        os.environ[schedule] = ""
+
+
 def measure(results: Results, *, executor: str, repeats: int, samples: int, concurrent: tuple[int, ...]) -> None:
     """Every figure of one executor, named ``<figure> [<executor label>]``."""
     from blocks import SandboxGateway
 
-    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON", "OM_RECONCILE_CRON"):
-        os.environ[schedule] = ""  # no scheduled runs competing with the measured ones
+    without_schedules()
     label = LABELS[executor]
     latency_samples = max(3, samples // 2)
     needed = repeats * (2 * samples + latency_samples + 2 * sum(concurrent)) + 10
@@ -316,20 +345,9 @@ def measure(results: Results, *, executor: str, repeats: int, samples: int, conc
             for _ in range(repeats):
                 # Floor and accept alternate, so both meet the same load (the runs just accepted
                 # are executing meanwhile); floors are created Cancelled and never run.
-                for _ in range(samples):
-                    floors.append(bench.create_floor())
-                    elapsed, operation = bench.accept()
-                    accept_1.append(elapsed)
-                    accepted.append(operation)
-
-                def caller(_):
-                    return bench.create_floor(), bench.accept()
-
-                with ThreadPoolExecutor(5) as pool:
-                    for floor, (elapsed, operation) in pool.map(caller, range(samples)):
-                        floors_5.append(floor)
-                        accept_5.append(elapsed)
-                        accepted.append(operation)
+                sampled = floors_and_accepts(bench, samples)
+                for into, values in zip((floors, accept_1, floors_5, accept_5, accepted), sampled, strict=True):
+                    into += values
                 bench.wait_all(accepted)  # later figures start from an idle executor
                 accepted.clear()
                 for _ in range(latency_samples):

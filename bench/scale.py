@@ -175,21 +175,9 @@ def _level(bench, setting: str, callers: int, pids: dict[str, int], prefect_db, 
 
 def _floors(bench, samples: int) -> dict[str, float]:
     """create_flow_run next to accept, alternating, at 1 and at 5 callers (bench/operations.py)."""
-    floors_1, accept_1, floors_5, accept_5, ids = [], [], [], [], []
-    for _ in range(samples):
-        floors_1.append(bench.create_floor())
-        elapsed, run_id = bench.accept()
-        accept_1.append(elapsed)
-        ids.append(run_id)
+    from bench.operations import floors_and_accepts
 
-    def caller(_):
-        return bench.create_floor(), bench.accept()
-
-    with ThreadPoolExecutor(5) as pool:
-        for floor, (elapsed, run_id) in pool.map(caller, range(samples)):
-            floors_5.append(floor)
-            accept_5.append(elapsed)
-            ids.append(run_id)
+    floors_1, accept_1, floors_5, accept_5, ids = floors_and_accepts(bench, samples)
     bench.finished(ids)
     return {"create_flow_run p50, 1 caller": statistics.median(floors_1), "accept p50, 1 caller": statistics.median(accept_1),
             "create_flow_run p50, 5 callers": statistics.median(floors_5),
@@ -203,6 +191,7 @@ class _Bench:
         from bench.operations import Bench
 
         self.inner = Bench(stack, orders)
+        self.inner.http.close()
         # a connection per caller: httpx's default pool (100) would queue the 200 callers in the client
         self.inner.http = httpx.Client(base_url=self.inner.http.base_url, headers=self.inner.http.headers, timeout=120,
                                        limits=httpx.Limits(max_connections=400, max_keepalive_connections=400))
@@ -222,15 +211,11 @@ def measure_setting(results: ScaleResults, setting: str, *, callers: tuple[int, 
                     sizes: tuple[int, ...] = (), growth_callers: tuple[int, ...] = ()) -> None:
     """One setting's stack: its floors and levels; then, for each of ``sizes``, the store
     grown to that many order summaries and ``growth_callers`` levels again."""
-    import os
-
-    from bench.operations import PrefectDatabase, _orders
+    from bench.operations import PrefectDatabase, _orders, without_schedules
     from blocks import SandboxGateway
     from runtime.stack import Stack
 
-    for schedule in ("OM_AUDIT_CRON", "OM_RESOLVE_CRON", "OM_WEBHOOK_CRON", "OM_EXPORT_CRON", "OM_SWEEP_CRON",
-                     "OM_RECONCILE_CRON"):
-        os.environ[schedule] = ""  # no scheduled runs competing with the measured ones
+    without_schedules()
     if setting == "scaled out":
         _flush_redis()
     def operations(levels: tuple[int, ...]) -> int:

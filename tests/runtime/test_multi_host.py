@@ -38,6 +38,7 @@ from runtime.stack import wait_for_log_line
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.factories import make_order
 from tests.ledger import assert_ledger_invariants
+from tests.runtime.redis_databases import flushed_redis_database
 
 REDIS_URL = "redis://127.0.0.1:6379/12"  # a database of this test's own (test_prefect_workers uses 13)
 ACTION = "commerce/order-management/order-summaries/{}/async-actions/ensure-refunds-async"
@@ -46,16 +47,7 @@ OPERATIONS = 30
 
 @pytest.fixture
 def redis_database():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis answers at 127.0.0.1:6379")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+    yield from flushed_redis_database(REDIS_URL)
 
 
 @pytest.fixture

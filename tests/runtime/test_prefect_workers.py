@@ -15,6 +15,7 @@ import pytest
 from runtime.prefect_server import prefect_env, start_scaled_prefect_server
 from runtime.processes import free_port
 from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.runtime.redis_databases import flushed_redis_database
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of this test's own: Redis streams outlive a Prefect database
 
@@ -36,16 +37,7 @@ EventsWorker.drain_all()
 
 @pytest.fixture
 def redis_database():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis answers at 127.0.0.1:6379")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+    yield from flushed_redis_database(REDIS_URL)
 
 
 def test_two_api_processes_and_services_apart_run_flows_and_keep_their_events(
